@@ -1,0 +1,1 @@
+"""The command-line interface. Nothing here imports TensorFlow at module level."""

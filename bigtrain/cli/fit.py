@@ -1,0 +1,57 @@
+"""`bigtrain fit`: train, through Hydra's own parser and dispatcher."""
+
+from __future__ import annotations
+
+import typer
+
+from bigtrain.cli.errors import reported
+
+EPILOG = """
+[bold]Examples[/bold]
+
+  bigtrain fit                                   [dim]# digits + cnn + adam[/dim]
+
+  bigtrain fit model=mlp optim=sgd optim.lr=0.1  [dim]# pick options, set values[/dim]
+
+  bigtrain fit debug=smoke                       [dim]# a few steps, for CI[/dim]
+
+  bigtrain fit -m optim=adam,sgd optim.lr=1e-3,1e-2   [dim]# a sweep: 4 jobs[/dim]
+
+  bigtrain fit --cfg job --resolve               [dim]# print the config, run nothing[/dim]
+
+  bigtrain fit -h                                [dim]# Hydra's help: groups and options[/dim]
+
+Every Hydra flag works: -m, --cfg, --resolve, --info, -cd, -cn, +key=v, ~key,
+hydra/launcher=..., hydra.run.dir=... Exit status: 0 ok, 1 the run failed, 2 a config mistake.
+"""
+
+
+def complete_overrides(ctx: typer.Context, incomplete: str) -> list[str]:
+    from bigtrain.cli.hydra_glue import complete
+
+    previous = list(ctx.params.get("overrides") or [])
+    return complete(previous, incomplete)
+
+
+def fit(
+    overrides: list[str] | None = typer.Argument(
+        None,
+        metavar="[OVERRIDES]...",
+        help="Hydra overrides and flags, e.g. model=mlp optim.lr=0.01 -m trainer.seed=0,1",
+        autocompletion=complete_overrides,
+    ),
+) -> None:
+    """Train a model from the composed config; with -m, run a sweep."""
+    from bigtrain.cli.hydra_glue import dispatch
+    from bigtrain.task import fit_task
+
+    with reported():
+        dispatch(overrides or [], fit_task)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "fit",
+        epilog=EPILOG,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": False},
+    )(fit)

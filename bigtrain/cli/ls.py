@@ -1,0 +1,40 @@
+"""`bigtrain ls [GROUP]`: config groups and their options, described by their YAML headers."""
+
+from __future__ import annotations
+
+import typer
+
+from bigtrain.cli.errors import reported
+from bigtrain.config.catalog import catalog, defaults
+
+HIDDEN = {"hydra"}  # Hydra's own groups are listed by `bigtrain fit --info`
+
+
+def ls(group: str | None = typer.Argument(None, help="Show only this group, e.g. model")) -> None:
+    """List the config groups and their options (the default marked *)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from bigtrain.config.errors import ConfigError
+
+    with reported():
+        groups = {g: opts for g, opts in catalog().items() if g.split("/")[0] not in HIDDEN}
+        if group is not None and group not in groups:
+            raise ConfigError("GROUP", f"no config group {group!r}. Available: "
+                              + ", ".join(sorted(groups)))
+        chosen = defaults()
+        table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+        table.add_column("group")
+        table.add_column("option")
+        table.add_column("description")
+        for g in sorted(groups):
+            if group is not None and g != group:
+                continue
+            for i, (opt, desc) in enumerate(sorted(groups[g].items())):
+                mark = "*" if chosen.get(g) == opt else ""
+                table.add_row(g if i == 0 else "", f"{opt}{mark}", desc)
+        Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ls")(ls)

@@ -1,0 +1,28 @@
+"""The `bigtrain` command: one Typer app, one small module per subcommand."""
+
+from __future__ import annotations
+
+import typer
+
+from bigtrain.cli import fit, ls, show, validate
+
+app = typer.Typer(
+    name="bigtrain",
+    help="Config-driven training of TensorFlow/Keras models (Hydra configs, tf.distribute loop).",
+    no_args_is_help=True,
+    add_completion=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+for module in (fit, ls, show, validate):
+    module.register(app)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    run()

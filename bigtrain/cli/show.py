@@ -1,0 +1,50 @@
+"""`bigtrain show`: the composed, validated config as a tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from bigtrain.cli.errors import reported
+
+
+def _tree(node: Any, label: str) -> Any:
+    from rich.tree import Tree
+
+    tree = Tree(label)
+
+    def add(parent: Any, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, dict):
+                    add(parent.add(f"[bold]{k}[/bold]"), v)
+                else:
+                    parent.add(f"{k}: [cyan]{v!r}[/cyan]")
+
+    add(tree, node)
+    return tree
+
+
+def show(
+    overrides: list[str] | None = typer.Argument(None, metavar="[OVERRIDES]...",
+                                                 help="Hydra overrides, as for `bigtrain fit`"),
+    config_dir: str | None = typer.Option(None, "--config-dir", "-cd",
+                                          help="An extra config directory to search first"),
+) -> None:
+    """Print the composed, validated and resolved config of a run."""
+    from omegaconf import OmegaConf
+    from rich.console import Console
+
+    from bigtrain.cli.hydra_glue import compose
+    from bigtrain.config import to_typed
+
+    with reported():
+        cfg = compose(overrides or [], config_dir)
+        to_typed(cfg)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    Console().print(_tree(resolved, "[bold]bigtrain fit[/bold] " + " ".join(overrides or [])))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("show")(show)

@@ -1,0 +1,26 @@
+"""`bigtrain validate`: compose and check a config; run nothing."""
+
+from __future__ import annotations
+
+import typer
+
+from bigtrain.cli.errors import reported
+
+
+def validate(
+    overrides: list[str] | None = typer.Argument(None, metavar="[OVERRIDES]...",
+                                                 help="Hydra overrides, as for `bigtrain fit`"),
+    config_dir: str | None = typer.Option(None, "--config-dir", "-cd",
+                                          help="An extra config directory to search first"),
+) -> None:
+    """Compose the config and run every check; exit 0 if valid, 2 with the error if not."""
+    from bigtrain.cli.hydra_glue import compose
+    from bigtrain.config import to_typed
+
+    with reported():
+        to_typed(compose(overrides or [], config_dir))
+    typer.echo("config is valid")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate)

@@ -1,0 +1,311 @@
+"""Structured schemas for every config group.
+
+Each option of a group (conf/<group>/<name>.yaml) starts its defaults list with
+`/schema/<group>/<name>@_here_`, so Hydra merges the YAML onto the dataclass below: unknown keys
+and wrong types are rejected while composing. Ranges are checked in `__post_init__`, which runs
+when the task converts the composed config to these objects (`to_typed`), before TensorFlow is
+imported. A new option is one YAML, one dataclass here, and one registered builder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from bigtrain.config.errors import ConfigError, check, check_choice
+
+
+class _Validated:
+    """Base for group schemas: `group` prefixes keys in error messages."""
+
+    group: ClassVar[str] = ""
+
+    def key(self, name: str) -> str:
+        return f"{self.group}.{name}"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:  # overridden per schema
+        pass
+
+
+def _positive(obj: _Validated, *names: str) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        check(v > 0, obj.key(n), v, "must be > 0")
+
+
+def _fraction(obj: _Validated, name: str, low_open: bool = False) -> None:
+    v = getattr(obj, name)
+    ok = (0 < v <= 1) if low_open else (0 <= v < 1)
+    check(ok, obj.key(name), v, "must be in (0, 1]" if low_open else "must be in [0, 1)")
+
+
+# ----------------------------------------------------------------------------- dataset
+@dataclass
+class DatasetConfig(_Validated):
+    group: ClassVar[str] = "dataset"
+    name: str = MISSING
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    fraction: float = 1.0  # train on this share of the training split
+    seed: int = 0
+    shuffle_buffer: int = 10_000
+
+    def validate(self) -> None:
+        _fraction(self, "val_fraction")
+        _fraction(self, "test_fraction")
+        _fraction(self, "fraction", low_open=True)
+        total = self.val_fraction + self.test_fraction
+        check(total < 1, self.key("val_fraction"), total,
+              "val_fraction + test_fraction must leave data to train on (< 1)")
+        _positive(self, "shuffle_buffer")
+
+
+@dataclass
+class DigitsConfig(DatasetConfig):
+    name: str = "digits"
+    normalize: bool = True
+
+
+@dataclass
+class SyntheticConfig(DatasetConfig):
+    name: str = "synthetic"
+    task: str = "classification"  # classification | regression | lm
+    num_examples: int = 4096
+    num_features: int = 32
+    num_classes: int = 10
+    vocab_size: int = 256
+    seq_len: int = 64
+    noise: float = 0.1
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice(self.key("task"), self.task, ["classification", "regression", "lm"])
+        _positive(self, "num_examples", "num_features", "vocab_size", "seq_len")
+        check(self.num_classes >= 2, self.key("num_classes"), self.num_classes, "must be >= 2")
+        check(self.noise >= 0, self.key("noise"), self.noise, "must be >= 0")
+
+
+# ----------------------------------------------------------------------------- model
+@dataclass
+class ModelConfig(_Validated):
+    group: ClassVar[str] = "model"
+    name: str = MISSING
+    dropout: float = 0.0
+
+    def validate(self) -> None:
+        _fraction(self, "dropout")
+
+
+@dataclass
+class MLPConfig(ModelConfig):
+    name: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [256, 128])
+    activation: str = "relu"
+    norm: str = "none"  # none | batch | layer
+
+    def validate(self) -> None:
+        super().validate()
+        for i, h in enumerate(self.hidden):
+            check(h > 0, self.key(f"hidden[{i}]"), h, "layer sizes must be > 0")
+        check_choice(self.key("activation"), self.activation, ACTIVATIONS)
+        check_choice(self.key("norm"), self.norm, ["none", "batch", "layer"])
+
+
+@dataclass
+class CNNConfig(ModelConfig):
+    name: str = "cnn"
+    widths: list[int] = field(default_factory=lambda: [32, 64])  # one stage per width
+    blocks_per_stage: int = 1
+    kernel_size: int = 3
+    activation: str = "relu"
+
+    def validate(self) -> None:
+        super().validate()
+        check(len(self.widths) > 0, self.key("widths"), self.widths, "needs at least one stage")
+        for i, w in enumerate(self.widths):
+            check(w > 0, self.key(f"widths[{i}]"), w, "widths must be > 0")
+        _positive(self, "blocks_per_stage", "kernel_size")
+        check_choice(self.key("activation"), self.activation, ACTIVATIONS)
+
+
+ACTIVATIONS = ["relu", "gelu", "silu", "tanh", "elu"]
+
+
+# ----------------------------------------------------------------------------- optim
+@dataclass
+class OptimConfig(_Validated):
+    group: ClassVar[str] = "optim"
+    name: str = MISSING
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    clip_norm: float = 0.0  # 0 = no clipping; else clip gradients by global norm
+
+    def validate(self) -> None:
+        _positive(self, "lr")
+        check(self.weight_decay >= 0, self.key("weight_decay"), self.weight_decay, "must be >= 0")
+        check(self.clip_norm >= 0, self.key("clip_norm"), self.clip_norm,
+              "must be >= 0 (0 turns clipping off)")
+
+
+@dataclass
+class SGDConfig(OptimConfig):
+    name: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.0
+    nesterov: bool = False
+
+    def validate(self) -> None:
+        super().validate()
+        _fraction(self, "momentum")
+
+
+@dataclass
+class AdamConfig(OptimConfig):
+    name: str = "adam"
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+
+    def validate(self) -> None:
+        super().validate()
+        _fraction(self, "beta_1")
+        _fraction(self, "beta_2")
+        _positive(self, "epsilon")
+
+
+# ----------------------------------------------------------------------------- strategy
+@dataclass
+class StrategyConfig(_Validated):
+    group: ClassVar[str] = "strategy"
+    name: str = MISSING
+    precision: str = "fp32"
+    jit_compile: bool = False
+
+    def validate(self) -> None:
+        check_choice(self.key("precision"), self.precision, ["fp32"])
+
+
+@dataclass
+class AutoStrategyConfig(StrategyConfig):
+    name: str = "auto"
+
+
+@dataclass
+class CPUStrategyConfig(StrategyConfig):
+    name: str = "cpu"
+
+
+# ----------------------------------------------------------------------------- trainer
+@dataclass
+class TrainerConfig(_Validated):
+    group: ClassVar[str] = "trainer"
+    epochs: int = 10
+    max_steps: int = -1  # > 0 stops there, before `epochs` is reached
+    batch_size: int = 32  # global batch, over all replicas
+    eval_batch_size: int = 256
+    seed: int = 0
+    log_every: int = 20
+    eval_every: int = 0  # steps; 0 = at the end of every epoch
+    checkpoint_every: int = 0  # steps; 0 = at the end of every epoch
+    keep_checkpoints: int = 3
+    steps_per_loop: int = 1  # train steps per compiled call
+    monitor: str = "val_loss"
+    monitor_mode: str = "auto"  # min | max | auto (max for accuracy-like names)
+    progress: str = "auto"  # auto (rich on a terminal, plain lines otherwise) | rich | plain | none
+    tensorboard: bool = True
+    resume: bool = True  # continue from the run dir's latest checkpoint if there is one
+    deterministic: bool = False
+
+    def validate(self) -> None:
+        _positive(self, "epochs", "batch_size", "eval_batch_size", "log_every", "keep_checkpoints",
+                  "steps_per_loop")
+        check(self.max_steps == -1 or self.max_steps > 0, self.key("max_steps"), self.max_steps,
+              "must be > 0, or -1 to train for `epochs`")
+        for n in ("eval_every", "checkpoint_every"):
+            v = getattr(self, n)
+            check(v >= 0, self.key(n), v, "must be >= 0 (0 = every epoch)")
+        check_choice(self.key("monitor_mode"), self.monitor_mode, ["auto", "min", "max"])
+        check_choice(self.key("progress"), self.progress, ["auto", "rich", "plain", "none"])
+        check(self.monitor.startswith(("val_", "train_")) or self.monitor == "loss",
+              self.key("monitor"), self.monitor,
+              "name a logged metric such as val_loss, val_accuracy or loss")
+
+
+# ----------------------------------------------------------------------------- registry
+#: (group, option) -> schema. The YAML of option `name` in `group` merges onto this node.
+SCHEMAS: dict[tuple[str, str], type] = {
+    ("dataset", "digits"): DigitsConfig,
+    ("dataset", "synthetic"): SyntheticConfig,
+    ("model", "mlp"): MLPConfig,
+    ("model", "cnn"): CNNConfig,
+    ("optim", "sgd"): SGDConfig,
+    ("optim", "adam"): AdamConfig,
+    ("strategy", "auto"): AutoStrategyConfig,
+    ("strategy", "cpu"): CPUStrategyConfig,
+    ("trainer", "default"): TrainerConfig,
+}
+
+GROUPS = ("dataset", "model", "optim", "strategy", "trainer")
+
+
+def register_schemas() -> None:
+    """Store every schema under `schema/<group>/<option>` in Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    for (group, option), node in SCHEMAS.items():
+        cs.store(group=f"schema/{group}", name=option, node=node)
+
+
+@dataclass
+class FitConfig:
+    """The typed view of one run: what the task and builders read."""
+
+    dataset: DatasetConfig
+    model: ModelConfig
+    optim: OptimConfig
+    strategy: StrategyConfig
+    trainer: TrainerConfig
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def to_typed(cfg: DictConfig) -> FitConfig:
+    """Turn a composed config into schema objects, running every range check.
+
+    Raises ConfigError naming the first bad key.
+    """
+    parts: dict[str, Any] = {}
+    for group in GROUPS:
+        if group not in cfg:
+            raise ConfigError(group, f"missing config group; choose one with `{group}=<option>` "
+                              f"(see `bigtrain ls {group}`)")
+        node = cfg[group]
+        try:
+            obj = OmegaConf.to_object(node)
+        except ConfigError:
+            raise
+        except Exception as e:  # missing values, failed interpolations
+            raise ConfigError(group, _omegaconf_message(e)) from e
+        if not isinstance(obj, _Validated):
+            raise ConfigError(group, "this group's config has no schema; its YAML must start with "
+                              f"`defaults: [/schema/{group}/<option>@_here_, _self_]`")
+        parts[group] = obj
+    extra = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
+             else cfg[k] for k in cfg if k not in GROUPS}
+    return FitConfig(**parts, extra=extra)
+
+
+def _omegaconf_message(e: Exception) -> str:
+    msg = getattr(e, "msg", None) or str(e)
+    key = getattr(e, "full_key", None)
+    first = msg.splitlines()[0] if msg else type(e).__name__
+    return f"{first} (key: {key})" if key else first
+
+
+def field_names(schema: type) -> list[str]:
+    return [f.name for f in fields(schema)]

@@ -1,0 +1,20 @@
+"""scikit-learn's bundled 8x8 digits: 1,797 images, 10 classes, no download."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bigtrain.data import DATASETS
+from bigtrain.data.pipeline import Splits, from_arrays
+
+
+@DATASETS.register("digits")
+def build_digits(cfg) -> Splits:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = bunch.images.astype(np.float32)  # (n, 8, 8), values 0..16
+    if cfg.normalize:
+        x = x / 16.0
+    y = bunch.target.astype(np.int32)
+    return from_arrays("digits", "classification", x, y, num_outputs=10, cfg=cfg)

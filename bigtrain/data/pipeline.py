@@ -1,0 +1,71 @@
+"""tf.data pipelines shared by every source: splits, seeded per-epoch shuffle, batching.
+
+The training order of epoch `e` depends only on (seed, e), so a resumed run rebuilds the same
+epoch and skips the batches it already trained on: exact resume without saving an iterator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from bigtrain.data.spec import DatasetSpec
+
+
+@dataclass
+class Splits:
+    """Unbatched, finite, fixed-order datasets of (x, y) pairs, and their spec."""
+
+    spec: DatasetSpec
+    train: tf.data.Dataset
+    val: tf.data.Dataset
+    test: tf.data.Dataset
+    seed: int = 0
+    shuffle_buffer: int = 10_000
+
+    def train_batches(self, batch_size: int, epoch: int) -> tf.data.Dataset:
+        """Epoch `epoch` of training: shuffled with a seed of its own, full batches only."""
+        buffer = max(1, min(self.shuffle_buffer, self.spec.num_train))
+        ds = self.train.shuffle(buffer, seed=_epoch_seed(self.seed, epoch),
+                                reshuffle_each_iteration=False)
+        return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+    def eval_batches(self, split: str, batch_size: int) -> tf.data.Dataset:
+        ds = {"val": self.val, "test": self.test, "train": self.train}[split]
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return self.spec.num_train // batch_size
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7_919) % (2**31 - 1)
+
+
+def split_arrays(n: int, val_fraction: float, test_fraction: float, seed: int,
+                 fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Deterministic index split; `fraction` keeps a share of the training part only."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * val_fraction))
+    n_test = int(round(n * test_fraction))
+    val, test, train = order[:n_val], order[n_val:n_val + n_test], order[n_val + n_test:]
+    train = train[: max(1, int(round(len(train) * fraction)))]
+    return train, val, test
+
+
+def from_arrays(name: str, task: str, x: np.ndarray, y: np.ndarray, num_outputs: int, cfg,
+                ) -> Splits:
+    """Splits of in-memory arrays, following the dataset config's fractions and seed."""
+    train, val, test = split_arrays(len(x), cfg.val_fraction, cfg.test_fraction, cfg.seed,
+                                    cfg.fraction)
+    spec = DatasetSpec(name=name, task=task, input_shape=tuple(x.shape[1:]),
+                       input_dtype=str(x.dtype), num_outputs=num_outputs,
+                       num_train=len(train), num_val=len(val), num_test=len(test))
+
+    def ds(idx: np.ndarray) -> tf.data.Dataset:
+        return tf.data.Dataset.from_tensor_slices((x[idx], y[idx]))
+
+    return Splits(spec, ds(train), ds(val), ds(test), seed=cfg.seed,
+                  shuffle_buffer=cfg.shuffle_buffer)

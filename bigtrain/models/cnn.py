@@ -1,0 +1,54 @@
+"""A small ResNet-style CNN: residual blocks with batch norm; 2-D for images, 1-D for vectors."""
+
+from __future__ import annotations
+
+import keras
+
+from bigtrain.config.errors import ConfigError
+from bigtrain.models import MODELS
+
+
+def _block(x, width: int, stride: int, cfg, conv, name: str):
+    """conv-bn-act-conv-bn plus a (projected) shortcut, then the activation."""
+    shortcut = x
+    y = conv(width, cfg.kernel_size, strides=stride, padding="same", use_bias=False,
+             name=f"{name}_conv1")(x)
+    y = keras.layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = keras.layers.Activation(cfg.activation)(y)
+    y = conv(width, cfg.kernel_size, padding="same", use_bias=False, name=f"{name}_conv2")(y)
+    y = keras.layers.BatchNormalization(name=f"{name}_bn2")(y)
+    if stride != 1 or shortcut.shape[-1] != width:
+        shortcut = conv(width, 1, strides=stride, use_bias=False, name=f"{name}_proj")(shortcut)
+        shortcut = keras.layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+    return keras.layers.Activation(cfg.activation)(keras.layers.Add()([y, shortcut]))
+
+
+@MODELS.register("cnn")
+def build_cnn(cfg, spec) -> keras.Model:
+    if spec.task == "lm":
+        raise ConfigError("model", "model=cnn does not model language (dataset task 'lm'); "
+                          "use model=mlp")
+    rank = len(spec.input_shape)
+    if rank not in (1, 2, 3):
+        raise ConfigError("model", f"model=cnn takes vectors or images, got input shape "
+                          f"{spec.input_shape}")
+    inputs = keras.Input(shape=spec.input_shape, dtype=spec.input_dtype, name="inputs")
+    x = inputs
+    if rank in (1, 2):  # vectors become 1-D signals, (H, W) images get one channel
+        x = keras.layers.Reshape((*spec.input_shape, 1))(x)  # add a channel axis
+    two_d = len(x.shape) == 4
+    conv = keras.layers.Conv2D if two_d else keras.layers.Conv1D
+    pool = keras.layers.GlobalAveragePooling2D if two_d else keras.layers.GlobalAveragePooling1D
+
+    x = conv(cfg.widths[0], cfg.kernel_size, padding="same", use_bias=False, name="stem")(x)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.Activation(cfg.activation)(x)
+    for s, width in enumerate(cfg.widths):
+        for b in range(cfg.blocks_per_stage):
+            stride = 2 if (b == 0 and s > 0 and min(x.shape[1:-1]) > 1) else 1
+            x = _block(x, width, stride, cfg, conv, name=f"stage{s}_block{b}")
+    x = pool(name="pool")(x)
+    if cfg.dropout > 0:
+        x = keras.layers.Dropout(cfg.dropout)(x)
+    outputs = keras.layers.Dense(spec.num_outputs, name="head")(x)
+    return keras.Model(inputs, outputs, name="cnn")

@@ -1,0 +1,104 @@
+"""The run directory: its layout and the files other tools read.
+
+    <run_dir>/config.yaml      the resolved config of the run
+    <run_dir>/metrics.jsonl    one JSON object per log interval and per evaluation
+    <run_dir>/summary.json     how the run ended: status, steps, final and best metrics
+    <run_dir>/checkpoints/     tf.train checkpoints (ckpt-N.*, plus best/)
+    <run_dir>/tb/              TensorBoard event files
+    <run_dir>/fit.log          the log; .hydra/ holds Hydra's own record of the job
+
+These names are an interface: scripts and sweep tables read them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+STATUSES = ("completed", "failed", "preempted", "interrupted")
+
+
+class RunFailed(Exception):
+    """A training job failed; raised after its summary.json and log were written."""
+
+    def __init__(self, message: str, run_dir: str):
+        self.run_dir = run_dir
+        super().__init__(message)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_config(run_dir: Path, resolved: dict[str, Any]) -> None:
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe numbers: NaN and infinities become None (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    atomic_write_text(run_dir / "summary.json", json.dumps(_clean(summary), indent=2) + "\n")
+
+
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def failed_summary(error: BaseException | str, start: float, status: str = "failed") -> dict:
+    if isinstance(error, BaseException):
+        message = f"{type(error).__name__}: {error}"
+        tb = "".join(traceback.format_exception(error))
+    else:
+        message, tb = error, ""
+    return {"status": status, "error": message, "traceback": tb,
+            "wall_s": round(time.time() - start, 3)}
+
+
+def monitored_value(summary: dict[str, Any], monitor: str) -> float:
+    """The value a sweeper optimizes: the best `monitor` reached, else the final one."""
+    for part in ("best", "final"):
+        value = summary.get(part, {}).get(monitor)
+        if value is not None:
+            return float(value)
+    return float("nan")
+
+
+class MetricsWriter:
+    """Appends one JSON object per line to metrics.jsonl; flushed so a crash loses nothing."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(path, "a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._f.write(json.dumps(_clean(record)) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()

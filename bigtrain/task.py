@@ -1,0 +1,54 @@
+"""The task Hydra runs for each job of `bigtrain fit`.
+
+It is defined at module level, with TensorFlow imported only inside, so that Hydra's launchers
+(joblib, submitit) can re-import it in worker processes. Whatever happens, the job leaves a
+summary.json in its run dir saying how it ended, and one failed job never stops a multirun.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from bigtrain import runs
+from bigtrain.config import ConfigError, to_typed
+from bigtrain.runs import RunFailed
+
+log = logging.getLogger("bigtrain")
+
+
+def fit_task(cfg: DictConfig) -> float:
+    """Validate, train, record; return the value of `trainer.monitor` for sweepers."""
+    from hydra.core.hydra_config import HydraConfig
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ chatter out
+    start = time.time()
+    try:
+        config = to_typed(cfg)  # every range check runs here, before TensorFlow is imported
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except ConfigError as ex:
+        runs.write_summary(run_dir, runs.failed_summary(ex, start))
+        raise
+    runs.write_config(run_dir, resolved)
+
+    try:
+        from bigtrain.train.run import train
+
+        summary = train(config, run_dir)
+    except ConfigError as ex:  # raised by builders that see the data (e.g. batch vs replicas)
+        runs.write_summary(run_dir, runs.failed_summary(ex, start))
+        raise
+    except KeyboardInterrupt:
+        runs.write_summary(run_dir, runs.failed_summary("interrupted", start, status="interrupted"))
+        raise
+    except Exception as ex:
+        log.error("run failed: %s: %s (traceback in %s)", type(ex).__name__, ex,
+                  run_dir / "summary.json")
+        runs.write_summary(run_dir, runs.failed_summary(ex, start))
+        raise RunFailed(f"run failed: {type(ex).__name__}: {ex}", str(run_dir)) from ex
+    return runs.monitored_value(summary, config.trainer.monitor)

@@ -1,0 +1,1 @@
+"""The training engine: compiled steps, the controller loop, hooks and checkpoints."""

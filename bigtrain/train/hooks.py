@@ -1,0 +1,157 @@
+"""Hooks: the loop calls them at fixed points; each does one job.
+
+A hook sees the LoopState and the records the loop makes: a train record every `log_every`
+steps, an eval record after every evaluation. Adding a behaviour is adding a hook, not a branch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from bigtrain.runs import MetricsWriter
+from bigtrain.train.engine import LoopState
+
+log = logging.getLogger("bigtrain")
+
+
+class Hook:
+    def on_train_begin(self, state: LoopState) -> None: ...
+    def on_steps(self, state: LoopState) -> None: ...  # after every compiled call
+    def on_log(self, state: LoopState, record: dict[str, Any]) -> None: ...
+    def on_eval(self, state: LoopState, record: dict[str, Any], improved: bool) -> None: ...
+    def on_train_end(self, state: LoopState) -> None: ...
+    def close(self) -> None: ...
+
+
+def _fmt(record: dict[str, Any], keys: list[str]) -> str:
+    parts = []
+    for k in keys:
+        v = record.get(k)
+        if v is None:
+            continue
+        parts.append(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}")
+    return "  ".join(parts)
+
+
+def _eta(state: LoopState) -> str:
+    done = state.step
+    if done == 0:
+        return "?"
+    elapsed = time.time() - state.start_time
+    secs = int(elapsed / done * (state.total_steps - done))
+    return f"{secs // 60}:{secs % 60:02d}"
+
+
+class PlainProgress(Hook):
+    """Periodic log lines: readable in CI logs and files."""
+
+    def on_log(self, state: LoopState, record: dict[str, Any]) -> None:
+        metrics = [k for k in record if k not in ("step", "epoch", "split", "time")]
+        log.info("step %d/%d  epoch %d/%d  %s  eta %s", state.step, state.total_steps,
+                 state.epoch + 1, state.total_epochs, _fmt(record, metrics), _eta(state))
+
+    def on_eval(self, state: LoopState, record: dict[str, Any], improved: bool) -> None:
+        metrics = [k for k in record if k.startswith(("val_", "test_"))]
+        log.info("eval  step %d  %s%s", state.step, _fmt(record, metrics),
+                 "  (best)" if improved else "")
+
+
+class RichProgress(PlainProgress):
+    """A live bar with epoch, step, loss, metrics, examples/s and ETA; evals as log lines."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from bigtrain.logs import CONSOLE
+
+        self._progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(),
+            TextColumn("step {task.completed}/{task.total}"),
+            TextColumn("{task.fields[metrics]}"), TimeRemainingColumn(),
+            console=CONSOLE, transient=False)
+        self._task = None
+
+    def on_train_begin(self, state: LoopState) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task("train", total=state.total_steps,
+                                              completed=state.step, epoch="1", metrics="")
+
+    def on_steps(self, state: LoopState) -> None:
+        self._progress.update(self._task, completed=state.step,
+                              epoch=f"{state.epoch + 1}/{state.total_epochs}")
+
+    def on_log(self, state: LoopState, record: dict[str, Any]) -> None:
+        keys = [k for k in ("loss", "accuracy", "mae", "examples_per_sec") if k in record]
+        self._progress.update(self._task, metrics=_fmt(record, keys))
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+class MetricsFile(Hook):
+    """metrics.jsonl: one object per log interval and per evaluation."""
+
+    def __init__(self, run_dir: Path):
+        self._writer = MetricsWriter(run_dir / "metrics.jsonl")
+
+    def on_log(self, state: LoopState, record: dict[str, Any]) -> None:
+        self._writer.write(record)
+
+    def on_eval(self, state: LoopState, record: dict[str, Any], improved: bool) -> None:
+        self._writer.write(record)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class TensorBoard(Hook):
+    """Scalars for TensorBoard under <run_dir>/tb: train/ and val/ runs."""
+
+    def __init__(self, run_dir: Path):
+        import tensorflow as tf
+
+        self._tf = tf
+        self._writers = {s: tf.summary.create_file_writer(str(run_dir / "tb" / s))
+                         for s in ("train", "val")}
+
+    def _write(self, split: str, record: dict[str, Any], prefix: str) -> None:
+        with self._writers[split].as_default(step=record["step"]):
+            for k, v in record.items():
+                if k.startswith(prefix) and isinstance(v, float):
+                    self._tf.summary.scalar(k[len(prefix):] if prefix else k, v)
+
+    def on_log(self, state: LoopState, record: dict[str, Any]) -> None:
+        with self._writers["train"].as_default(step=record["step"]):
+            for k, v in record.items():
+                if k not in ("step", "epoch", "time") and isinstance(v, float):
+                    self._tf.summary.scalar(k, v)
+
+    def on_eval(self, state: LoopState, record: dict[str, Any], improved: bool) -> None:
+        self._write("val", record, "val_")
+
+    def close(self) -> None:
+        for w in self._writers.values():
+            w.flush()
+            w.close()
+
+
+class Checkpoints(Hook):
+    """Saves every `every` steps (0: every epoch) and at the end; the best one kept apart."""
+
+    def __init__(self, checkpointer, every: int, steps_per_epoch: int):
+        self._ckpt = checkpointer
+        self._every = every if every > 0 else steps_per_epoch
+
+    def on_steps(self, state: LoopState) -> None:
+        if state.step % self._every == 0:
+            self._ckpt.save(state)
+
+    def on_eval(self, state: LoopState, record: dict[str, Any], improved: bool) -> None:
+        if improved:
+            self._ckpt.save_best(state)
+
+    def on_train_end(self, state: LoopState) -> None:
+        self._ckpt.save(state)
