@@ -60,10 +60,10 @@ def describe_config_error(ex: BaseException) -> str | None:
         if isinstance(cause, OmegaConfBaseException):
             key = getattr(cause, "full_key", None)
             detail = _first_line(getattr(cause, "msg", str(cause)))
-            if "not in struct" in detail:
-                parent = key.rsplit(".", 1)[0] if key and "." in key else ""
-                hint = f" (see `bigtrain show` for the keys of {parent!r})" if parent else ""
-                detail = f"unknown key{hint}; to add a new key use +{key}=VALUE"
+            parent = getattr(cause, "parent_node", None)
+            if "not in" in detail and parent is not None and hasattr(parent, "keys"):
+                allowed = ", ".join(str(k) for k in parent.keys())
+                return f"{key}: unknown key. Allowed keys: {allowed}"
             return f"{head}\n  {key}: {detail}" if key else f"{head}\n  {detail}"
         return head
     if isinstance(ex, OmegaConfBaseException):

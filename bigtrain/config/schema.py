@@ -271,7 +271,6 @@ class FitConfig:
     optim: OptimConfig
     strategy: StrategyConfig
     trainer: TrainerConfig
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def to_typed(cfg: DictConfig) -> FitConfig:
@@ -294,10 +293,16 @@ def to_typed(cfg: DictConfig) -> FitConfig:
         if not isinstance(obj, _Validated):
             raise ConfigError(group, "this group's config has no schema; its YAML must start with "
                               f"`defaults: [/schema/{group}/<option>@_here_, _self_]`")
+        allowed = field_names(type(obj))
+        unknown = [k for k in node.keys() if k not in allowed]
+        if unknown:
+            raise ConfigError(f"{group}.{unknown[0]}",
+                              "unknown key. Allowed keys: " + ", ".join(allowed))
         parts[group] = obj
-    extra = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
-             else cfg[k] for k in cfg if k not in GROUPS}
-    return FitConfig(**parts, extra=extra)
+    unknown = [k for k in cfg.keys() if k not in GROUPS]
+    if unknown:
+        raise ConfigError(str(unknown[0]), "unknown top-level key. Allowed: " + ", ".join(GROUPS))
+    return FitConfig(**parts)
 
 
 def _omegaconf_message(e: Exception) -> str:

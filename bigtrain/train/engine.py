@@ -68,7 +68,7 @@ class Engine:
         grads = tape.gradient(loss, variables)
         if self.clip_norm > 0:
             grads, _ = tf.clip_by_global_norm(grads, self.clip_norm)
-        self.optimizer.apply_gradients(zip(grads, variables))
+        self.optimizer.apply(grads, variables)
         return obj.stats(y, out, per_example)
 
     def _replica_eval_step(self, x, y):

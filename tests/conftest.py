@@ -1,0 +1,40 @@
+"""Shared helpers: run the real CLI in a subprocess, compose configs in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "bigtrain.cli.main"]
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None,
+            ) -> subprocess.CompletedProcess:
+    """Run `bigtrain ARGS` in a fresh process, as a user would (stdout is not a terminal)."""
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("BIGTRAIN_DEBUG", "HYDRA_FULL_ERROR")}
+    full_env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
+    return subprocess.run([*CLI, *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def cli(tmp_path):
+    def _run(*args: str, **kw):
+        return run_cli(*args, cwd=tmp_path, **kw)
+
+    return _run

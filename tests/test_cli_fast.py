@@ -1,0 +1,71 @@
+"""The commands that must stay fast: no TensorFlow import, quick answers, helpful output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_cli
+
+CHECK_NO_TF = """
+import sys
+from bigtrain.cli.main import app
+args = sys.argv[1:]
+try:
+    app(args)
+except SystemExit as e:
+    code = e.code
+assert "tensorflow" not in sys.modules, "TensorFlow was imported by: " + " ".join(args)
+assert "keras" not in sys.modules, "Keras was imported by: " + " ".join(args)
+print("EXIT", code)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["fit", "--help"], ["ls"], ["ls", "model"],
+                                  ["show"], ["show", "model=mlp"], ["validate"],
+                                  ["validate", "optim.lr=-1"], ["fit", "model=nosuch"]])
+def test_fast_commands_do_not_import_tensorflow(args, tmp_path):
+    proc = subprocess.run([sys.executable, "-c", CHECK_NO_TF, *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "EXIT" in proc.stdout
+
+
+def test_ls_lists_groups_options_and_descriptions(cli):
+    proc = cli("ls")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for group in ("dataset", "model", "optim", "strategy", "trainer", "debug", "experiment"):
+        assert group in out
+    assert "cnn*" in out and "mlp" in out and "adam*" in out
+    assert "bundled with scikit-learn" in out  # digits.yaml's header comment
+    assert "hydra" not in out.split()
+
+
+def test_ls_one_group_and_unknown_group(cli):
+    proc = cli("ls", "optim")
+    assert proc.returncode == 0
+    assert "sgd" in proc.stdout and "digits" not in proc.stdout
+    bad = cli("ls", "nosuch")
+    assert bad.returncode == 2
+    assert "no config group 'nosuch'" in bad.stderr and "model" in bad.stderr
+
+
+def test_show_prints_the_resolved_tree(cli):
+    proc = cli("show", "model=mlp", "trainer.seed=7")
+    assert proc.returncode == 0, proc.stderr
+    assert "hidden" in proc.stdout
+    assert "seed: 7" in proc.stdout  # dataset.seed is interpolated from trainer.seed
+
+
+def test_validate_ok(cli):
+    proc = cli("validate", "model=mlp", "optim=sgd")
+    assert proc.returncode == 0 and "config is valid" in proc.stdout
+
+
+def test_fit_help_has_examples(cli):
+    proc = cli("fit", "--help")
+    assert proc.returncode == 0
+    assert "bigtrain fit -m optim=adam,sgd" in proc.stdout

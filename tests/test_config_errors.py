@@ -1,0 +1,59 @@
+"""Every user mistake: exit status 2, a short message naming the key, no traceback."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+CASES = [
+    # (args, words the message must contain)
+    (["model=nosuch"], ["model=nosuch", "Available: cnn, mlp"]),
+    (["optim.lrr=1"], ["optim.lrr", "lr"]),
+    (["trainer.epochs=abc"], ["trainer.epochs", "abc"]),
+    (["optim.lr=-1"], ["optim.lr", "must be > 0"]),
+    (["trainer.batch_size=0"], ["trainer.batch_size", "must be > 0"]),
+    (["model.dropout=1.5"], ["model.dropout", "[0, 1)"]),
+    (["trainer.progress=fancy"], ["trainer.progress", "rich, plain"]),
+    (["dataset.val_fraction=0.6", "dataset.test_fraction=0.5"], ["dataset.val_fraction"]),
+    (["trainer.epochs=[1"], ["trainer.epochs=[1"]),
+    (["-cd", "/nonexistent/conf"], ["/nonexistent/conf"]),
+]
+
+
+def _assert_clean_usage_error(proc, words):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    for w in words:
+        assert w in proc.stderr, (w, proc.stderr)
+    ours = [ln for ln in proc.stderr.splitlines() if ln.strip() and not NOISE.match(ln)]
+    assert len(ours) <= 3, proc.stderr
+
+
+# TensorFlow's native start-up lines and bigtrain's own INFO log lines are not the message
+NOISE = re.compile(r"^([IWE]\d{4} |WARNING: All log messages|\d\d:\d\d:\d\d INFO )")
+
+
+@pytest.mark.parametrize("args,words", CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_validate_rejects(cli, args, words):
+    _assert_clean_usage_error(cli("validate", *args), words)
+
+
+@pytest.mark.parametrize("args,words", CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_fit_rejects_before_training(cli, tmp_path, args, words):
+    proc = cli("fit", *args, "hydra.run.dir=run")
+    _assert_clean_usage_error(proc, words)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_debug_env_shows_the_traceback(cli):
+    proc = cli("validate", "optim.lr=-1", env={"BIGTRAIN_DEBUG": "1"})
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr and "ConfigError" in proc.stderr
+
+
+def test_batch_larger_than_data_is_a_config_error(cli, tmp_path):
+    proc = cli("fit", "debug=smoke", "trainer.batch_size=5000", "hydra.run.dir=run")
+    _assert_clean_usage_error(proc, ["trainer.batch_size", "larger than the training split"])
+    summary = (tmp_path / "run" / "summary.json").read_text()
+    assert '"failed"' in summary
