@@ -69,3 +69,18 @@ def test_fit_help_has_examples(cli):
     proc = cli("fit", "--help")
     assert proc.returncode == 0
     assert "bigtrain fit -m optim=adam,sgd" in proc.stdout
+
+
+def test_shell_completion_of_overrides_through_typer(tmp_path):
+    """What bash gets for `bigtrain fit model=mlp model.act<TAB>` (Typer's protocol, Hydra's
+    answers)."""
+    env = {**__import__("os").environ, "_BIGTRAIN_COMPLETE": "complete_bash",
+           "COMP_WORDS": "bigtrain fit model=mlp model.act", "COMP_CWORD": "3"}
+    code = "from bigtrain.cli.main import app; app(prog_name='bigtrain')"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert "model.activation=" in proc.stdout.split()
+    env["COMP_WORDS"], env["COMP_CWORD"] = "bigtrain fit opt", "2"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert "optim=" in proc.stdout.split()
