@@ -102,3 +102,38 @@ class MetricsWriter:
 
     def close(self) -> None:
         self._f.close()
+
+
+#: keys that may change when a run is resumed: its length, intervals and display, not its maths
+RESUMABLE_CHANGES = {
+    "trainer.epochs", "trainer.max_steps", "trainer.log_every", "trainer.eval_every",
+    "trainer.checkpoint_every", "trainer.keep_checkpoints", "trainer.progress",
+    "trainer.tensorboard", "trainer.resume", "trainer.eval_batch_size", "trainer.patience",
+    "trainer.min_delta", "trainer.on_nan", "trainer.nan_max_rollbacks", "trainer.steps_per_loop",
+}
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """'key: old -> new' for every key that differs and may not change on a resume."""
+    a, b = _flatten(old), _flatten(new)
+    changes = []
+    for key in sorted(set(a) | set(b)):
+        if key not in RESUMABLE_CHANGES and a.get(key, "<unset>") != b.get(key, "<unset>"):
+            changes.append(f"{key}: {a.get(key, '<unset>')!r} -> {b.get(key, '<unset>')!r}")
+    return changes
+
+
+def read_config(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None

@@ -21,9 +21,24 @@ from bigtrain.runs import RunFailed
 log = logging.getLogger("bigtrain")
 
 
+def _check_resumable(run_dir: Path, resolved: dict, resume: str) -> None:
+    """A run dir that holds checkpoints of another config is not resumed silently."""
+    previous = runs.read_config(run_dir)
+    if resume != "auto" or previous is None or not (run_dir / "checkpoints").is_dir():
+        return
+    changes = runs.config_changes(previous, resolved)
+    if changes:
+        shown = "; ".join(changes[:5]) + ("; ..." if len(changes) > 5 else "")
+        raise ConfigError("trainer.resume", f"{run_dir} holds a run with another config "
+                          f"({shown}). Pass trainer.resume=force to continue it anyway, or "
+                          f"choose a new hydra.run.dir")
+
+
 def fit_task(cfg: DictConfig) -> float:
     """Validate, train, record; return the value of `trainer.monitor` for sweepers."""
     from hydra.core.hydra_config import HydraConfig
+
+    from bigtrain.train.preemption import Preempted
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ chatter out
@@ -31,8 +46,10 @@ def fit_task(cfg: DictConfig) -> float:
     try:
         config = to_typed(cfg)  # every range check runs here, before TensorFlow is imported
         resolved = OmegaConf.to_container(cfg, resolve=True)
+        _check_resumable(run_dir, resolved, config.trainer.resume)
     except ConfigError as ex:
-        runs.write_summary(run_dir, runs.failed_summary(ex, start))
+        if not (run_dir / "summary.json").exists():
+            runs.write_summary(run_dir, runs.failed_summary(ex, start))
         raise
     runs.write_config(run_dir, resolved)
 
@@ -42,6 +59,11 @@ def fit_task(cfg: DictConfig) -> float:
         summary = train(config, run_dir)
     except ConfigError as ex:  # raised by builders that see the data (e.g. batch vs replicas)
         runs.write_summary(run_dir, runs.failed_summary(ex, start))
+        raise
+    except Preempted as ex:
+        summary = runs.failed_summary(str(ex), start, status="preempted")
+        summary["steps"] = ex.step
+        runs.write_summary(run_dir, summary)
         raise
     except KeyboardInterrupt:
         runs.write_summary(run_dir, runs.failed_summary("interrupted", start, status="interrupted"))

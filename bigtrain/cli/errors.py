@@ -1,7 +1,8 @@
 """Turn exceptions into what a user should see: a short message and an exit status.
 
 Exit statuses: 0 success; 1 the run failed (its summary.json and log say why); 2 a usage or
-config mistake; 130 interrupted. `BIGTRAIN_DEBUG=1` re-raises, showing the traceback.
+config mistake; 75 preempted (SIGTERM or Ctrl-C: checkpoint written, requeue to resume);
+130 interrupted. `BIGTRAIN_DEBUG=1` re-raises, showing the traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 import typer
 
 from bigtrain.runs import RunFailed
+from bigtrain.train.preemption import EXIT_PREEMPTED, Preempted
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -81,6 +83,9 @@ def reported() -> Iterator[None]:
         yield
     except (typer.Exit, typer.Abort, SystemExit):
         raise
+    except Preempted as ex:
+        _err(f"{ex} (exit status {EXIT_PREEMPTED}: requeue to resume)")
+        raise typer.Exit(EXIT_PREEMPTED) from None
     except KeyboardInterrupt:
         if debug:
             raise

@@ -143,13 +143,10 @@ class OptimConfig(_Validated):
     name: str = MISSING
     lr: float = 1e-3
     weight_decay: float = 0.0
-    clip_norm: float = 0.0  # 0 = no clipping; else clip gradients by global norm
 
     def validate(self) -> None:
         _positive(self, "lr")
         check(self.weight_decay >= 0, self.key("weight_decay"), self.weight_decay, "must be >= 0")
-        check(self.clip_norm >= 0, self.key("clip_norm"), self.clip_norm,
-              "must be >= 0 (0 turns clipping off)")
 
 
 @dataclass
@@ -179,6 +176,9 @@ class AdamConfig(OptimConfig):
 
 
 # ----------------------------------------------------------------------------- strategy
+PRECISIONS = ["fp32", "bf16", "fp16"]
+
+
 @dataclass
 class StrategyConfig(_Validated):
     group: ClassVar[str] = "strategy"
@@ -187,7 +187,7 @@ class StrategyConfig(_Validated):
     jit_compile: bool = False
 
     def validate(self) -> None:
-        check_choice(self.key("precision"), self.precision, ["fp32"])
+        check_choice(self.key("precision"), self.precision, PRECISIONS)
 
 
 @dataclass
@@ -205,7 +205,7 @@ class CPUStrategyConfig(StrategyConfig):
 class TrainerConfig(_Validated):
     group: ClassVar[str] = "trainer"
     epochs: int = 10
-    max_steps: int = -1  # > 0 stops there, before `epochs` is reached
+    max_steps: int = -1  # > 0: train exactly this many steps, whatever `epochs` says
     batch_size: int = 32  # global batch, over all replicas
     eval_batch_size: int = 256
     seed: int = 0
@@ -214,16 +214,36 @@ class TrainerConfig(_Validated):
     checkpoint_every: int = 0  # steps; 0 = at the end of every epoch
     keep_checkpoints: int = 3
     steps_per_loop: int = 1  # train steps per compiled call
+    grad_accum: int = 1  # micro-batches per optimizer step; batch_size is split among them
+    clip_norm: float = 0.0  # clip gradients to this global norm; 0 = off
     monitor: str = "val_loss"
     monitor_mode: str = "auto"  # min | max | auto (max for accuracy-like names)
+    patience: int = 0  # evaluations without improvement before stopping early; 0 = never
+    min_delta: float = 0.0  # the least change of `monitor` that counts as an improvement
+    on_nan: str = "stop"  # stop | rollback (to the last good checkpoint, learning rate halved)
+    nan_max_rollbacks: int = 3
     progress: str = "auto"  # auto (rich on a terminal, plain lines otherwise) | rich | plain | none
     tensorboard: bool = True
-    resume: bool = True  # continue from the run dir's latest checkpoint if there is one
-    deterministic: bool = False
+    resume: str = "auto"  # auto | never | force | <run dir to continue from>
+    deterministic: bool = False  # seeded + deterministic ops: a resumed run is bitwise exact
 
     def validate(self) -> None:
         _positive(self, "epochs", "batch_size", "eval_batch_size", "log_every", "keep_checkpoints",
-                  "steps_per_loop")
+                  "steps_per_loop", "grad_accum")
+        check(self.batch_size % self.grad_accum == 0, self.key("grad_accum"), self.grad_accum,
+              f"must divide trainer.batch_size ({self.batch_size})")
+        check(self.clip_norm >= 0, self.key("clip_norm"), self.clip_norm,
+              "must be >= 0 (0 turns clipping off)")
+        check(self.patience >= 0, self.key("patience"), self.patience, "must be >= 0 (0 = off)")
+        check(self.min_delta >= 0, self.key("min_delta"), self.min_delta, "must be >= 0")
+        check_choice(self.key("on_nan"), self.on_nan, ["stop", "rollback"])
+        check(self.nan_max_rollbacks >= 0, self.key("nan_max_rollbacks"),
+              self.nan_max_rollbacks, "must be >= 0")
+        if self.resume not in ("auto", "never", "force"):
+            import os
+
+            check(os.path.isdir(os.path.join(self.resume, "checkpoints")), self.key("resume"),
+                  self.resume, "allowed: auto, never, force, or a run dir that has checkpoints/")
         check(self.max_steps == -1 or self.max_steps > 0, self.key("max_steps"), self.max_steps,
               "must be > 0, or -1 to train for `epochs`")
         for n in ("eval_every", "checkpoint_every"):

@@ -12,12 +12,12 @@ def _decay(cfg) -> dict:
 
 
 @OPTIMIZERS.register("sgd")
-def build_sgd(cfg) -> keras.optimizers.Optimizer:
-    return keras.optimizers.SGD(learning_rate=cfg.lr, momentum=cfg.momentum,
+def build_sgd(cfg, lr) -> keras.optimizers.Optimizer:
+    return keras.optimizers.SGD(learning_rate=lr, momentum=cfg.momentum,
                                 nesterov=cfg.nesterov, **_decay(cfg))
 
 
 @OPTIMIZERS.register("adam")
-def build_adam(cfg) -> keras.optimizers.Optimizer:
-    return keras.optimizers.Adam(learning_rate=cfg.lr, beta_1=cfg.beta_1, beta_2=cfg.beta_2,
+def build_adam(cfg, lr) -> keras.optimizers.Optimizer:
+    return keras.optimizers.Adam(learning_rate=lr, beta_1=cfg.beta_1, beta_2=cfg.beta_2,
                                  epsilon=cfg.epsilon, **_decay(cfg))

@@ -1,57 +1,147 @@
-"""tf.train checkpoints of everything a run needs to continue: weights, optimizer slots and
-iteration counter, step, and the loop's bookkeeping (best metrics) as a JSON string."""
+"""Checkpoints of everything a run needs to continue exactly.
+
+One `tf.train.Checkpoint` holds the model (weights, batch-norm statistics, dropout seed
+states), the optimizer (slots and iteration counter), the step, the learning-rate scale and the
+loop's bookkeeping (best metrics, early-stopping counter, NaN rollbacks) as a JSON string. The
+epoch and the position in the data follow from the step, because every epoch's order is seeded.
+
+TensorFlow writes a checkpoint's files first and the `checkpoint` index last, so a crash while
+writing leaves the previous checkpoint the latest; a damaged latest checkpoint is skipped on
+restore with a warning.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import tensorflow as tf
 
+from bigtrain import faults
 from bigtrain.train.engine import LoopState
 
 log = logging.getLogger("bigtrain")
 
+# errors that mean "this checkpoint's files are damaged or gone", not "it is another model"
+_DAMAGED = (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.OutOfRangeError,
+            tf.errors.InvalidArgumentError, tf.errors.FailedPreconditionError, OSError)
+
+
+class CheckpointError(RuntimeError):
+    """No usable checkpoint, a checkpoint of another model, or one that could not be written."""
+
 
 class Checkpointer:
-    def __init__(self, directory: Path, model, optimizer, keep: int):
+    def __init__(self, directory: Path, model, optimizer, keep: int, lr_scale=None):
+        self.directory = Path(directory)
         self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self._state = tf.Variable("{}", dtype=tf.string, trainable=False, name="loop_state")
-        self._ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, step=self._step,
-                                         loop_state=self._state)
-        self.directory = Path(directory)
+        parts = {"model": model, "optimizer": optimizer, "step": self._step,
+                 "loop_state": self._state}
+        if lr_scale is not None:
+            parts["lr_scale"] = lr_scale
+        # Keras layers' random seed states (dropout) are model variables that tf.train does not
+        # track through the layers: list them, so a resumed run draws the same masks
+        seeds = [v for v in model.variables if "seed_generator" in v.path]
+        if seeds:
+            parts["rng_state"] = seeds
+        self._ckpt = tf.train.Checkpoint(**parts)
         self._manager = tf.train.CheckpointManager(self._ckpt, str(self.directory),
                                                    max_to_keep=keep, checkpoint_name="ckpt")
         self._best = tf.train.CheckpointManager(self._ckpt, str(self.directory / "best"),
                                                 max_to_keep=1, checkpoint_name="ckpt")
         self._last_saved = -1
 
-    def _stamp(self, state: LoopState) -> None:
+    # ------------------------------------------------------------------ saving
+    def _write(self, manager: tf.train.CheckpointManager, state: LoopState) -> str:
         self._step.assign(state.step)
-        self._state.assign(json.dumps({"best": state.best, "epoch": state.epoch}))
+        self._state.assign(json.dumps(state.saved()))
+        try:
+            faults.at("checkpoint", state.step)
+            return manager.save(checkpoint_number=state.step)
+        except (OSError, tf.errors.OpError) as ex:
+            self._remove_partial(manager, state.step)
+            previous = self._manager.latest_checkpoint
+            kept = f"; the previous checkpoint {previous} is intact" if previous else ""
+            reason = getattr(ex, "message", None) or str(ex)
+            raise CheckpointError(f"could not write the checkpoint of step {state.step} in "
+                                  f"{manager.directory}: {reason.splitlines()[0]}{kept}") from ex
+
+    @staticmethod
+    def _remove_partial(manager: tf.train.CheckpointManager, step: int) -> None:
+        d = Path(manager.directory)
+        partial = [*d.glob(f"ckpt-{step}.index"), *d.glob(f"ckpt-{step}.data-*"),
+                   *d.glob(f"ckpt-{step}_temp*")]
+        for path in partial:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
     def save(self, state: LoopState) -> None:
         if state.step == self._last_saved:
             return
-        self._stamp(state)
-        path = self._manager.save(checkpoint_number=state.step)
+        path = self._write(self._manager, state)
         self._last_saved = state.step
         log.debug("checkpoint %s", path)
 
     def save_best(self, state: LoopState) -> None:
-        self._stamp(state)
-        self._best.save(checkpoint_number=state.step)
+        self._write(self._best, state)
 
-    def restore_latest(self, state: LoopState) -> bool:
-        """Restore the newest checkpoint into the model, optimizer and `state`, if any."""
-        latest = self._manager.latest_checkpoint
-        if latest is None:
-            return False
-        self._ckpt.restore(latest).assert_existing_objects_matched()
-        state.step = int(self._step.numpy())
-        saved = json.loads(self._state.numpy().decode())
-        state.best = saved.get("best", {})
-        self._last_saved = state.step
-        log.info("resumed from %s at step %d", latest, state.step)
-        return True
+    # ------------------------------------------------------------------ restoring
+    def has_checkpoints(self) -> bool:
+        return bool(self._manager.checkpoints)
+
+    def restore(self, state: LoopState, which: str = "latest", source: Path | None = None
+                ) -> str | None:
+        """Restore into the model, optimizer and `state`; return the path, or None if there is
+        no checkpoint. `which` is latest or best; `source` another run's checkpoints dir.
+        Damaged checkpoints are skipped (newest first) with a warning."""
+        directory = Path(source) if source is not None else self.directory
+        if which == "best":
+            directory = directory / "best"
+        candidates = _candidates(directory)
+        if not candidates:
+            return None
+        for i, path in enumerate(candidates):
+            try:
+                status = self._ckpt.restore(path)
+                status.assert_existing_objects_matched()
+            except _DAMAGED as ex:
+                reason = (getattr(ex, "message", None) or str(ex)).splitlines()[0]
+                log.warning("checkpoint %s is damaged (%s); trying an older one", path, reason)
+                continue
+            except (AssertionError, ValueError) as ex:
+                raise CheckpointError(f"checkpoint {path} does not match this model and "
+                                      f"optimizer (a checkpoint of another config?): "
+                                      f"{str(ex).splitlines()[0]}") from ex
+            state.step = int(self._step.numpy())
+            state.load(json.loads(self._state.numpy().decode()))
+            self._last_saved = state.step if source is None and which == "latest" else -1
+            if i:
+                log.warning("resumed from the older checkpoint %s", path)
+            return path
+        raise CheckpointError(f"every checkpoint in {directory} is damaged "
+                              f"({len(candidates)} tried); nothing was overwritten. Move the "
+                              f"directory away to start over, or pass trainer.resume=never with "
+                              f"a new hydra.run.dir")
+
+
+def _candidates(directory: Path) -> list[str]:
+    """Checkpoint prefixes in `directory`, newest first (from the index file, else the files)."""
+    if not directory.is_dir():
+        return []
+    state = tf.train.get_checkpoint_state(str(directory))
+    listed = list(state.all_model_checkpoint_paths) if state else []
+    found = {str(p.with_suffix("")) for p in directory.glob("ckpt-*.index")}
+    paths = set(listed) | found
+
+    def number(p: str) -> int:
+        try:
+            return int(p.rsplit("-", 1)[1])
+        except (IndexError, ValueError):
+            return -1
+
+    return sorted(paths, key=number, reverse=True)

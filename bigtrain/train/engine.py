@@ -1,9 +1,10 @@
-"""bigtrain's training loop: compiled steps under `strategy.run`, driven by a small controller.
+"""bigtrain's training step: ours, compiled, under `strategy.run`.
 
-The inner step (forward, loss, gradients, update) is ours, not `keras.Model.fit`, because fit
-cannot run under MultiWorkerMirroredStrategy, nor do several steps per call under a strategy
-(see DESIGN.md). Several steps run inside one `tf.function` call (`trainer.steps_per_loop`).
-The controller in `fit` owns intervals; hooks do the logging, checkpoints and progress.
+Not `keras.Model.fit`: fit cannot run under MultiWorkerMirroredStrategy, nor run several steps
+per call, XLA or gradient accumulation under a strategy (see DESIGN.md). Here the step does
+forward, loss scaled for the global batch, gradients (accumulated over micro-batches if asked),
+clipping by the global norm of the all-reduced gradient, and the optimizer update; several steps
+run inside one `tf.function` call (`trainer.steps_per_loop`).
 """
 
 from __future__ import annotations
@@ -21,55 +22,104 @@ from bigtrain.train.objective import Objective
 
 @dataclass
 class LoopState:
-    """Where the loop is; hooks read it."""
+    """Where the loop is; hooks read it and checkpoints save its bookkeeping."""
 
     step: int = 0
-    epoch: int = 0  # epochs started so far; epoch (0-based) of the current step
+    epoch: int = 0  # the 0-based epoch of the next step
     total_steps: int = 0
     steps_per_epoch: int = 0
     total_epochs: int = 0
     best: dict[str, float] = field(default_factory=dict)
+    evals_without_improvement: int = 0
+    nan_rollbacks: int = 0
     last_eval: dict[str, float] = field(default_factory=dict)
     last_train: dict[str, float] = field(default_factory=dict)
     start_time: float = field(default_factory=time.time)
-    stop: bool = False
+    stop_reason: str = ""
+
+    def saved(self) -> dict[str, Any]:
+        """What a checkpoint keeps of this state (step itself is a variable of its own)."""
+        return {"best": self.best, "evals_without_improvement": self.evals_without_improvement,
+                "nan_rollbacks": self.nan_rollbacks}
+
+    def load(self, saved: dict[str, Any]) -> None:
+        self.best = saved.get("best", {})
+        self.evals_without_improvement = int(saved.get("evals_without_improvement", 0))
+        self.nan_rollbacks = int(saved.get("nan_rollbacks", 0))
+
+
+@dataclass
+class StepConfig:
+    global_batch: int
+    tokens_per_example: int = 0
+    grad_accum: int = 1
+    clip_norm: float = 0.0
+    jit_compile: bool = False
+    loss_scaling: bool = False  # fp16: the optimizer is a keras LossScaleOptimizer
 
 
 class Engine:
     """Compiled train and eval steps for one model, optimizer and strategy."""
 
     def __init__(self, strategy: tf.distribute.Strategy, model, optimizer, objective: Objective,
-                 global_batch: int, tokens_per_example: int = 0, clip_norm: float = 0.0,
-                 jit_compile: bool = False):
+                 step: StepConfig):
         self.strategy = strategy
         self.model = model
         self.optimizer = optimizer
         self.objective = objective
-        self.global_batch = global_batch
-        self.tokens_per_example = tokens_per_example
-        self.clip_norm = clip_norm
-        self._train_loop = tf.function(self._train_loop_impl, jit_compile=None)
+        self.cfg = step
+        self._replicas = strategy.num_replicas_in_sync
+        grads_fn = self._loss_and_grads
+        self._grads = tf.function(grads_fn, jit_compile=True) if step.jit_compile else grads_fn
+        self._train_loop = tf.function(self._train_loop_impl)
         self._eval_step = tf.function(self._eval_step_impl, reduce_retracing=True)
-        self._jit = jit_compile
 
     # ------------------------------------------------------------------ replica functions
-    def _replica_train_step(self, x, y):
+    def _loss_and_grads(self, x, y):
+        """Gradients of one (micro-)batch; the loss is summed over this replica's examples and
+        divided by the global count, so summing over micro-batches and replicas averages."""
         model, obj = self.model, self.objective
-        # the loss is summed over this replica's examples and divided by the *global* count,
-        # so the gradients all-reduced by the optimizer average over the global batch
-        global_count = float(self.global_batch * max(1, self.tokens_per_example))
+        global_count = float(self.cfg.global_batch * max(1, self.cfg.tokens_per_example))
         with tf.GradientTape() as tape:
             out = model(x, training=True)
             per_example = obj.per_example_loss(y, out)
             loss = tf.reduce_sum(per_example) / global_count
             if model.losses:
-                loss += tf.add_n(model.losses) / self.strategy.num_replicas_in_sync
-        variables = model.trainable_variables
-        grads = tape.gradient(loss, variables)
-        if self.clip_norm > 0:
-            grads, _ = tf.clip_by_global_norm(grads, self.clip_norm)
+                loss += tf.add_n(model.losses) / (self._replicas * self.cfg.grad_accum)
+            if self.cfg.loss_scaling:
+                loss = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(loss, model.trainable_variables)
+        return grads, obj.stats(y, out, per_example)
+
+    def _replica_train_step(self, x, y):
+        k = self.cfg.grad_accum
+        if k == 1:
+            grads, stats = self._grads(x, y)
+        else:
+            xs, ys = tf.split(x, k, axis=0), tf.split(y, k, axis=0)
+            grads, stats = self._grads(xs[0], ys[0])
+            for i in range(1, k):  # unrolled: k is small and static
+                more, more_stats = self._grads(xs[i], ys[i])
+                grads = [g + m for g, m in zip(grads, more, strict=True)]
+                stats += more_stats
+        variables = self.model.trainable_variables
+        if self.cfg.clip_norm > 0:
+            grads = self._clip(grads)
         self.optimizer.apply(grads, variables)
-        return obj.stats(y, out, per_example)
+        return stats
+
+    def _clip(self, grads):
+        """Clip by the global norm of the gradient all replicas together apply."""
+        clip = self.cfg.clip_norm
+        if self.cfg.loss_scaling:  # grads are still scaled: clip at the scaled threshold
+            clip = clip * tf.cast(self.optimizer.dynamic_scale, tf.float32)
+        if self._replicas == 1:
+            return tf.clip_by_global_norm(grads, clip)[0]
+        ctx = tf.distribute.get_replica_context()
+        total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        clipped, _ = tf.clip_by_global_norm(total, clip)
+        # the optimizer sums over replicas again: hand each replica an equal share
+        return [g / self._replicas for g in clipped]
 
     def _replica_eval_step(self, x, y):
         out = self.model(x, training=False)
@@ -95,22 +145,31 @@ class Engine:
         return self._train_loop(iterator, tf.constant(num_steps, tf.int32)).numpy()
 
     def evaluate(self, dataset: tf.data.Dataset, prefix: str = "val_") -> dict[str, float]:
+        from bigtrain import faults
+
+        faults.at("eval")
         totals = np.zeros(len(self.objective.stat_names))
         for x, y in self.strategy.experimental_distribute_dataset(dataset):
             totals += self._eval_step(x, y).numpy()
         return self.objective.finalize(totals, prefix)
 
+    def weights_finite(self) -> bool:
+        return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.variables
+                   if tf.as_dtype(v.dtype).is_floating)
+
     def learning_rate(self) -> float:
-        lr = self.optimizer.learning_rate
+        opt = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        lr = opt.learning_rate
         return float(lr.numpy() if hasattr(lr, "numpy") else lr)
 
 
-def is_better(value: float, best: float | None, mode: str) -> bool:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def is_better(value: float | None, best: float | None, mode: str, min_delta: float = 0.0
+              ) -> bool:
+    if value is None or math.isnan(value):
         return False
     if best is None:
         return True
-    return value < best if mode == "min" else value > best
+    return value < best - min_delta if mode == "min" else value > best + min_delta
 
 
 def resolve_mode(monitor: str, mode: str) -> str:

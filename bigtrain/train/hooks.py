@@ -138,6 +138,20 @@ class TensorBoard(Hook):
             w.close()
 
 
+class EarlyStopping(Hook):
+    """Stops after `patience` evaluations without an improvement of `trainer.monitor`."""
+
+    def __init__(self, monitor: str, patience: int):
+        self.monitor, self.patience = monitor, patience
+
+    def on_eval(self, state: LoopState, record: dict[str, Any], improved: bool) -> None:
+        state.evals_without_improvement = 0 if improved else state.evals_without_improvement + 1
+        if state.evals_without_improvement >= self.patience:
+            state.stop_reason = (f"early stopping: {self.monitor} did not improve in "
+                                 f"{self.patience} evaluations")
+            log.info("%s (best %s)", state.stop_reason, state.best.get(self.monitor))
+
+
 class Checkpoints(Hook):
     """Saves every `every` steps (0: every epoch) and at the end; the best one kept apart."""
 

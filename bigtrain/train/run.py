@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from bigtrain import runs
+from bigtrain.config.errors import ConfigError
 from bigtrain.config.schema import FitConfig
 
 log = logging.getLogger("bigtrain")
+
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 def _hooks(config: FitConfig, run_dir: Path, checkpointer, steps_per_epoch: int) -> list:
@@ -29,12 +33,50 @@ def _hooks(config: FitConfig, run_dir: Path, checkpointer, steps_per_epoch: int)
     chosen.append(hooks.MetricsFile(run_dir))
     if t.tensorboard:
         chosen.append(hooks.TensorBoard(run_dir))
+    if t.patience > 0:
+        chosen.append(hooks.EarlyStopping(t.monitor, t.patience))
     chosen.append(hooks.Checkpoints(checkpointer, t.checkpoint_every, steps_per_epoch))
     return chosen
 
 
-def train(config: FitConfig, run_dir: Path) -> dict[str, Any]:
-    """Train as configured; write summary.json; return the summary."""
+def _trim_metrics(run_dir: Path, step: int) -> None:
+    """After a resume at `step`, drop records of the steps that will be trained again."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except ValueError:  # a line cut short by a crash
+            continue
+    runs.atomic_write_text(path, "".join(k + "\n" for k in kept))
+
+
+def _resume(config: FitConfig, run_dir: Path, checkpointer, state) -> None:
+    """`trainer.resume`: auto and force continue this run dir's newest checkpoint; never starts
+    fresh (and refuses to mix with existing checkpoints); a path continues another run's."""
+    mode = config.trainer.resume
+    if mode == "never":
+        if checkpointer.has_checkpoints():
+            raise ConfigError("trainer.resume", f"is 'never' but {run_dir} already holds "
+                              "checkpoints; pick a new hydra.run.dir or use trainer.resume=auto")
+        return
+    if mode in ("auto", "force"):
+        path = checkpointer.restore(state)
+    else:
+        path = checkpointer.restore(state, source=Path(mode) / "checkpoints")
+        if path is None:
+            raise ConfigError("trainer.resume", f"{mode} has no checkpoint to continue from")
+    if path is not None:
+        log.info("resumed from %s at step %d", path, state.step)
+        _trim_metrics(run_dir, state.step)
+
+
+def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = ()) -> dict[str, Any]:
+    """Train as configured; write summary.json; return the summary. `extra_hooks` run after
+    the configured ones (tests and embedding applications use them)."""
     import keras
     import tensorflow as tf
 
@@ -42,12 +84,13 @@ def train(config: FitConfig, run_dir: Path) -> dict[str, Any]:
     from bigtrain.distribute import build_strategy, per_replica_batch
     from bigtrain.models import build_model
     from bigtrain.optim import build_optimizer
+    from bigtrain.optim.schedules import ScaledLearningRate
     from bigtrain.train.checkpoint import Checkpointer
-    from bigtrain.train.engine import Engine, LoopState
-    from bigtrain.train.loop import fit_loop
+    from bigtrain.train.engine import Engine, LoopState, StepConfig
+    from bigtrain.train.loop import NanGuard, fit_loop
     from bigtrain.train.objective import Objective
 
-    t = config.trainer
+    t, s = config.trainer, config.strategy
     start = time.time()
     keras.utils.set_random_seed(t.seed)
     if t.deterministic:
@@ -57,48 +100,56 @@ def train(config: FitConfig, run_dir: Path) -> dict[str, Any]:
     spec = splits.spec
     steps_per_epoch = splits.steps_per_epoch(t.batch_size)
     if steps_per_epoch == 0:
-        from bigtrain.config.errors import ConfigError
-
         raise ConfigError("trainer.batch_size", f"{t.batch_size} is larger than the training "
                           f"split ({spec.num_train} examples); use a smaller batch")
-    strategy = build_strategy(config.strategy)
-    per_replica_batch(t.batch_size, strategy)
+    strategy = build_strategy(s)
+    per_replica = per_replica_batch(t.batch_size, strategy)
+    if per_replica % t.grad_accum:
+        raise ConfigError("trainer.grad_accum", f"{t.grad_accum} must divide the per-replica "
+                          f"batch ({per_replica})")
     log.info("data %s: %s, input %s, %d train / %d val / %d test", spec.name, spec.task,
              spec.input_shape, spec.num_train, spec.num_val, spec.num_test)
 
+    keras.mixed_precision.set_dtype_policy(POLICIES[s.precision])
     with strategy.scope():
         model = build_model(config.model, spec)
-        optimizer = build_optimizer(config.optim)
+        lr = ScaledLearningRate(config.optim.lr)
+        optimizer = build_optimizer(config.optim, learning_rate=lr)
+        if s.precision == "fp16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
     params = int(sum(int(tf.size(v)) for v in model.trainable_variables))
-    log.info("model %s: %s trainable parameters", config.model.name, f"{params:,}")
+    log.info("model %s: %s trainable parameters, precision %s", config.model.name,
+             f"{params:,}", s.precision)
 
-    engine = Engine(strategy, model, optimizer, Objective(spec.task), t.batch_size,
-                    tokens_per_example=spec.tokens_per_example, clip_norm=config.optim.clip_norm)
-    checkpointer = Checkpointer(run_dir / "checkpoints", model, optimizer, t.keep_checkpoints)
-    total_steps = steps_per_epoch * t.epochs
-    if t.max_steps > 0:
-        total_steps = min(total_steps, t.max_steps) if t.max_steps < total_steps else t.max_steps
+    engine = Engine(strategy, model, optimizer, Objective(spec.task), StepConfig(
+        global_batch=t.batch_size, tokens_per_example=spec.tokens_per_example,
+        grad_accum=t.grad_accum, clip_norm=t.clip_norm, jit_compile=s.jit_compile,
+        loss_scaling=s.precision == "fp16"))
+    checkpointer = Checkpointer(run_dir / "checkpoints", model, optimizer, t.keep_checkpoints,
+                                lr_scale=lr.scale)
+    total_steps = steps_per_epoch * t.epochs if t.max_steps <= 0 else t.max_steps
     state = LoopState(total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                       total_epochs=-(-total_steps // steps_per_epoch))
-    if t.resume:
-        checkpointer.restore_latest(state)
+    _resume(config, run_dir, checkpointer, state)
 
-    hooks = _hooks(config, run_dir, checkpointer, steps_per_epoch)
+    hooks = _hooks(config, run_dir, checkpointer, steps_per_epoch) + list(extra_hooks)
+    nan_guard = NanGuard(t.on_nan, t.nan_max_rollbacks, checkpointer, lr.scale)
     try:
-        fit_loop(engine, splits, t, state, hooks)
+        fit_loop(engine, splits, t, state, hooks, checkpointer, nan_guard)
     finally:
         for h in hooks:
             h.close()
 
     final = dict(state.last_train)
     final.update(state.last_eval)
-    final.update(engine.evaluate(splits.eval_batches("test", t.eval_batch_size), "test_")
-                 if spec.num_test else {})
+    if spec.num_test:
+        final.update(engine.evaluate(splits.eval_batches("test", t.eval_batch_size), "test_"))
     summary = {
         "status": "completed",
+        "stop_reason": state.stop_reason or "reached the configured length",
         "steps": state.step,
-        "epochs": state.step / steps_per_epoch,
+        "epochs": round(state.step / steps_per_epoch, 4),
         "final": final,
         "best": state.best,
         "monitor": t.monitor,
@@ -106,6 +157,7 @@ def train(config: FitConfig, run_dir: Path) -> dict[str, Any]:
         "wall_s": round(time.time() - start, 3),
         "examples_per_sec": state.last_train.get("examples_per_sec"),
         "tokens_per_sec": state.last_train.get("tokens_per_sec"),
+        "nan_rollbacks": state.nan_rollbacks,
         "run_dir": str(run_dir),
     }
     runs.write_summary(run_dir, summary)

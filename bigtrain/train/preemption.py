@@ -1,0 +1,54 @@
+"""SIGTERM and Ctrl-C: finish the step, checkpoint, record `preempted`, exit with a code a
+scheduler can requeue on. A second Ctrl-C exits at once."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+log = logging.getLogger("bigtrain")
+
+#: exit status of a preempted run (EX_TEMPFAIL: "try again later"); requeue on it
+EXIT_PREEMPTED = 75
+
+
+class Preempted(BaseException):
+    """Raised after the preemption checkpoint is written. A BaseException, like
+    KeyboardInterrupt, so that Hydra does not record it as one failed job and go on."""
+
+    def __init__(self, step: int, signal_name: str):
+        self.step = step
+        self.signal_name = signal_name
+        super().__init__(f"preempted by {signal_name} at step {step}; checkpoint written")
+
+
+class PreemptionWatcher:
+    """Turns SIGTERM/SIGINT into a flag the loop checks between compiled calls."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+        self._previous: dict[int, object] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_name is not None
+
+    def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.signal_name is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # the second Ctrl-C: stop now
+        self.signal_name = name
+        log.warning("%s received: finishing the step and writing a checkpoint "
+                    "(Ctrl-C again to stop at once)", name)
+
+    def __enter__(self) -> PreemptionWatcher:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
