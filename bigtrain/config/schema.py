@@ -325,6 +325,19 @@ def to_typed(cfg: DictConfig) -> FitConfig:
     return FitConfig(**parts)
 
 
+def from_resolved(resolved: dict[str, Any]) -> FitConfig:
+    """The typed config of a finished run, from its resolved config.yaml."""
+    node = {}
+    for group in GROUPS:
+        part = dict(resolved.get(group) or {})
+        option = part.get("name", "default")
+        schema = SCHEMAS.get((group, option))
+        if schema is None:
+            raise ConfigError(group, f"this bigtrain does not know {group} option {option!r}")
+        node[group] = OmegaConf.merge(OmegaConf.structured(schema), part)
+    return to_typed(OmegaConf.create(node))
+
+
 def _omegaconf_message(e: Exception) -> str:
     msg = getattr(e, "msg", None) or str(e)
     key = getattr(e, "full_key", None)

@@ -25,8 +25,8 @@ from bigtrain.train.engine import LoopState
 log = logging.getLogger("bigtrain")
 
 # errors that mean "this checkpoint's files are damaged or gone", not "it is another model"
-_DAMAGED = (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.OutOfRangeError,
-            tf.errors.InvalidArgumentError, tf.errors.FailedPreconditionError, OSError)
+# (a truncated data file surfaces as IndexError "Read less bytes than requested")
+_DAMAGED = (tf.errors.OpError, OSError, IndexError)
 
 
 class CheckpointError(RuntimeError):
@@ -116,7 +116,7 @@ class Checkpointer:
             except (AssertionError, ValueError) as ex:
                 raise CheckpointError(f"checkpoint {path} does not match this model and "
                                       f"optimizer (a checkpoint of another config?): "
-                                      f"{str(ex).splitlines()[0]}") from ex
+                                      f"{str(ex).splitlines()[0].split('. Showing')[0][:300]}") from ex
             state.step = int(self._step.numpy())
             state.load(json.loads(self._state.numpy().decode()))
             self._last_saved = state.step if source is None and which == "latest" else -1

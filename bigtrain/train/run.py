@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +75,22 @@ def _resume(config: FitConfig, run_dir: Path, checkpointer, state) -> None:
         _trim_metrics(run_dir, state.step)
 
 
-def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = ()) -> dict[str, Any]:
-    """Train as configured; write summary.json; return the summary. `extra_hooks` run after
-    the configured ones (tests and embedding applications use them)."""
+@dataclass
+class Components:
+    """Everything a run trains or evaluates with, built from its config."""
+
+    splits: Any
+    strategy: Any
+    model: Any
+    optimizer: Any
+    lr: Any
+    engine: Any
+    checkpointer: Any
+    params: int
+
+
+def build(config: FitConfig, run_dir: Path) -> Components:
+    """Seed, data, strategy, model, optimizer, engine and checkpointer for `config`."""
     import keras
     import tensorflow as tf
 
@@ -86,20 +100,17 @@ def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = ()) -> dict[str
     from bigtrain.optim import build_optimizer
     from bigtrain.optim.schedules import ScaledLearningRate
     from bigtrain.train.checkpoint import Checkpointer
-    from bigtrain.train.engine import Engine, LoopState, StepConfig
-    from bigtrain.train.loop import NanGuard, fit_loop
+    from bigtrain.train.engine import Engine, StepConfig
     from bigtrain.train.objective import Objective
 
     t, s = config.trainer, config.strategy
-    start = time.time()
     keras.utils.set_random_seed(t.seed)
     if t.deterministic:
         tf.config.experimental.enable_op_determinism()
 
     splits = build_dataset(config.dataset)
     spec = splits.spec
-    steps_per_epoch = splits.steps_per_epoch(t.batch_size)
-    if steps_per_epoch == 0:
+    if splits.steps_per_epoch(t.batch_size) == 0:
         raise ConfigError("trainer.batch_size", f"{t.batch_size} is larger than the training "
                           f"split ({spec.num_train} examples); use a smaller batch")
     strategy = build_strategy(s)
@@ -121,20 +132,34 @@ def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = ()) -> dict[str
     params = int(sum(int(tf.size(v)) for v in model.trainable_variables))
     log.info("model %s: %s trainable parameters, precision %s", config.model.name,
              f"{params:,}", s.precision)
-
     engine = Engine(strategy, model, optimizer, Objective(spec.task), StepConfig(
         global_batch=t.batch_size, tokens_per_example=spec.tokens_per_example,
         grad_accum=t.grad_accum, clip_norm=t.clip_norm, jit_compile=s.jit_compile,
         loss_scaling=s.precision == "fp16"))
     checkpointer = Checkpointer(run_dir / "checkpoints", model, optimizer, t.keep_checkpoints,
                                 lr_scale=lr.scale)
+    return Components(splits, strategy, model, optimizer, lr, engine, checkpointer, params)
+
+
+def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = ()) -> dict[str, Any]:
+    """Train as configured; write summary.json; return the summary. `extra_hooks` run after
+    the configured ones (tests and embedding applications use them)."""
+    from bigtrain.train.engine import LoopState
+    from bigtrain.train.loop import NanGuard, fit_loop
+
+    t = config.trainer
+    start = time.time()
+    c = build(config, run_dir)
+    splits, engine, checkpointer = c.splits, c.engine, c.checkpointer
+    spec = splits.spec
+    steps_per_epoch = splits.steps_per_epoch(t.batch_size)
     total_steps = steps_per_epoch * t.epochs if t.max_steps <= 0 else t.max_steps
     state = LoopState(total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                       total_epochs=-(-total_steps // steps_per_epoch))
     _resume(config, run_dir, checkpointer, state)
 
     hooks = _hooks(config, run_dir, checkpointer, steps_per_epoch) + list(extra_hooks)
-    nan_guard = NanGuard(t.on_nan, t.nan_max_rollbacks, checkpointer, lr.scale)
+    nan_guard = NanGuard(t.on_nan, t.nan_max_rollbacks, checkpointer, c.lr.scale)
     try:
         fit_loop(engine, splits, t, state, hooks, checkpointer, nan_guard)
     finally:
@@ -153,7 +178,7 @@ def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = ()) -> dict[str
         "final": final,
         "best": state.best,
         "monitor": t.monitor,
-        "params": params,
+        "params": c.params,
         "wall_s": round(time.time() - start, 3),
         "examples_per_sec": state.last_train.get("examples_per_sec"),
         "tokens_per_sec": state.last_train.get("tokens_per_sec"),
