@@ -7,8 +7,6 @@ import sys
 
 import pytest
 
-from conftest import run_cli
-
 CHECK_NO_TF = """
 import sys
 from bigtrain.cli.main import app

@@ -229,12 +229,10 @@ def test_second_ctrl_c_stops_at_once():
 
 def test_eval_and_export_match_the_checkpoint(tmp_path):
     import keras
-
-    from bigtrain.train.saved import evaluate_run, export_run, load_run
-
     from omegaconf import OmegaConf
 
     from bigtrain import runs
+    from bigtrain.train.saved import evaluate_run, export_run, load_run
 
     args = [*SMALL, "trainer.max_steps=6"]
     runs.write_config(tmp_path, OmegaConf.to_container(compose(args), resolve=True))

@@ -12,7 +12,8 @@ from bigtrain.cli.errors import reported
 def export(
     run_dir: Path = typer.Argument(..., help="A run dir written by `bigtrain fit`"),
     fmt: str = typer.Option("savedmodel", "--format", help="savedmodel or keras"),
-    out: Path | None = typer.Option(None, "--out", help="Where to write (default: RUN_DIR/export/)"),
+    out: Path | None = typer.Option(None, "--out",
+                                    help="Where to write (default: RUN_DIR/export/)"),
     checkpoint: str = typer.Option("latest", "--checkpoint", help="latest or best"),
 ) -> None:
     """Export a checkpoint as a TensorFlow SavedModel (signature `serve`) or a .keras file."""

@@ -114,9 +114,10 @@ class Checkpointer:
                 log.warning("checkpoint %s is damaged (%s); trying an older one", path, reason)
                 continue
             except (AssertionError, ValueError) as ex:
+                detail = str(ex).splitlines()[0].split(". Showing")[0][:300]
                 raise CheckpointError(f"checkpoint {path} does not match this model and "
                                       f"optimizer (a checkpoint of another config?): "
-                                      f"{str(ex).splitlines()[0].split('. Showing')[0][:300]}") from ex
+                                      f"{detail}") from ex
             state.step = int(self._step.numpy())
             state.load(json.loads(self._state.numpy().decode()))
             self._last_saved = state.step if source is None and which == "latest" else -1

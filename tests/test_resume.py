@@ -1,0 +1,125 @@
+"""Kill a real run at chosen points and resume it: the weights end bitwise identical to an
+uninterrupted run (deterministic mode, dropout and per-epoch shuffling on). SIGTERM preempts
+with a checkpoint and a documented exit status."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from conftest import CLI, read_json, read_jsonl, run_cli
+
+pytestmark = pytest.mark.slow
+
+# 11 steps per epoch (digits, fraction 0.25, batch 32): 20 steps cross an epoch boundary
+ARGS = ["debug=smoke", "trainer.deterministic=true", "trainer.max_steps=20",
+        "trainer.checkpoint_every=5", "trainer.eval_every=4", "trainer.log_every=1",
+        "trainer.progress=none", "model.dropout=0.2"]
+
+
+def _tensors(ckpt_prefix) -> dict[str, bytes]:
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(ckpt_prefix))
+    out = {}
+    for name in reader.get_variable_to_shape_map():
+        if name.startswith(("save_counter", "loop_state")):
+            continue  # bookkeeping, not weights
+        value = reader.get_tensor(name)
+        out[name] = value if isinstance(value, bytes) else np.asarray(value).tobytes()
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reference")
+    proc = run_cli("fit", *ARGS, "hydra.run.dir=run", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    return _tensors(root / "run" / "checkpoints" / "ckpt-20")
+
+
+@pytest.mark.parametrize("fault", [
+    "step=7",         # mid-epoch, two steps after a checkpoint
+    "step=6",         # just after the checkpoint of step 5
+    "eval=2",         # during the second evaluation (step 8)
+    "checkpoint=10",  # while the checkpoint of step 10 is being written
+    "step=13",        # in the second epoch
+])
+def test_sigkill_and_resume_is_bitwise_exact(reference, tmp_path, fault):
+    killed = run_cli("fit", *ARGS, "hydra.run.dir=run", cwd=tmp_path,
+                     env={"BIGTRAIN_FAULTS": f"sigkill@{fault}"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = run_cli("fit", *ARGS, "hydra.run.dir=run", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stderr
+    summary = read_json(tmp_path / "run" / "summary.json")
+    assert summary["status"] == "completed" and summary["steps"] == 20
+    got = _tensors(tmp_path / "run" / "checkpoints" / "ckpt-20")
+    assert got.keys() == reference.keys()
+    differ = [k for k in got if got[k] != reference[k]]
+    assert not differ, f"{len(differ)} tensors differ after resume: {differ[:3]}"
+    # metrics.jsonl holds each step once: replayed steps replaced, not duplicated
+    steps = [r["step"] for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "loss" in r]
+    assert steps == list(range(1, 21))
+
+
+def test_sigterm_preempts_with_a_checkpoint_and_resumes(tmp_path):
+    args = ["debug=smoke", "trainer.max_steps=100000", "trainer.epochs=1000",
+            "trainer.log_every=1", "trainer.checkpoint_every=100000", "trainer.eval_every=100000",
+            "trainer.progress=none", "hydra.run.dir=run"]
+    proc = subprocess.Popen([*CLI, "fit", *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        metrics = tmp_path / "run" / "metrics.jsonl"
+        deadline = time.time() + 120
+        while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None and metrics.exists(), proc.communicate(timeout=5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 75, err  # EX_TEMPFAIL: requeue
+    assert "preempted" in err
+    summary = read_json(tmp_path / "run" / "summary.json")
+    assert summary["status"] == "preempted" and summary["steps"] > 0
+    step = summary["steps"]
+    assert (tmp_path / "run" / "checkpoints" / f"ckpt-{step}.index").exists()
+    again = run_cli("fit", *args[:1], "trainer.max_steps=" + str(step + 3), "trainer.log_every=1",
+                    "trainer.progress=none", "hydra.run.dir=run", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"at step {step}" in again.stderr
+    assert read_json(tmp_path / "run" / "summary.json")["steps"] == step + 3
+
+
+def test_resume_into_a_run_dir_of_another_config_is_refused(cli, tmp_path):
+    first = cli("fit", "debug=smoke", "hydra.run.dir=run")
+    assert first.returncode == 0, first.stderr
+    other = cli("fit", "debug=smoke", "optim.lr=0.1", "hydra.run.dir=run")
+    assert other.returncode == 2
+    assert "optim.lr: 0.002 -> 0.1" in other.stderr and "trainer.resume=force" in other.stderr
+    forced = cli("fit", "debug=smoke", "optim.lr=0.1", "trainer.resume=force",
+                 "trainer.max_steps=8", "hydra.run.dir=run")
+    assert forced.returncode == 0, forced.stderr
+    assert "at step 6" in forced.stderr
+
+
+def test_eval_and_export_commands(cli, tmp_path):
+    assert cli("fit", "debug=smoke", "hydra.run.dir=run").returncode == 0
+    ev = cli("eval", "run", "--split", "test", "--checkpoint", "best")
+    assert ev.returncode == 0, ev.stderr
+    assert "test_accuracy" in ev.stdout
+    assert (tmp_path / "run" / "eval_test_best.json").exists()
+    ex = cli("export", "run", "--format", "keras")
+    assert ex.returncode == 0, ex.stderr
+    assert (tmp_path / "run" / "export" / "model.keras").exists()
+    bad = cli("eval", "nosuch")
+    assert bad.returncode == 2 and "nosuch does not exist" in bad.stderr
+    bad = cli("export", "run", "--format", "onnx")
+    assert bad.returncode == 2 and "savedmodel, keras" in bad.stderr
