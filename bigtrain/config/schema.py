@@ -136,6 +136,29 @@ class CNNConfig(ModelConfig):
 ACTIVATIONS = ["relu", "gelu", "silu", "tanh", "elu"]
 
 
+@dataclass
+class TransformerConfig(ModelConfig):
+    name: str = "transformer"
+    d_model: int = 128
+    num_heads: int = 4
+    num_layers: int = 2
+    mlp_ratio: float = 4.0
+    positions: str = "learned"  # learned | sinusoidal | rotary
+    pooling: str = "cls"  # cls | mean (encoders)
+    tie_embeddings: bool = True  # language models: output projection = token embedding
+    patch_size: int = 2  # images are cut into patch_size x patch_size patches
+    vocab_size: int = 0  # classification over token ids only; LMs take the dataset's
+
+    def validate(self) -> None:
+        super().validate()
+        _positive(self, "d_model", "num_heads", "num_layers", "mlp_ratio", "patch_size")
+        check(self.d_model % self.num_heads == 0, self.key("d_model"), self.d_model,
+              f"must be divisible by model.num_heads ({self.num_heads})")
+        check_choice(self.key("positions"), self.positions, ["learned", "sinusoidal", "rotary"])
+        check_choice(self.key("pooling"), self.pooling, ["cls", "mean"])
+        check(self.vocab_size >= 0, self.key("vocab_size"), self.vocab_size, "must be >= 0")
+
+
 # ----------------------------------------------------------------------------- optim
 @dataclass
 class OptimConfig(_Validated):
@@ -213,7 +236,7 @@ class TrainerConfig(_Validated):
     eval_every: int = 0  # steps; 0 = at the end of every epoch
     checkpoint_every: int = 0  # steps; 0 = at the end of every epoch
     keep_checkpoints: int = 3
-    steps_per_loop: int = 1  # train steps per compiled call
+    steps_per_loop: int = 10  # train steps per compiled call (fewer at log/eval/checkpoint points)
     grad_accum: int = 1  # micro-batches per optimizer step; batch_size is split among them
     clip_norm: float = 0.0  # clip gradients to this global norm; 0 = off
     monitor: str = "val_loss"
@@ -263,6 +286,7 @@ SCHEMAS: dict[tuple[str, str], type] = {
     ("dataset", "synthetic"): SyntheticConfig,
     ("model", "mlp"): MLPConfig,
     ("model", "cnn"): CNNConfig,
+    ("model", "transformer"): TransformerConfig,
     ("optim", "sgd"): SGDConfig,
     ("optim", "adam"): AdamConfig,
     ("strategy", "auto"): AutoStrategyConfig,

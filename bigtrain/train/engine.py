@@ -69,9 +69,16 @@ class Engine:
         self.objective = objective
         self.cfg = step
         self._replicas = strategy.num_replicas_in_sync
+        # XLA: on one replica the whole step (with the optimizer update) is compiled; across
+        # replicas only forward and backward, since the update all-reduces
+        whole = step.jit_compile and self._replicas == 1
         grads_fn = self._loss_and_grads
-        self._grads = tf.function(grads_fn, jit_compile=True) if step.jit_compile else grads_fn
+        self._grads = (tf.function(grads_fn, jit_compile=True)
+                       if step.jit_compile and not whole else grads_fn)
+        self._step_fn = (tf.function(self._replica_train_step, jit_compile=True) if whole
+                         else self._replica_train_step)
         self._train_loop = tf.function(self._train_loop_impl)
+        self._train_one = tf.function(self._train_one_impl)
         self._eval_step = tf.function(self._eval_step_impl, reduce_retracing=True)
 
     # ------------------------------------------------------------------ replica functions
@@ -131,9 +138,15 @@ class Engine:
         totals = tf.zeros([len(self.objective.stat_names)], tf.float32)
         for _ in tf.range(num_steps):
             x, y = next(iterator)
-            per_replica = self.strategy.run(self._replica_train_step, args=(x, y))
+            per_replica = self.strategy.run(self._step_fn, args=(x, y))
             totals += self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
         return totals
+
+    def _train_one_impl(self, iterator):
+        """One step without the loop: a while-loop of one iteration costs a tiny model ~30%."""
+        x, y = next(iterator)
+        per_replica = self.strategy.run(self._step_fn, args=(x, y))
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
     def _eval_step_impl(self, x, y):
         per_replica = self.strategy.run(self._replica_eval_step, args=(x, y))
@@ -142,6 +155,8 @@ class Engine:
     # ------------------------------------------------------------------ public
     def train_steps(self, iterator, num_steps: int) -> np.ndarray:
         """Run `num_steps` steps from `iterator`; return the summed statistics."""
+        if num_steps == 1:
+            return self._train_one(iterator).numpy()
         return self._train_loop(iterator, tf.constant(num_steps, tf.int32)).numpy()
 
     def evaluate(self, dataset: tf.data.Dataset, prefix: str = "val_") -> dict[str, float]:

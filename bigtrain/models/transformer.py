@@ -1,0 +1,247 @@
+"""A pre-norm Transformer: a causal decoder for language models, an encoder for classification
+and regression (images as patches, vectors as one token per feature, token ids as tokens).
+
+Attention uses one fused QKV projection split with `unstack` (indexing it is slow in the
+gradient), softmax and layer norm in float32 under mixed precision, and exact GELU through
+`erf`. Positions are learned, sinusoidal or rotary. Token id 0 is padding for classification
+over tokens: padded positions are masked out of attention and pooling.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from bigtrain.config.errors import ConfigError
+from bigtrain.models import MODELS
+
+NEG_INF = -1e9
+
+
+def gelu_erf(x):
+    """Exact GELU via erf, computed in float32."""
+    x32 = ops.cast(x, "float32")
+    y = 0.5 * x32 * (1.0 + ops.erf(x32 / math.sqrt(2.0)))
+    return ops.cast(y, x.dtype)
+
+
+def _rotary(x, positions):
+    """Rotate pairs of channels by position-dependent angles (RoPE). x: [B, H, T, Dh]."""
+    dh = x.shape[-1]
+    half = dh // 2
+    inv = 1.0 / (10000 ** (ops.arange(0, half, dtype="float32") / half))
+    angles = ops.cast(positions, "float32")[:, None] * inv[None, :]  # [T, half]
+    cos, sin = ops.cos(angles), ops.sin(angles)
+    x32 = ops.cast(x, "float32")
+    x1, x2 = x32[..., :half], x32[..., half:]
+    out = ops.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
+    return ops.cast(out, x.dtype)
+
+
+@keras.saving.register_keras_serializable("bigtrain")
+class TransformerBlock(keras.layers.Layer):
+    def __init__(self, d_model: int, num_heads: int, mlp_ratio: float, dropout: float,
+                 causal: bool, rotary: bool, **kwargs):
+        super().__init__(**kwargs)
+        self.d_model, self.num_heads, self.mlp_ratio = d_model, num_heads, mlp_ratio
+        self.dropout_rate, self.causal, self.rotary = dropout, causal, rotary
+        self.ln1 = keras.layers.LayerNormalization(epsilon=1e-5, dtype="float32")
+        self.ln2 = keras.layers.LayerNormalization(epsilon=1e-5, dtype="float32")
+        self.qkv = keras.layers.Dense(3 * d_model, name="qkv")
+        self.proj = keras.layers.Dense(d_model, name="proj")
+        self.fc1 = keras.layers.Dense(int(d_model * mlp_ratio), name="fc1")
+        self.fc2 = keras.layers.Dense(d_model, name="fc2")
+        self.drop = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape):
+        d = self.d_model
+        self.ln1.build(input_shape)
+        self.ln2.build(input_shape)
+        self.qkv.build(input_shape)
+        self.proj.build((*input_shape[:-1], d))
+        self.fc1.build(input_shape)
+        self.fc2.build((*input_shape[:-1], int(d * self.mlp_ratio)))
+
+    def _attention(self, h, pad_mask, training):
+        b, t = ops.shape(h)[0], ops.shape(h)[1]
+        heads, dh = self.num_heads, self.d_model // self.num_heads
+        qkv = ops.reshape(self.qkv(h), (b, t, 3, heads, dh))
+        q, k, v = ops.unstack(ops.transpose(qkv, (2, 0, 3, 1, 4)), 3, axis=0)  # [B,H,T,Dh]
+        if self.rotary:
+            pos = ops.arange(t)
+            q, k = _rotary(q, pos), _rotary(k, pos)
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(dh)
+        scores = ops.cast(scores, "float32")
+        if self.causal:
+            allowed = ops.tril(ops.ones((t, t), dtype="bool"))
+            scores = ops.where(allowed[None, None], scores, NEG_INF)
+        if pad_mask is not None:
+            scores = ops.where(pad_mask[:, None, None, :], scores, NEG_INF)
+        weights = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
+        weights = self.drop(weights, training=training)
+        out = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
+        return self.proj(ops.reshape(out, (b, t, self.d_model)))
+
+    def call(self, x, pad_mask=None, training=None):
+        h = ops.cast(self.ln1(x), x.dtype)
+        x = x + self.drop(self._attention(h, pad_mask, training), training=training)
+        h = ops.cast(self.ln2(x), x.dtype)
+        h = self.fc2(gelu_erf(self.fc1(h)))
+        return x + self.drop(h, training=training)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads,
+                "mlp_ratio": self.mlp_ratio, "dropout": self.dropout_rate,
+                "causal": self.causal, "rotary": self.rotary}
+
+
+@keras.saving.register_keras_serializable("bigtrain")
+class TokenEmbedding(keras.layers.Layer):
+    """Token ids to vectors; called with `logits=True`, vectors to vocabulary logits through
+    the same (tied) matrix, in float32."""
+
+    def __init__(self, vocab_size: int, d_model: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size, self.d_model = vocab_size, d_model
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(
+            shape=(self.vocab_size, self.d_model), name="embeddings",
+            initializer=keras.initializers.RandomNormal(stddev=0.02))
+
+    def call(self, x, logits=False):
+        if logits:
+            w = ops.cast(self.embeddings, "float32")
+            return ops.matmul(ops.cast(x, "float32"), ops.transpose(w))
+        return ops.cast(ops.take(self.embeddings, ops.cast(x, "int32"), axis=0), self.compute_dtype)
+
+    def compute_output_spec(self, x, logits=False):
+        if logits:
+            return keras.KerasTensor((*x.shape[:-1], self.vocab_size), dtype="float32")
+        return keras.KerasTensor((*x.shape, self.d_model), dtype=self.compute_dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "vocab_size": self.vocab_size, "d_model": self.d_model}
+
+
+@keras.saving.register_keras_serializable("bigtrain")
+class Positions(keras.layers.Layer):
+    """Adds learned or sinusoidal position vectors (rotary positions live in attention)."""
+
+    def __init__(self, max_len: int, d_model: int, kind: str, **kwargs):
+        super().__init__(**kwargs)
+        self.max_len, self.d_model, self.kind = max_len, d_model, kind
+
+    def build(self, input_shape):
+        if self.kind == "learned":
+            self.table = self.add_weight(shape=(self.max_len, self.d_model), name="table",
+                                         initializer=keras.initializers.RandomNormal(stddev=0.02))
+
+    def call(self, x):
+        t = ops.shape(x)[1]
+        if self.kind == "learned":
+            return x + ops.cast(self.table[:t], x.dtype)[None]
+        if self.kind == "sinusoidal":
+            pos = ops.cast(ops.arange(t), "float32")[:, None]
+            i = ops.arange(0, self.d_model, 2, dtype="float32")[None, :]
+            angle = pos / ops.power(10000.0, i / self.d_model)
+            table = ops.reshape(ops.stack([ops.sin(angle), ops.cos(angle)], axis=-1),
+                                (t, self.d_model))
+            return x + ops.cast(table, x.dtype)[None]
+        return x
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "max_len": self.max_len, "d_model": self.d_model,
+                "kind": self.kind}
+
+
+@keras.saving.register_keras_serializable("bigtrain")
+class ClassToken(keras.layers.Layer):
+    """Prepends a learned [CLS] vector (and a True to the padding mask)."""
+
+    def build(self, input_shape):
+        self.token = self.add_weight(shape=(1, 1, input_shape[-1]), name="token",
+                                     initializer="zeros")
+
+    def call(self, x):
+        cls = ops.broadcast_to(ops.cast(self.token, x.dtype), (ops.shape(x)[0], 1, x.shape[-1]))
+        return ops.concatenate([cls, x], axis=1)
+
+
+@keras.saving.register_keras_serializable("bigtrain")
+class MaskedMeanPool(keras.layers.Layer):
+    def call(self, x, mask=None):
+        if mask is None:
+            return ops.mean(x, axis=1)
+        m = ops.cast(mask, x.dtype)[..., None]
+        return ops.sum(x * m, axis=1) / ops.maximum(ops.sum(m, axis=1), 1.0)
+
+
+def _check(cfg, spec) -> None:
+    if cfg.d_model % cfg.num_heads:
+        raise ConfigError("model.d_model", f"{cfg.d_model} must be divisible by model.num_heads "
+                          f"({cfg.num_heads})")
+    if cfg.positions == "rotary" and (cfg.d_model // cfg.num_heads) % 2:
+        raise ConfigError("model.positions", "rotary needs an even head size "
+                          "(d_model / num_heads)")
+
+
+def _patches(x, spec, patch: int):
+    """Images [B, H, W(, C)] to patch vectors [B, N, p*p*C]."""
+    shape = spec.input_shape
+    h, w = shape[0], shape[1]
+    c = shape[2] if len(shape) == 3 else 1
+    if h % patch or w % patch:
+        raise ConfigError("model.patch_size", f"{patch} must divide the image size {h}x{w}")
+    x = keras.layers.Reshape((h // patch, patch, w // patch, patch, c))(x)
+    x = keras.layers.Permute((1, 3, 2, 4, 5))(x)
+    return keras.layers.Reshape(((h // patch) * (w // patch), patch * patch * c))(x)
+
+
+@MODELS.register("transformer")
+def build_transformer(cfg, spec) -> keras.Model:
+    _check(cfg, spec)
+    d = cfg.d_model
+    inputs = keras.Input(shape=spec.input_shape, dtype=spec.input_dtype, name="inputs")
+    is_tokens = spec.input_dtype.startswith("int")
+    pad_mask = None
+    embed = None
+    if is_tokens:
+        vocab = spec.num_outputs if spec.task == "lm" else cfg.vocab_size
+        if vocab <= 0:
+            raise ConfigError("model.vocab_size", "set it to the token vocabulary size for "
+                              "classification over tokens")
+        embed = TokenEmbedding(vocab, d, name="embed")
+        x = embed(inputs)
+        if spec.task != "lm":
+            pad_mask = ops.not_equal(inputs, 0)
+    elif len(spec.input_shape) >= 2:
+        x = keras.layers.Dense(d, name="patch_embed")(_patches(inputs, spec, cfg.patch_size))
+    else:
+        x = keras.layers.Reshape((spec.input_shape[0], 1))(inputs)
+        x = keras.layers.Dense(d, name="feature_embed")(x)
+
+    causal = spec.task == "lm"
+    use_cls = not causal and cfg.pooling == "cls"
+    if use_cls:
+        x = ClassToken(name="cls")(x)
+        if pad_mask is not None:
+            pad_mask = ops.concatenate([ops.ones_like(pad_mask[:, :1]), pad_mask], axis=1)
+    x = Positions(int(x.shape[1]), d, cfg.positions, name="positions")(x)
+    x = keras.layers.Dropout(cfg.dropout)(x)
+    for i in range(cfg.num_layers):
+        x = TransformerBlock(d, cfg.num_heads, cfg.mlp_ratio, cfg.dropout, causal,
+                             cfg.positions == "rotary", name=f"block{i}")(x, pad_mask=pad_mask)
+    x = keras.layers.LayerNormalization(epsilon=1e-5, dtype="float32", name="final_norm")(x)
+
+    if causal:
+        if cfg.tie_embeddings:
+            outputs = embed(x, logits=True)
+        else:
+            outputs = keras.layers.Dense(spec.num_outputs, dtype="float32", name="head")(x)
+        return keras.Model(inputs, outputs, name="transformer_lm")
+    pooled = x[:, 0] if use_cls else MaskedMeanPool(name="pool")(x, mask=pad_mask)
+    outputs = keras.layers.Dense(spec.num_outputs, dtype="float32", name="head")(pooled)
+    return keras.Model(inputs, outputs, name="transformer")
