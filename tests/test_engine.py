@@ -250,3 +250,23 @@ def test_eval_and_export_match_the_checkpoint(tmp_path):
     loaded = keras.models.load_model(str(export_run(tmp_path, "keras")), safe_mode=True)
     np.testing.assert_allclose(np.array(loaded(x, training=False)), expected, rtol=1e-5,
                                atol=1e-5)
+
+
+def test_only_the_chief_writes_checkpoints_into_the_run_dir(tmp_path):
+    """A non-chief worker saves like the chief (every worker must join a save) but into a
+    scratch dir it removes; it restores from the run dir."""
+    from bigtrain.train.checkpoint import Checkpointer
+    from bigtrain.train.engine import LoopState
+
+    c = build(config(), tmp_path / "chief")
+    c.checkpointer.save(LoopState(step=3))
+    worker = Checkpointer(tmp_path / "chief" / "checkpoints", c.model, c.optimizer, 3,
+                          lr_scale=c.lr.scale, is_chief=False)
+    worker.save(LoopState(step=4))
+    scratch = worker._scratch
+    assert list(scratch.glob("ckpt-4.index"))
+    assert not list((tmp_path / "chief" / "checkpoints").glob("ckpt-4.*"))
+    state = LoopState()
+    assert worker.restore(state).endswith("ckpt-3") and state.step == 3
+    worker.close()
+    assert not scratch.exists()

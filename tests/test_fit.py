@@ -62,10 +62,25 @@ def test_multirun_in_mixed_order_makes_one_run_dir_per_job(cli, tmp_path):
 
 
 def test_sweep_over_optimizers_issue_example(cli, tmp_path):
-    proc = cli("fit", "-m", "optim=sgd,adam", "debug=smoke", "hydra.sweep.dir=sweep")
+    proc = cli("fit", "-m", "optim=sgd,adam", "trainer.seed=range(2)", "debug=smoke",
+               "trainer.max_steps=2", "hydra.sweep.dir=sweep")
     assert proc.returncode == 0, proc.stderr
-    for i in (0, 1):
+    seen = set()
+    for i in range(4):
         assert read_json(tmp_path / "sweep" / str(i) / "summary.json")["status"] == "completed"
+        config = (tmp_path / "sweep" / str(i) / "config.yaml").read_text()
+        optim = "sgd" if "name: sgd" in config else "adam"
+        seed = 0 if "seed: 0" in config else 1
+        seen.add((optim, seed))
+    assert seen == {("sgd", 0), ("sgd", 1), ("adam", 0), ("adam", 1)}
+
+
+def test_monitored_value_prefers_the_best():
+    from bigtrain.runs import monitored_value
+
+    summary = {"best": {"val_loss": 0.3}, "final": {"val_loss": 0.4, "loss": 0.2}}
+    assert monitored_value(summary, "val_loss") == 0.3
+    assert monitored_value(summary, "loss") == 0.2
 
 
 def test_failed_job_is_recorded_and_the_sweep_goes_on(cli, tmp_path):

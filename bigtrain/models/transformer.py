@@ -172,10 +172,10 @@ class ClassToken(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable("bigtrain")
 class MaskedMeanPool(keras.layers.Layer):
-    def call(self, x, mask=None):
-        if mask is None:
+    def call(self, x, pad_mask=None):
+        if pad_mask is None:
             return ops.mean(x, axis=1)
-        m = ops.cast(mask, x.dtype)[..., None]
+        m = ops.cast(pad_mask, x.dtype)[..., None]
         return ops.sum(x * m, axis=1) / ops.maximum(ops.sum(m, axis=1), 1.0)
 
 
@@ -242,6 +242,6 @@ def build_transformer(cfg, spec) -> keras.Model:
         else:
             outputs = keras.layers.Dense(spec.num_outputs, dtype="float32", name="head")(x)
         return keras.Model(inputs, outputs, name="transformer_lm")
-    pooled = x[:, 0] if use_cls else MaskedMeanPool(name="pool")(x, mask=pad_mask)
+    pooled = x[:, 0] if use_cls else MaskedMeanPool(name="pool")(x, pad_mask=pad_mask)
     outputs = keras.layers.Dense(spec.num_outputs, dtype="float32", name="head")(pooled)
     return keras.Model(inputs, outputs, name="transformer")

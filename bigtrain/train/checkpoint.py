@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 
 import tensorflow as tf
@@ -34,8 +35,17 @@ class CheckpointError(RuntimeError):
 
 
 class Checkpointer:
-    def __init__(self, directory: Path, model, optimizer, keep: int, lr_scale=None):
+    """Saves and restores a run's checkpoints. In multi-worker runs every worker must take part
+    in a save, but only the chief (`is_chief`) writes into the run dir: the others write to a
+    scratch dir of their own, removed by `close()`. All restore from the run dir."""
+
+    def __init__(self, directory: Path, model, optimizer, keep: int, lr_scale=None,
+                 is_chief: bool = True):
         self.directory = Path(directory)
+        self._scratch: Path | None = None
+        write_dir = self.directory
+        if not is_chief:
+            self._scratch = write_dir = Path(tempfile.mkdtemp(prefix="bigtrain-worker-ckpt-"))
         self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self._state = tf.Variable("{}", dtype=tf.string, trainable=False, name="loop_state")
         parts = {"model": model, "optimizer": optimizer, "step": self._step,
@@ -48,9 +58,9 @@ class Checkpointer:
         if seeds:
             parts["rng_state"] = seeds
         self._ckpt = tf.train.Checkpoint(**parts)
-        self._manager = tf.train.CheckpointManager(self._ckpt, str(self.directory),
+        self._manager = tf.train.CheckpointManager(self._ckpt, str(write_dir),
                                                    max_to_keep=keep, checkpoint_name="ckpt")
-        self._best = tf.train.CheckpointManager(self._ckpt, str(self.directory / "best"),
+        self._best = tf.train.CheckpointManager(self._ckpt, str(write_dir / "best"),
                                                 max_to_keep=1, checkpoint_name="ckpt")
         self._last_saved = -1
 
@@ -92,7 +102,13 @@ class Checkpointer:
 
     # ------------------------------------------------------------------ restoring
     def has_checkpoints(self) -> bool:
-        return bool(self._manager.checkpoints)
+        return bool(_candidates(self.directory))
+
+    def close(self) -> None:
+        """Remove a non-chief worker's scratch checkpoints."""
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def restore(self, state: LoopState, which: str = "latest", source: Path | None = None
                 ) -> str | None:

@@ -136,8 +136,9 @@ def build(config: FitConfig, run_dir: Path) -> Components:
         global_batch=t.batch_size, tokens_per_example=spec.tokens_per_example,
         grad_accum=t.grad_accum, clip_norm=t.clip_norm, jit_compile=s.jit_compile,
         loss_scaling=s.precision == "fp16"))
+    chief = bool(getattr(strategy.extended, "should_checkpoint", True))
     checkpointer = Checkpointer(run_dir / "checkpoints", model, optimizer, t.keep_checkpoints,
-                                lr_scale=lr.scale)
+                                lr_scale=lr.scale, is_chief=chief)
     return Components(splits, strategy, model, optimizer, lr, engine, checkpointer, params)
 
 
@@ -165,6 +166,7 @@ def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = ()) -> dict[str
     finally:
         for h in hooks:
             h.close()
+        checkpointer.close()
 
     final = dict(state.last_train)
     final.update(state.last_eval)
