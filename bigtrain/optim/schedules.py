@@ -1,16 +1,70 @@
-"""The learning rate an optimizer reads every step: a base value or schedule, times a scale.
+"""Learning-rate schedules, and the scale the NaN guard halves.
 
-The scale is a variable saved in checkpoints, so the NaN guard can halve the learning rate on a
-rollback and a resumed run keeps the halved value.
+`Schedule` is one Keras LearningRateSchedule for every kind in conf/optim/schedule/: a factor
+of the base rate, computed from the optimizer's step with TensorFlow ops, so it runs inside the
+compiled step and is saved with the optimizer's iteration counter. Warmup is linear from
+lr/warmup_steps to lr, in steps or as a fraction of the run's total steps.
 """
 
 from __future__ import annotations
+
+import math
 
 import keras
 import tensorflow as tf
 
 
+def warmup_steps(warmup: float, total_steps: int) -> int:
+    return int(warmup) if warmup >= 1 else int(round(warmup * total_steps))
+
+
+class Schedule(keras.optimizers.schedules.LearningRateSchedule):
+    def __init__(self, name: str, lr: float, total_steps: int, warmup: float = 0.0,
+                 min_lr_ratio: float = 0.0, decay_rate: float = 0.5, decay_steps: int = 1000):
+        self.name, self.lr, self.total_steps = name, float(lr), int(total_steps)
+        self.warmup = float(warmup)
+        self.warmup_steps = warmup_steps(warmup, total_steps)
+        self.min_lr_ratio, self.decay_rate = float(min_lr_ratio), float(decay_rate)
+        self.decay_steps = int(decay_steps)
+
+    def factor(self, step):
+        """The multiplier of `lr` at optimizer step `step` (0-based)."""
+        s = tf.cast(step, tf.float32)
+        w = float(self.warmup_steps)
+        after = tf.maximum(s - w, 0.0)  # steps since warmup ended
+        span = float(max(1, self.total_steps - self.warmup_steps))
+        progress = tf.minimum(after / span, 1.0)
+        m = self.min_lr_ratio
+        if self.name == "constant":
+            f = tf.constant(1.0)
+        elif self.name == "step":
+            f = tf.pow(self.decay_rate, tf.floor(after / self.decay_steps))
+        elif self.name == "exponential":
+            f = tf.pow(self.decay_rate, after / self.decay_steps)
+        elif self.name in ("cosine", "warmup_cosine"):
+            f = m + (1.0 - m) * 0.5 * (1.0 + tf.cos(math.pi * progress))
+        elif self.name == "linear":
+            f = 1.0 - (1.0 - m) * progress
+        elif self.name == "inverse_sqrt":
+            f = tf.sqrt(max(w, 1.0) / tf.maximum(s + 1.0, max(w, 1.0)))
+        else:
+            raise ValueError(f"unknown schedule {self.name!r}")
+        if self.warmup_steps > 0:
+            f = f * tf.minimum(1.0, (s + 1.0) / w)
+        return f
+
+    def __call__(self, step):
+        return self.lr * self.factor(step)
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "lr": self.lr, "total_steps": self.total_steps,
+                "warmup": self.warmup, "min_lr_ratio": self.min_lr_ratio,
+                "decay_rate": self.decay_rate, "decay_steps": self.decay_steps}
+
+
 class ScaledLearningRate(keras.optimizers.schedules.LearningRateSchedule):
+    """A base value or schedule times a scale variable (saved in checkpoints)."""
+
     def __init__(self, base, scale: float = 1.0):
         self.base = base
         self.scale = tf.Variable(float(scale), dtype=tf.float32, trainable=False, name="lr_scale")
@@ -22,5 +76,13 @@ class ScaledLearningRate(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self) -> dict:
         base = self.base
         if isinstance(base, keras.optimizers.schedules.LearningRateSchedule):
-            base = keras.optimizers.schedules.serialize(base)
+            base = base.get_config()
         return {"base": base, "scale": float(self.scale.numpy())}
+
+
+def build_learning_rate(cfg, total_steps: int) -> ScaledLearningRate:
+    """The learning rate of `optim` config `cfg` over a run of `total_steps` steps."""
+    s = cfg.schedule
+    base = Schedule(s.name, cfg.lr, total_steps, s.warmup, s.min_lr_ratio, s.decay_rate,
+                    s.decay_steps)
+    return ScaledLearningRate(base)

@@ -9,6 +9,7 @@ run inside one `tf.function` call (`trainer.steps_per_loop`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -160,13 +161,33 @@ class Engine:
         return self._train_loop(iterator, tf.constant(num_steps, tf.int32)).numpy()
 
     def evaluate(self, dataset: tf.data.Dataset, prefix: str = "val_") -> dict[str, float]:
+        """Metrics over the whole dataset; with `optim.ema`, of the averaged weights."""
         from bigtrain import faults
 
         faults.at("eval")
         totals = np.zeros(len(self.objective.stat_names))
-        for x, y in self.strategy.experimental_distribute_dataset(dataset):
-            totals += self._eval_step(x, y).numpy()
+        with self.ema_weights():
+            for x, y in self.strategy.experimental_distribute_dataset(dataset):
+                totals += self._eval_step(x, y).numpy()
         return self.objective.finalize(totals, prefix)
+
+    @contextlib.contextmanager
+    def ema_weights(self):
+        """Swap the weights' moving average in (if the optimizer keeps one), then back."""
+        opt = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        averages = getattr(opt, "_model_variables_moving_average", None)
+        if not getattr(opt, "use_ema", False) or not averages:
+            yield
+            return
+        pairs = list(zip(opt._trainable_variables, averages, strict=True))
+        saved = [v.numpy() for v, _ in pairs]
+        for v, a in pairs:
+            v.assign(a)
+        try:
+            yield
+        finally:
+            for (v, _), value in zip(pairs, saved, strict=True):
+                v.assign(value)
 
     def weights_finite(self) -> bool:
         return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.variables

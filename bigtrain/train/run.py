@@ -87,6 +87,7 @@ class Components:
     engine: Any
     checkpointer: Any
     params: int
+    total_steps: int
 
 
 def build(config: FitConfig, run_dir: Path) -> Components:
@@ -98,7 +99,8 @@ def build(config: FitConfig, run_dir: Path) -> Components:
     from bigtrain.distribute import build_strategy, per_replica_batch
     from bigtrain.models import build_model
     from bigtrain.optim import build_optimizer
-    from bigtrain.optim.schedules import ScaledLearningRate
+    from bigtrain.optim.builders import exclude_from_decay
+    from bigtrain.optim.schedules import build_learning_rate
     from bigtrain.train.checkpoint import Checkpointer
     from bigtrain.train.engine import Engine, StepConfig
     from bigtrain.train.objective import Objective
@@ -121,11 +123,14 @@ def build(config: FitConfig, run_dir: Path) -> Components:
     log.info("data %s: %s, input %s, %d train / %d val / %d test", spec.name, spec.task,
              spec.input_shape, spec.num_train, spec.num_val, spec.num_test)
 
+    steps_per_epoch = splits.steps_per_epoch(t.batch_size)
+    total_steps = steps_per_epoch * t.epochs if t.max_steps <= 0 else t.max_steps
     keras.mixed_precision.set_dtype_policy(POLICIES[s.precision])
     with strategy.scope():
         model = build_model(config.model, spec)
-        lr = ScaledLearningRate(config.optim.lr)
+        lr = build_learning_rate(config.optim, total_steps)
         optimizer = build_optimizer(config.optim, learning_rate=lr)
+        exclude_from_decay(optimizer, model)
         if s.precision == "fp16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
@@ -139,7 +144,8 @@ def build(config: FitConfig, run_dir: Path) -> Components:
     chief = bool(getattr(strategy.extended, "should_checkpoint", True))
     checkpointer = Checkpointer(run_dir / "checkpoints", model, optimizer, t.keep_checkpoints,
                                 lr_scale=lr.scale, is_chief=chief)
-    return Components(splits, strategy, model, optimizer, lr, engine, checkpointer, params)
+    return Components(splits, strategy, model, optimizer, lr, engine, checkpointer, params,
+                      total_steps)
 
 
 def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = ()) -> dict[str, Any]:
@@ -154,7 +160,7 @@ def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = ()) -> dict[str
     splits, engine, checkpointer = c.splits, c.engine, c.checkpointer
     spec = splits.spec
     steps_per_epoch = splits.steps_per_epoch(t.batch_size)
-    total_steps = steps_per_epoch * t.epochs if t.max_steps <= 0 else t.max_steps
+    total_steps = c.total_steps
     state = LoopState(total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                       total_epochs=-(-total_steps // steps_per_epoch))
     _resume(config, run_dir, checkpointer, state)
