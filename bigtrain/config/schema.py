@@ -137,6 +137,22 @@ ACTIVATIONS = ["relu", "gelu", "silu", "tanh", "elu"]
 
 
 @dataclass
+class RNNConfig(ModelConfig):
+    name: str = "rnn"
+    cell: str = "lstm"  # lstm | gru
+    units: int = 128
+    num_layers: int = 1
+    bidirectional: bool = False  # not for language models, which must not see the future
+    vocab_size: int = 0  # classification over token ids only; LMs take the dataset's
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice(self.key("cell"), self.cell, ["lstm", "gru"])
+        _positive(self, "units", "num_layers")
+        check(self.vocab_size >= 0, self.key("vocab_size"), self.vocab_size, "must be >= 0")
+
+
+@dataclass
 class TransformerConfig(ModelConfig):
     name: str = "transformer"
     d_model: int = 128
@@ -388,6 +404,7 @@ SCHEMAS: dict[tuple[str, str], type] = {
     ("model", "mlp"): MLPConfig,
     ("model", "cnn"): CNNConfig,
     ("model", "transformer"): TransformerConfig,
+    ("model", "rnn"): RNNConfig,
     ("optim", "sgd"): SGDConfig,
     ("optim", "momentum"): MomentumConfig,
     ("optim", "adam"): AdamConfig,

@@ -9,7 +9,7 @@ MODELS: Registry = Registry("model")
 
 def build_model(cfg, spec):  # -> keras.Model
     """Build the configured model for the dataset described by `spec` (imports TensorFlow)."""
-    from bigtrain.models import cnn, mlp, transformer  # noqa: F401  (registers the builders)
+    from bigtrain.models import cnn, mlp, rnn, transformer  # noqa: F401  (registers the builders)
 
     return MODELS.get(cfg.name)(cfg, spec)
 

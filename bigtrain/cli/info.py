@@ -1,0 +1,62 @@
+"""`bigtrain info [OVERRIDES]`: the configured model's size, FLOPs and memory, per layer."""
+
+from __future__ import annotations
+
+import typer
+
+from bigtrain.cli.errors import reported
+
+
+def info(
+    overrides: list[str] | None = typer.Argument(None, metavar="[OVERRIDES]...",
+                                                 help="Hydra overrides, as for `bigtrain fit`"),
+) -> None:
+    """Build the configured model and report parameters, MB per precision, FLOPs per example
+    (forward and training step), activation memory at the configured batch, and each layer."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from bigtrain.cli.hydra_glue import compose
+    from bigtrain.config import to_typed
+
+    with reported():
+        config = to_typed(compose(overrides or []))
+        from bigtrain.logs import quiet_tensorflow
+
+        quiet_tensorflow()
+        import keras
+
+        from bigtrain.data import build_dataset
+        from bigtrain.models import build_model
+        from bigtrain.models.size import measure
+
+        spec = build_dataset(config.dataset).spec
+        keras.mixed_precision.set_dtype_policy("float32")
+        model = build_model(config.model, spec)
+        size = measure(model, spec.input_shape, spec.input_dtype)
+
+    batch = config.trainer.batch_size
+    console = Console()
+    table = Table(title=f"model {config.model.name} on {spec.name} ({spec.task}, input "
+                  f"{spec.input_shape})", show_lines=False)
+    for col in ("layer", "type", "output (per example)", "params", "activations"):
+        table.add_column(col, justify="right" if col in ("params", "activations") else "left")
+    for r in size.layers:
+        table.add_row(r.name, r.kind, r.output_shape, f"{r.params:,}", f"{r.activations:,}")
+    console.print(table)
+    summary = Table(show_header=False, box=None)
+    summary.add_row("trainable parameters", f"{size.trainable:,}")
+    summary.add_row("non-trainable parameters", f"{size.non_trainable:,}")
+    summary.add_row("size fp32 / bf16 / fp16", " / ".join(
+        f"{size.megabytes(p):.2f} MB" for p in ("fp32", "bf16", "fp16")))
+    summary.add_row("FLOPs per example, forward", f"{size.flops_forward:,}")
+    summary.add_row("FLOPs per example, training step (~3x forward)",
+                    f"{size.flops_train_step:,}")
+    summary.add_row(f"activation memory at batch {batch}, fp32 / 16-bit",
+                    f"{size.activation_megabytes(batch, 'fp32'):.1f} MB / "
+                    f"{size.activation_megabytes(batch, 'bf16'):.1f} MB")
+    console.print(summary)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("info")(info)
