@@ -341,6 +341,9 @@ class CPUStrategyConfig(StrategyConfig):
 
 
 # ----------------------------------------------------------------------------- trainer
+LOSSES = ["auto", "cross_entropy", "binary_cross_entropy", "mse", "huber"]
+
+
 @dataclass
 class TrainerConfig(_Validated):
     group: ClassVar[str] = "trainer"
@@ -356,6 +359,9 @@ class TrainerConfig(_Validated):
     steps_per_loop: int = 10  # train steps per compiled call (fewer at log/eval/checkpoint points)
     grad_accum: int = 1  # micro-batches per optimizer step; batch_size is split among them
     clip_norm: float = 0.0  # clip gradients to this global norm; 0 = off
+    loss: str = "auto"  # auto | cross_entropy | binary_cross_entropy | mse | huber
+    label_smoothing: float = 0.0
+    huber_delta: float = 1.0
     monitor: str = "val_loss"
     monitor_mode: str = "auto"  # min | max | auto (max for accuracy-like names)
     patience: int = 0  # evaluations without improvement before stopping early; 0 = never
@@ -374,6 +380,9 @@ class TrainerConfig(_Validated):
               f"must divide trainer.batch_size ({self.batch_size})")
         check(self.clip_norm >= 0, self.key("clip_norm"), self.clip_norm,
               "must be >= 0 (0 turns clipping off)")
+        check_choice(self.key("loss"), self.loss, LOSSES)
+        _fraction(self, "label_smoothing")
+        _positive(self, "huber_delta")
         check(self.patience >= 0, self.key("patience"), self.patience, "must be >= 0 (0 = off)")
         check(self.min_delta >= 0, self.key("min_delta"), self.min_delta, "must be >= 0")
         check_choice(self.key("on_nan"), self.on_nan, ["stop", "rollback"])

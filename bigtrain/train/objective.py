@@ -1,7 +1,13 @@
 """Loss and metrics per task, as sums that add up exactly across steps, replicas and workers.
 
-Each step returns a small vector of sums (loss, count, correct, ...); the loop adds vectors and
-`finalize` turns a total into metrics. Nothing depends on Keras metric state under a strategy.
+Each step returns one vector of sums (loss, count, correct, top-k correct, score histograms);
+the loop adds vectors and `finalize` turns a total into metrics, so nothing depends on Keras
+metric state under a strategy. AUC comes from histograms of the positive-class score over
+`AUC_BUCKETS` buckets (exact up to the bucket width).
+
+Losses: `auto` picks sparse cross-entropy for classification and language models and MSE for
+regression; `cross_entropy` (with label smoothing), `binary_cross_entropy` (one logit, from
+logits, with label smoothing; two-class data only), `mse` and `huber` can be chosen.
 """
 
 from __future__ import annotations
@@ -11,43 +17,134 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from bigtrain.config.errors import ConfigError
+
+AUC_BUCKETS = 200
+TOP_K = 5
+
+
+def resolve_loss(loss: str, task: str, num_outputs: int) -> str:
+    if loss == "auto":
+        return "mse" if task == "regression" else "cross_entropy"
+    if task == "regression" and loss not in ("mse", "huber"):
+        raise ConfigError("trainer.loss", f"{loss!r} does not fit a regression dataset; "
+                          "allowed: auto, mse, huber")
+    if task != "regression" and loss in ("mse", "huber"):
+        raise ConfigError("trainer.loss", f"{loss!r} is for regression; this dataset's task is "
+                          f"{task}: use auto, cross_entropy or binary_cross_entropy")
+    if loss == "binary_cross_entropy" and (task != "classification" or num_outputs != 2):
+        raise ConfigError("trainer.loss", "binary_cross_entropy needs a two-class "
+                          f"classification dataset (this one: {task}, {num_outputs} outputs)")
+    return loss
+
+
+def model_outputs(loss: str, num_outputs: int) -> int:
+    """How many outputs the model needs: one logit for binary cross-entropy."""
+    return 1 if loss == "binary_cross_entropy" else num_outputs
+
 
 class Objective:
-    """Cross-entropy for classification and language models; MSE for regression."""
+    def __init__(self, task: str, num_outputs: int, loss: str = "auto",
+                 label_smoothing: float = 0.0, huber_delta: float = 1.0):
+        self.task, self.num_classes = task, num_outputs
+        self.loss = resolve_loss(loss, task, num_outputs)
+        self.smoothing, self.delta = label_smoothing, huber_delta
+        self.binary = task == "classification" and num_outputs == 2
+        self.top_k = task != "regression" and num_outputs > TOP_K
+        names = ["loss_sum", "count", "abs_err" if task == "regression" else "correct"]
+        if self.top_k:
+            names.append(f"top{TOP_K}_correct")
+        if self.binary:
+            names += [f"pos_{i}" for i in range(AUC_BUCKETS)]
+            names += [f"neg_{i}" for i in range(AUC_BUCKETS)]
+        self.stat_names = names
 
-    def __init__(self, task: str):
-        self.task = task
-        self.stat_names = ["loss_sum", "count", "correct" if task != "regression" else "abs_err"]
-
+    # ------------------------------------------------------------------ losses
     def per_example_loss(self, y: tf.Tensor, out: tf.Tensor) -> tf.Tensor:
         out = tf.cast(out, tf.float32)
         if self.task == "regression":
             y = tf.cast(tf.reshape(y, tf.shape(out)), tf.float32)
-            return tf.reduce_mean(tf.square(out - y), axis=-1)
-        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(y, tf.int32),
-                                                              logits=out)
+            err = out - y
+            if self.loss == "huber":
+                a = tf.abs(err)
+                quad = tf.minimum(a, self.delta)
+                return tf.reduce_mean(0.5 * quad**2 + self.delta * (a - quad), axis=-1)
+            return tf.reduce_mean(tf.square(err), axis=-1)
+        if self.loss == "binary_cross_entropy":
+            target = tf.cast(tf.reshape(y, tf.shape(out)), tf.float32)
+            target = target * (1.0 - self.smoothing) + 0.5 * self.smoothing
+            return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(target, out), axis=-1)
+        labels = tf.cast(y, tf.int32)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=out)
+        if self.smoothing > 0:
+            uniform = -tf.reduce_mean(tf.nn.log_softmax(out, axis=-1), axis=-1)
+            ce = (1.0 - self.smoothing) * ce + self.smoothing * uniform
+        return ce
+
+    # ------------------------------------------------------------------ statistics
+    def _positive_score(self, out: tf.Tensor) -> tf.Tensor:
+        if self.loss == "binary_cross_entropy":
+            return tf.sigmoid(tf.reshape(out, [-1]))
+        return tf.nn.softmax(out, axis=-1)[..., 1]
 
     def stats(self, y: tf.Tensor, out: tf.Tensor, per_example: tf.Tensor) -> tf.Tensor:
         out = tf.cast(out, tf.float32)
         count = tf.cast(tf.size(per_example), tf.float32)
+        parts = [tf.reduce_sum(per_example), count]
         if self.task == "regression":
             y = tf.cast(tf.reshape(y, tf.shape(out)), tf.float32)
-            third = tf.reduce_sum(tf.reduce_mean(tf.abs(out - y), axis=-1))
+            parts.append(tf.reduce_sum(tf.reduce_mean(tf.abs(out - y), axis=-1)))
+            return tf.stack(parts)
+        labels = tf.cast(y, tf.int32)
+        if self.loss == "binary_cross_entropy":
+            pred = tf.cast(tf.reshape(out, tf.shape(labels)) > 0, tf.int32)
         else:
             pred = tf.argmax(out, axis=-1, output_type=tf.int32)
-            third = tf.reduce_sum(tf.cast(tf.equal(pred, tf.cast(y, tf.int32)), tf.float32))
-        return tf.stack([tf.reduce_sum(per_example), count, third])
+        parts.append(tf.reduce_sum(tf.cast(tf.equal(pred, labels), tf.float32)))
+        vec = tf.stack(parts)
+        if self.top_k:
+            flat_logits = tf.reshape(out, [-1, self.num_classes])
+            hit = tf.math.in_top_k(tf.reshape(labels, [-1]), flat_logits, TOP_K)
+            vec = tf.concat([vec, [tf.reduce_sum(tf.cast(hit, tf.float32))]], 0)
+        if self.binary:
+            score = self._positive_score(out)
+            bucket = tf.minimum(tf.cast(score * AUC_BUCKETS, tf.int32), AUC_BUCKETS - 1)
+            positive = tf.reshape(labels, [-1]) == 1
+            pos = tf.math.bincount(tf.boolean_mask(bucket, positive), minlength=AUC_BUCKETS,
+                                   maxlength=AUC_BUCKETS, dtype=tf.float32)
+            neg = tf.math.bincount(tf.boolean_mask(bucket, ~positive), minlength=AUC_BUCKETS,
+                                   maxlength=AUC_BUCKETS, dtype=tf.float32)
+            vec = tf.concat([vec, pos, neg], 0)
+        return vec
 
     def finalize(self, totals: np.ndarray, prefix: str = "") -> dict[str, float]:
-        loss_sum, count, third = (float(v) for v in totals)
+        totals = np.asarray(totals, dtype=np.float64)
+        loss_sum, count, third = totals[:3]
         if count == 0:
             return {}
         loss = loss_sum / count
-        out = {f"{prefix}loss": loss}
+        out = {f"{prefix}loss": float(loss)}
         if self.task == "regression":
-            out[f"{prefix}mae"] = third / count
-        else:
-            out[f"{prefix}accuracy"] = third / count
+            out[f"{prefix}mae"] = float(third / count)
+            return out
+        out[f"{prefix}accuracy"] = float(third / count)
+        i = 3
+        if self.top_k:
+            out[f"{prefix}top{TOP_K}_accuracy"] = float(totals[i] / count)
+            i += 1
+        if self.binary:
+            out[f"{prefix}auc"] = auc_from_histograms(totals[i:i + AUC_BUCKETS],
+                                                      totals[i + AUC_BUCKETS:])
         if self.task == "lm":
             out[f"{prefix}perplexity"] = math.exp(min(loss, 50.0))
         return out
+
+
+def auc_from_histograms(pos: np.ndarray, neg: np.ndarray) -> float | None:
+    """P(score of a positive > score of a negative), ties in a bucket counted as half."""
+    n_pos, n_neg = pos.sum(), neg.sum()
+    if n_pos == 0 or n_neg == 0:
+        return None
+    neg_below = np.cumsum(neg) - neg  # negatives in lower buckets
+    wins = np.sum(pos * (neg_below + 0.5 * neg))
+    return float(wins / (n_pos * n_neg))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -103,7 +104,7 @@ def build(config: FitConfig, run_dir: Path) -> Components:
     from bigtrain.optim.schedules import build_learning_rate
     from bigtrain.train.checkpoint import Checkpointer
     from bigtrain.train.engine import Engine, StepConfig
-    from bigtrain.train.objective import Objective
+    from bigtrain.train.objective import Objective, model_outputs
 
     t, s = config.trainer, config.strategy
     keras.utils.set_random_seed(t.seed)
@@ -126,8 +127,12 @@ def build(config: FitConfig, run_dir: Path) -> Components:
     steps_per_epoch = splits.steps_per_epoch(t.batch_size)
     total_steps = steps_per_epoch * t.epochs if t.max_steps <= 0 else t.max_steps
     keras.mixed_precision.set_dtype_policy(POLICIES[s.precision])
+    objective = Objective(spec.task, spec.num_outputs, t.loss, t.label_smoothing,
+                          t.huber_delta)
+    model_spec = dataclasses.replace(spec, num_outputs=model_outputs(objective.loss,
+                                                                     spec.num_outputs))
     with strategy.scope():
-        model = build_model(config.model, spec)
+        model = build_model(config.model, model_spec)
         lr = build_learning_rate(config.optim, total_steps)
         optimizer = build_optimizer(config.optim, learning_rate=lr)
         exclude_from_decay(optimizer, model)
@@ -137,7 +142,7 @@ def build(config: FitConfig, run_dir: Path) -> Components:
     params = int(sum(int(tf.size(v)) for v in model.trainable_variables))
     log.info("model %s: %s trainable parameters, precision %s", config.model.name,
              f"{params:,}", s.precision)
-    engine = Engine(strategy, model, optimizer, Objective(spec.task), StepConfig(
+    engine = Engine(strategy, model, optimizer, objective, StepConfig(
         global_batch=t.batch_size, tokens_per_example=spec.tokens_per_example,
         grad_accum=t.grad_accum, clip_norm=t.clip_norm, jit_compile=s.jit_compile,
         loss_scaling=s.precision == "fp16"))
