@@ -57,6 +57,15 @@ def test_structured_schema_rejects_added_group_keys():
 def test_completion_uses_hydra(tmp_path):
     from bigtrain.cli.hydra_glue import complete
 
-    assert "model=" in complete([], "mod")
+    assert {"model", "model."} & set(complete([], "mod"))  # a group with a subgroup (size)
     assert {"model=cnn", "model=mlp"} <= set(complete([], "model="))
     assert "model.activation=" in complete(["model=mlp"], "model.acti")
+
+
+def test_transformer_size_presets_and_explicit_values_win():
+    cfg = to_typed(compose(["model=transformer", "model/size=small"])).model
+    assert (cfg.d_model, cfg.num_layers, cfg.num_heads) == (128, 4, 4)
+    cfg = to_typed(compose(["model=transformer", "model/size=base", "model.num_layers=2"])).model
+    assert (cfg.d_model, cfg.num_layers) == (256, 2)
+    with pytest.raises(Exception, match="model/size"):
+        compose(["model=mlp", "model/size=small"])

@@ -81,3 +81,9 @@ def test_cnn_refuses_language_models():
 
     with pytest.raises(ConfigError, match="does not model language"):
         build_model(model_cfg("model=cnn"), LM_SPEC)
+
+
+def test_cnn_reads_token_sequences_with_1d_convolutions():
+    model = build_model(model_cfg("model=cnn", "model.vocab_size=30"), TOK_SPEC)
+    assert model(np.ones((2, 12), np.int32)).shape == (2, 3)
+    assert any(type(layer).__name__ == "Conv1D" for layer in model.layers)

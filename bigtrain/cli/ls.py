@@ -33,7 +33,10 @@ def ls(group: str | None = typer.Argument(None, help="Show only this group, e.g.
             for i, (opt, desc) in enumerate(sorted(groups[g].items())):
                 mark = "*" if chosen.get(g) == opt else ""
                 table.add_row(g if i == 0 else "", f"{opt}{mark}", desc)
-        Console().print(table)
+        console = Console()
+        if not console.is_terminal:  # piped: one line per option, for grep and scripts
+            console = Console(width=250)
+        console.print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -123,9 +123,11 @@ class CNNConfig(ModelConfig):
     blocks_per_stage: int = 1
     kernel_size: int = 3
     activation: str = "relu"
+    vocab_size: int = 0  # classification over token ids (1-D convolutions over embeddings)
 
     def validate(self) -> None:
         super().validate()
+        check(self.vocab_size >= 0, self.key("vocab_size"), self.vocab_size, "must be >= 0")
         check(len(self.widths) > 0, self.key("widths"), self.widths, "needs at least one stage")
         for i, w in enumerate(self.widths):
             check(w > 0, self.key(f"widths[{i}]"), w, "widths must be > 0")
