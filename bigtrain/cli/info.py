@@ -5,11 +5,11 @@ from __future__ import annotations
 import typer
 
 from bigtrain.cli.errors import reported
+from bigtrain.cli.params import OVERRIDES
 
 
 def info(
-    overrides: list[str] | None = typer.Argument(None, metavar="[OVERRIDES]...",
-                                                 help="Hydra overrides, as for `bigtrain fit`"),
+    overrides: list[str] | None = OVERRIDES,
 ) -> None:
     """Build the configured model and report parameters, MB per precision, FLOPs per example
     (forward and training step), activation memory at the configured batch, and each layer."""

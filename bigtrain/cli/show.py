@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 from bigtrain.cli.errors import reported
+from bigtrain.cli.params import CONFIG_DIR, OVERRIDES
 
 
 def _tree(node: Any, label: str) -> Any:
@@ -27,10 +28,8 @@ def _tree(node: Any, label: str) -> Any:
 
 
 def show(
-    overrides: list[str] | None = typer.Argument(None, metavar="[OVERRIDES]...",
-                                                 help="Hydra overrides, as for `bigtrain fit`"),
-    config_dir: str | None = typer.Option(None, "--config-dir", "-cd",
-                                          help="An extra config directory to search first"),
+    overrides: list[str] | None = OVERRIDES,
+    config_dir: str | None = CONFIG_DIR,
 ) -> None:
     """Print the composed, validated and resolved config of a run."""
     from omegaconf import OmegaConf

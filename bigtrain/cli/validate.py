@@ -5,13 +5,12 @@ from __future__ import annotations
 import typer
 
 from bigtrain.cli.errors import reported
+from bigtrain.cli.params import CONFIG_DIR, OVERRIDES
 
 
 def validate(
-    overrides: list[str] | None = typer.Argument(None, metavar="[OVERRIDES]...",
-                                                 help="Hydra overrides, as for `bigtrain fit`"),
-    config_dir: str | None = typer.Option(None, "--config-dir", "-cd",
-                                          help="An extra config directory to search first"),
+    overrides: list[str] | None = OVERRIDES,
+    config_dir: str | None = CONFIG_DIR,
 ) -> None:
     """Compose the config and run every check; exit 0 if valid, 2 with the error if not."""
     from bigtrain.cli.hydra_glue import compose
