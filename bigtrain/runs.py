@@ -123,12 +123,15 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """'key: old -> new' for every key that differs and may not change on a resume."""
+    """'key: old -> new' for every key that both configs have, whose value differs, and that
+    may not change on a resume. Keys only one side has come from another bigtrain version's
+    schema (a new key with its default), so they are not counted; a change of option (say
+    model=cnn -> model=mlp) shows in the `name` key."""
     a, b = _flatten(old), _flatten(new)
     changes = []
-    for key in sorted(set(a) | set(b)):
-        if key not in RESUMABLE_CHANGES and a.get(key, "<unset>") != b.get(key, "<unset>"):
-            changes.append(f"{key}: {a.get(key, '<unset>')!r} -> {b.get(key, '<unset>')!r}")
+    for key in sorted(set(a) & set(b)):
+        if key not in RESUMABLE_CHANGES and a[key] != b[key]:
+            changes.append(f"{key}: {a[key]!r} -> {b[key]!r}")
     return changes
 
 

@@ -127,3 +127,13 @@ def test_default_run_reaches_95_percent(cli, tmp_path, monitor):
     assert proc.returncode == 0, proc.stderr
     summary = read_json(tmp_path / "run" / "summary.json")
     assert summary["final"][monitor] >= 0.95, summary["final"]
+
+
+def test_config_changes_ignore_keys_of_another_schema_version():
+    from bigtrain.runs import config_changes
+
+    old = {"optim": {"name": "adam", "lr": 0.1}, "trainer": {"max_steps": 5}}
+    new = {"optim": {"name": "adam", "lr": 0.2, "ema": 0.0}, "trainer": {"max_steps": 9}}
+    assert config_changes(old, new) == ["optim.lr: 0.1 -> 0.2"]
+    assert config_changes(old, {**new, "optim": {"name": "sgd", "lr": 0.1}}) == [
+        "optim.name: 'adam' -> 'sgd'"]
