@@ -90,6 +90,28 @@ class SyntheticConfig(DatasetConfig):
         check(self.noise >= 0, self.key("noise"), self.noise, "must be >= 0")
 
 
+@dataclass
+class TextConfig(DatasetConfig):
+    """A language-model corpus from files: `path` is a file, a directory (every file in it,
+    recursively), a glob, or `stdlib` (this Python's standard-library .py sources)."""
+
+    name: str = "text"
+    path: str = MISSING
+    vocab: str = "byte"  # byte (256 ids, any file) | char (characters of the training split)
+    seq_len: int = 128
+    max_chars: int = 2_000_000  # read at most this much of the corpus (files in sorted order)
+    on_bad_record: str = "fail"  # fail | skip: a file that is not UTF-8 (char vocabulary)
+
+    def validate(self) -> None:
+        super().validate()
+        check(bool(self.path), self.key("path"), self.path,
+              "name a file, a directory, a glob, or stdlib")
+        check_choice(self.key("vocab"), self.vocab, ["byte", "char"])
+        check(self.seq_len >= 2, self.key("seq_len"), self.seq_len, "must be >= 2")
+        _positive(self, "max_chars")
+        check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
+
+
 # ----------------------------------------------------------------------------- model
 @dataclass
 class ModelConfig(_Validated):
@@ -412,6 +434,8 @@ class TrainerConfig(_Validated):
 SCHEMAS: dict[tuple[str, str], type] = {
     ("dataset", "digits"): DigitsConfig,
     ("dataset", "synthetic"): SyntheticConfig,
+    ("dataset", "text"): TextConfig,
+    ("dataset", "text_stdlib"): TextConfig,
     ("model", "mlp"): MLPConfig,
     ("model", "cnn"): CNNConfig,
     ("model", "transformer"): TransformerConfig,
