@@ -112,6 +112,26 @@ class TextConfig(DatasetConfig):
         check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
 
 
+@dataclass
+class CSVConfig(DatasetConfig):
+    """A table in a CSV file: one label column, numeric and categorical features."""
+
+    name: str = "csv"
+    path: str = MISSING
+    label: str = MISSING  # the label column's name
+    task: str = "auto"  # auto | classification | regression
+    categorical: list[str] = field(default_factory=list)  # also: every non-numeric column
+    delimiter: str = ","
+
+    def validate(self) -> None:
+        super().validate()
+        check(bool(self.path), self.key("path"), self.path, "name a CSV file")
+        check(bool(self.label), self.key("label"), self.label, "name the label column")
+        check_choice(self.key("task"), self.task, ["auto", "classification", "regression"])
+        check(len(self.delimiter) == 1, self.key("delimiter"), self.delimiter,
+              "must be one character")
+
+
 # ----------------------------------------------------------------------------- model
 @dataclass
 class ModelConfig(_Validated):
@@ -436,6 +456,7 @@ SCHEMAS: dict[tuple[str, str], type] = {
     ("dataset", "synthetic"): SyntheticConfig,
     ("dataset", "text"): TextConfig,
     ("dataset", "text_stdlib"): TextConfig,
+    ("dataset", "csv"): CSVConfig,
     ("model", "mlp"): MLPConfig,
     ("model", "cnn"): CNNConfig,
     ("model", "transformer"): TransformerConfig,

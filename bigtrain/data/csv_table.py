@@ -1,0 +1,134 @@
+"""Tabular data from a CSV file: a label column, numeric and categorical features.
+
+Numeric features are standardized with the mean and deviation of the training split only, and
+their missing values filled with the training mean; categorical features (every non-numeric
+column, plus `dataset.categorical`) are one-hot encoded over the training split's values, with
+missing and unseen values in a bucket of their own. `task=auto` is regression when every label
+is a number and there are more than 20 distinct ones, classification otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+from bigtrain.config.errors import ConfigError
+from bigtrain.data import DATASETS
+from bigtrain.data.pipeline import Splits, from_arrays, split_arrays
+
+MISSING_VALUES = {"", "na", "nan", "null", "none", "?"}
+
+
+def _is_missing(v: str) -> bool:
+    return v.strip().lower() in MISSING_VALUES
+
+
+def _number(v: str) -> float | None:
+    try:
+        x = float(v)
+    except ValueError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows; a ragged row is an error naming its line."""
+    if not path.is_file():
+        raise ConfigError("dataset.path", f"{path} does not exist" if not path.exists()
+                          else f"{path} is not a file")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f, delimiter=delimiter)
+            header = next(reader, None)
+            if not header:
+                raise ConfigError("dataset.path", f"{path} is empty")
+            header = [h.strip() for h in header]
+            rows = []
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise ConfigError("dataset.path", f"{path}, line {reader.line_num}: "
+                                      f"{len(row)} fields where the header has "
+                                      f"{len(header)}")
+                rows.append(row)
+    except UnicodeDecodeError as ex:
+        raise ConfigError("dataset.path", f"{path} is not UTF-8 text ({ex.reason} at byte "
+                          f"{ex.start})") from ex
+    except csv.Error as ex:
+        raise ConfigError("dataset.path", f"{path}: {ex}") from ex
+    if len(rows) < 3:
+        raise ConfigError("dataset.path", f"{path} has {len(rows)} data rows; need at least 3")
+    return header, rows
+
+
+@DATASETS.register("csv")
+def build_csv(cfg) -> Splits:
+    path = Path(cfg.path).expanduser()
+    header, rows = read_rows(path, cfg.delimiter)
+    if cfg.label not in header:
+        raise ConfigError("dataset.label", f"{path} has no column {cfg.label!r}. Columns: "
+                          + ", ".join(header))
+    for c in cfg.categorical:
+        if c not in header:
+            raise ConfigError("dataset.categorical", f"{path} has no column {c!r}")
+    columns = list(zip(*rows, strict=True))
+    li = header.index(cfg.label)
+    labels = columns[li]
+    train, _, _ = split_arrays(len(rows), cfg.val_fraction, cfg.test_fraction, cfg.seed)
+
+    # ---- label
+    for i, v in enumerate(labels):
+        if _is_missing(v):
+            raise ConfigError("dataset.label", f"{path}, data row {i + 1}: the label is missing")
+    numbers = [_number(v) for v in labels]
+    task = cfg.task
+    if task == "auto":
+        numeric = all(n is not None for n in numbers)
+        task = "regression" if numeric and len(set(numbers)) > 20 else "classification"
+    if task == "regression":
+        if any(n is None for n in numbers):
+            bad = next(i for i, n in enumerate(numbers) if n is None)
+            raise ConfigError("dataset.label", f"{path}, data row {bad + 1}: label "
+                              f"{labels[bad]!r} is not a number (task regression)")
+        y = np.array(numbers, np.float32)[:, None]
+        num_outputs = 1
+    else:
+        classes = sorted({labels[i] for i in train})
+        index = {c: k for k, c in enumerate(classes)}
+        unseen = [i for i, v in enumerate(labels) if v not in index]
+        if unseen:
+            raise ConfigError("dataset.label", f"{path}, data row {unseen[0] + 1}: class "
+                              f"{labels[unseen[0]]!r} is not in the training split")
+        y = np.array([index[v] for v in labels], np.int32)
+        num_outputs = max(2, len(classes))
+
+    # ---- features
+    feats = []
+    for ci, name in enumerate(header):
+        if ci == li:
+            continue
+        values = columns[ci]
+        parsed = [None if _is_missing(v) else _number(v) for v in values]
+        is_numeric = name not in cfg.categorical and all(
+            p is not None or _is_missing(v) for p, v in zip(parsed, values, strict=True))
+        if is_numeric:
+            known = np.array([parsed[i] for i in train if parsed[i] is not None], np.float64)
+            mean = known.mean() if known.size else 0.0
+            std = known.std() if known.size and known.std() > 0 else 1.0
+            col = np.array([mean if p is None else p for p in parsed], np.float64)
+            feats.append(((col - mean) / std)[:, None])
+        else:
+            cats = sorted({values[i] for i in train if not _is_missing(values[i])})
+            index = {c: k for k, c in enumerate(cats)}
+            onehot = np.zeros((len(values), len(cats) + 1))  # last: missing or unseen
+            for r, v in enumerate(values):
+                onehot[r, index.get(v, len(cats)) if not _is_missing(v) else len(cats)] = 1.0
+            feats.append(onehot)
+    if not feats:
+        raise ConfigError("dataset.path", f"{path} has no feature columns besides the label")
+    x = np.concatenate(feats, axis=1).astype(np.float32)
+    return from_arrays("csv", task, x, y, num_outputs=num_outputs, cfg=cfg)
