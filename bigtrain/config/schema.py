@@ -132,6 +132,25 @@ class CSVConfig(DatasetConfig):
               "must be one character")
 
 
+@dataclass
+class ImageFolderConfig(DatasetConfig):
+    """One sub-directory per class of images (jpg, png, bmp, gif), decoded in the pipeline."""
+
+    name: str = "image_folder"
+    path: str = MISSING
+    image_size: list[int] = field(default_factory=lambda: [32, 32])  # height, width
+    channels: int = 3  # 1 = grayscale, 3 = RGB
+    on_bad_record: str = "fail"  # fail | skip: an image that does not decode
+
+    def validate(self) -> None:
+        super().validate()
+        check(bool(self.path), self.key("path"), self.path, "name a directory of class folders")
+        check(len(self.image_size) == 2 and min(self.image_size) > 0, self.key("image_size"),
+              self.image_size, "must be [height, width], both > 0")
+        check_choice(self.key("channels"), self.channels, [1, 3])
+        check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
+
+
 # ----------------------------------------------------------------------------- model
 @dataclass
 class ModelConfig(_Validated):
@@ -457,6 +476,7 @@ SCHEMAS: dict[tuple[str, str], type] = {
     ("dataset", "text"): TextConfig,
     ("dataset", "text_stdlib"): TextConfig,
     ("dataset", "csv"): CSVConfig,
+    ("dataset", "image_folder"): ImageFolderConfig,
     ("model", "mlp"): MLPConfig,
     ("model", "cnn"): CNNConfig,
     ("model", "transformer"): TransformerConfig,

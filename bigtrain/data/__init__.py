@@ -11,7 +11,7 @@ DATASETS: Registry = Registry("dataset")
 def build_dataset(cfg):  # -> bigtrain.data.pipeline.Splits
     """Build the configured dataset's splits (imports TensorFlow)."""
     # importing the source modules registers them
-    from bigtrain.data import csv_table, digits, synthetic, text  # noqa: F401
+    from bigtrain.data import csv_table, digits, image_folder, synthetic, text  # noqa: F401
 
     return DATASETS.get(cfg.name)(cfg)
 
