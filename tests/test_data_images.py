@@ -15,7 +15,7 @@ from bigtrain.data import build_dataset  # noqa: E402
 
 def make_folder(root, per_class=30, corrupt=False):
     rng = np.random.default_rng(0)
-    for k, (name, level) in enumerate([("dark", 40), ("bright", 210)]):
+    for name, level in [("dark", 40), ("bright", 210)]:
         d = root / name
         d.mkdir(parents=True)
         for i in range(per_class):
