@@ -23,11 +23,21 @@ def test_dataset_seed_is_interpolated_from_trainer_seed():
     assert cfg.dataset.seed == 11  # typed once, in trainer
 
 
+# options whose YAML leaves a value for the user to fill in (`???`)
+REQUIRED = {("dataset", "text"): ["dataset.path=corpus.txt"],
+            ("dataset", "csv"): ["dataset.path=t.csv", "dataset.label=y"],
+            ("dataset", "image_folder"): ["dataset.path=photos"]}
+
+
 @pytest.mark.parametrize("group,option", sorted(SCHEMAS))
 def test_every_option_composes_validates_and_has_its_schema(group, option):
-    cfg = to_typed(compose([f"{group}={option}"]))
+    extra = REQUIRED.get((group, option), [])
+    cfg = to_typed(compose([f"{group}={option}", *extra]))
     part = getattr(cfg, group)
     assert isinstance(part, SCHEMAS[(group, option)])
+    if extra:  # and without them, the missing value is named
+        with pytest.raises(ConfigError, match="dataset.*(path|label)"):
+            to_typed(compose([f"{group}={option}"]))
 
 
 def test_every_yaml_has_a_description_and_every_group_option_a_schema():
