@@ -137,3 +137,10 @@ def test_config_changes_ignore_keys_of_another_schema_version():
     assert config_changes(old, new) == ["optim.lr: 0.1 -> 0.2"]
     assert config_changes(old, {**new, "optim": {"name": "sgd", "lr": 0.1}}) == [
         "optim.name: 'adam' -> 'sgd'"]
+
+
+def test_rich_progress_shows_epoch_step_and_metrics(cli, tmp_path):
+    proc = cli("fit", "debug=smoke", "trainer.progress=rich", "hydra.run.dir=run")
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 1/1" in proc.stderr and "step 6/6" in proc.stderr
+    assert "examples_per_sec" in proc.stderr
