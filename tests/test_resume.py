@@ -143,3 +143,14 @@ def test_info_and_generate_commands(cli, tmp_path):
     assert cli("fit", "debug=smoke", "hydra.run.dir=cls").returncode == 0
     refused = cli("generate", "cls", "--prompt", "x")
     assert refused.returncode == 2 and "needs a language model" in refused.stderr
+
+
+def test_data_command_shows_spec_examples_grid_and_speed(cli, tmp_path):
+    proc = cli("data", "--examples", "3", "--batches", "5")
+    assert proc.returncode == 0, proc.stderr
+    assert "1437 train / 180 val / 180 test" in proc.stdout
+    assert "examples/s" in proc.stdout
+    png = tmp_path / "digits_examples.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = cli("data", "dataset=csv", "dataset.path=none.csv", "dataset.label=y")
+    assert bad.returncode == 2 and "none.csv does not exist" in bad.stderr

@@ -1,0 +1,67 @@
+"""`bigtrain data [OVERRIDES]`: the dataset's spec, examples and input-pipeline speed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from bigtrain.cli.errors import reported
+from bigtrain.cli.params import OVERRIDES
+
+
+def data(
+    overrides: list[str] | None = OVERRIDES,
+    examples: int = typer.Option(5, "--examples", help="Examples to show"),
+    out: Path | None = typer.Option(None, "--out", help="PNG grid of images (default: "
+                                    "./<dataset>_examples.png, for image data)"),
+    batches: int = typer.Option(50, "--batches", help="Batches to time the pipeline over"),
+) -> None:
+    """Show the configured dataset's spec, split sizes and examples, and time its pipeline
+    alone, to tell whether data or model is the bottleneck."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from bigtrain.cli.hydra_glue import compose
+    from bigtrain.config import to_typed
+
+    with reported():
+        config = to_typed(compose(overrides or []))
+        from bigtrain.logs import quiet_tensorflow
+
+        quiet_tensorflow()
+        from bigtrain.data import build_dataset
+        from bigtrain.data.inspect import describe_example, image_grid, pipeline_examples_per_sec
+
+        splits = build_dataset(config.dataset)
+        spec = splits.spec
+        batch = min(config.trainer.batch_size, spec.num_train)
+        speed = pipeline_examples_per_sec(splits, batch, batches)
+        shown = list(splits.train.take(max(examples, 16)).as_numpy_iterator())
+
+    console = Console()
+    facts = Table(show_header=False, box=None, title=f"dataset {spec.name}")
+    for k, v in [("task", spec.task), ("input", f"{spec.input_shape} {spec.input_dtype}"),
+                 ("outputs", spec.num_outputs),
+                 ("splits", f"{spec.num_train} train / {spec.num_val} val / {spec.num_test} test"),
+                 ("pipeline", f"{speed:,.0f} examples/s at batch {batch} over {batches} batches")]:
+        facts.add_row(k, str(v))
+    console.print(facts)
+    table = Table(title="training examples (first of the unshuffled split)")
+    table.add_column("#", justify="right")
+    table.add_column("input")
+    table.add_column("target")
+    for i, (x, y) in enumerate(shown[:examples]):
+        table.add_row(str(i), describe_example(x, spec), describe_example(y, spec)
+                      if spec.task == "lm" else str(y.tolist()))
+    console.print(table)
+    if len(spec.input_shape) >= 2 and spec.input_dtype.startswith("float"):
+        import numpy as np
+
+        path = out or Path(f"{spec.name}_examples.png")
+        image_grid(np.stack([x for x, _ in shown]), path)
+        console.print(f"image grid: {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("data")(data)
