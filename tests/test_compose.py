@@ -26,7 +26,8 @@ def test_dataset_seed_is_interpolated_from_trainer_seed():
 # options whose YAML leaves a value for the user to fill in (`???`)
 REQUIRED = {("dataset", "text"): ["dataset.path=corpus.txt"],
             ("dataset", "csv"): ["dataset.path=t.csv", "dataset.label=y"],
-            ("dataset", "image_folder"): ["dataset.path=photos"]}
+            ("dataset", "image_folder"): ["dataset.path=photos"],
+            ("dataset", "tfds"): ["dataset.name=mnist"]}
 
 
 @pytest.mark.parametrize("group,option", sorted(SCHEMAS))
@@ -36,7 +37,7 @@ def test_every_option_composes_validates_and_has_its_schema(group, option):
     part = getattr(cfg, group)
     assert isinstance(part, SCHEMAS[(group, option)])
     if extra:  # and without them, the missing value is named
-        with pytest.raises(ConfigError, match="dataset.*(path|label)"):
+        with pytest.raises(ConfigError, match="dataset.*(path|label|name)"):
             to_typed(compose([f"{group}={option}"]))
 
 

@@ -151,6 +151,23 @@ class ImageFolderConfig(DatasetConfig):
         check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
 
 
+@dataclass
+class TFDSConfig(DatasetConfig):
+    """Any TensorFlow Datasets name (`dataset=tfds dataset.name=mnist`): images or text with
+    integer labels. `name` is the TFDS name here; the loader is always `tfds`."""
+
+    loader: ClassVar[str] = "tfds"
+    name: str = MISSING
+    data_dir: str = "~/tensorflow_datasets"  # where TFDS downloads and prepares data
+    download: bool = True
+    max_len: int = 256  # text: bytes kept per example (padded with 0, bytes shifted by 1)
+
+    def validate(self) -> None:
+        super().validate()
+        check(bool(self.name), self.key("name"), self.name, "name a TFDS dataset, e.g. mnist")
+        _positive(self, "max_len")
+
+
 # ----------------------------------------------------------------------------- model
 @dataclass
 class ModelConfig(_Validated):
@@ -477,6 +494,11 @@ SCHEMAS: dict[tuple[str, str], type] = {
     ("dataset", "text_stdlib"): TextConfig,
     ("dataset", "csv"): CSVConfig,
     ("dataset", "image_folder"): ImageFolderConfig,
+    ("dataset", "tfds"): TFDSConfig,
+    ("dataset", "mnist"): TFDSConfig,
+    ("dataset", "fashion_mnist"): TFDSConfig,
+    ("dataset", "cifar10"): TFDSConfig,
+    ("dataset", "imdb_reviews"): TFDSConfig,
     ("model", "mlp"): MLPConfig,
     ("model", "cnn"): CNNConfig,
     ("model", "transformer"): TransformerConfig,
@@ -557,6 +579,8 @@ def from_resolved(resolved: dict[str, Any]) -> FitConfig:
         part = dict(resolved.get(group) or {})
         option = part.get("name", "default")
         schema = SCHEMAS.get((group, option))
+        if schema is None and group == "dataset" and "data_dir" in part:
+            schema = TFDSConfig  # its `name` is the TFDS dataset's
         if schema is None:
             raise ConfigError(group, f"this bigtrain does not know {group} option {option!r}")
         node[group] = OmegaConf.merge(OmegaConf.structured(schema), part)

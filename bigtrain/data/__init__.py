@@ -11,9 +11,17 @@ DATASETS: Registry = Registry("dataset")
 def build_dataset(cfg):  # -> bigtrain.data.pipeline.Splits
     """Build the configured dataset's splits (imports TensorFlow)."""
     # importing the source modules registers them
-    from bigtrain.data import csv_table, digits, image_folder, synthetic, text  # noqa: F401
+    from bigtrain.data import (  # noqa: F401
+        csv_table,
+        digits,
+        image_folder,
+        synthetic,
+        text,
+        tfds_source,
+    )
 
-    return DATASETS.get(cfg.name)(cfg)
+    # a schema may name its loader (TFDS: `name` is the TFDS dataset, the loader is tfds)
+    return DATASETS.get(getattr(type(cfg), "loader", None) or cfg.name)(cfg)
 
 
 __all__ = ["DATASETS", "DatasetSpec", "build_dataset"]

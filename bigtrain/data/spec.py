@@ -19,6 +19,8 @@ class DatasetSpec:
     num_train: int
     num_val: int
     num_test: int
+    input_vocab: int = 0  # token inputs of classification data: ids are < input_vocab
+
 
     @property
     def tokens_per_example(self) -> int:

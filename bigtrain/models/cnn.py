@@ -35,10 +35,11 @@ def build_cnn(cfg, spec) -> keras.Model:
     inputs = keras.Input(shape=spec.input_shape, dtype=spec.input_dtype, name="inputs")
     x = inputs
     if spec.input_dtype.startswith("int"):  # token ids: 1-D convolutions over embeddings
-        if rank != 1 or cfg.vocab_size <= 0:
+        vocab = cfg.vocab_size or spec.input_vocab
+        if rank != 1 or vocab <= 0:
             raise ConfigError("model.vocab_size", "set it to the token vocabulary size for "
                               "model=cnn over token sequences")
-        x = keras.layers.Embedding(cfg.vocab_size, cfg.widths[0], name="embed")(x)
+        x = keras.layers.Embedding(vocab, cfg.widths[0], name="embed")(x)
     elif rank in (1, 2):  # vectors become 1-D signals, (H, W) images get one channel
         x = keras.layers.Reshape((*spec.input_shape, 1))(x)  # add a channel axis
     two_d = len(x.shape) == 4

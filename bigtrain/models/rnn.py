@@ -18,7 +18,7 @@ def build_rnn(cfg, spec) -> keras.Model:
     inputs = keras.Input(shape=spec.input_shape, dtype=spec.input_dtype, name="inputs")
     shape = spec.input_shape
     if spec.input_dtype.startswith("int"):
-        vocab = spec.num_outputs if causal else cfg.vocab_size
+        vocab = spec.num_outputs if causal else (cfg.vocab_size or spec.input_vocab)
         if vocab <= 0:
             raise ConfigError("model.vocab_size", "set it to the token vocabulary size for "
                               "classification over tokens")

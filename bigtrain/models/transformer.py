@@ -209,7 +209,7 @@ def build_transformer(cfg, spec) -> keras.Model:
     pad_mask = None
     embed = None
     if is_tokens:
-        vocab = spec.num_outputs if spec.task == "lm" else cfg.vocab_size
+        vocab = spec.num_outputs if spec.task == "lm" else (cfg.vocab_size or spec.input_vocab)
         if vocab <= 0:
             raise ConfigError("model.vocab_size", "set it to the token vocabulary size for "
                               "classification over tokens")
