@@ -420,6 +420,21 @@ class CPUStrategyConfig(StrategyConfig):
     name: str = "cpu"
 
 
+@dataclass
+class MirroredStrategyConfig(StrategyConfig):
+    """All (or the listed) local GPUs; on a machine without GPUs, `logical_cpus` splits the
+    CPU into that many devices (for testing the distributed path)."""
+
+    name: str = "mirrored"
+    devices: list[int] = field(default_factory=list)  # GPU indices; empty = all
+    logical_cpus: int = 0  # > 0 and no GPU: mirror over this many logical CPU devices
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.logical_cpus >= 0, self.key("logical_cpus"), self.logical_cpus,
+              "must be >= 0")
+
+
 # ----------------------------------------------------------------------------- trainer
 LOSSES = ["auto", "cross_entropy", "binary_cross_entropy", "mse", "huber"]
 
@@ -513,6 +528,7 @@ SCHEMAS: dict[tuple[str, str], type] = {
     ("optim", "adafactor"): AdafactorConfig,
     ("strategy", "auto"): AutoStrategyConfig,
     ("strategy", "cpu"): CPUStrategyConfig,
+    ("strategy", "mirrored"): MirroredStrategyConfig,
     ("trainer", "default"): TrainerConfig,
 }
 

@@ -107,6 +107,7 @@ def build(config: FitConfig, run_dir: Path) -> Components:
     from bigtrain.train.objective import Objective, model_outputs
 
     t, s = config.trainer, config.strategy
+    strategy = build_strategy(s)  # first: splitting a CPU must precede any TensorFlow op
     keras.utils.set_random_seed(t.seed)
     if t.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -116,7 +117,6 @@ def build(config: FitConfig, run_dir: Path) -> Components:
     if splits.steps_per_epoch(t.batch_size) == 0:
         raise ConfigError("trainer.batch_size", f"{t.batch_size} is larger than the training "
                           f"split ({spec.num_train} examples); use a smaller batch")
-    strategy = build_strategy(s)
     per_replica = per_replica_batch(t.batch_size, strategy)
     if per_replica % t.grad_accum:
         raise ConfigError("trainer.grad_accum", f"{t.grad_accum} must divide the per-replica "

@@ -1,0 +1,43 @@
+"""MirroredStrategy over 2 logical CPU devices gives the losses of one device (fresh processes:
+the CPU split must come before any TensorFlow op)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import read_jsonl
+
+pytestmark = pytest.mark.slow
+
+BASE = ["debug=smoke", "model=mlp", "model.dropout=0", "trainer.deterministic=true",
+        "trainer.max_steps=6", "trainer.log_every=1", "trainer.progress=none"]
+
+
+def losses(run_dir) -> list[float]:
+    return [r["loss"] for r in read_jsonl(run_dir / "metrics.jsonl") if "accuracy" in r
+            and "val_accuracy" not in r]
+
+
+@pytest.mark.parametrize("extra", [[], ["trainer.clip_norm=0.05", "trainer.grad_accum=2"]],
+                         ids=["plain", "clipped+accumulated"])
+def test_mirrored_over_two_logical_cpus_matches_one_device(cli, tmp_path, extra):
+    one = cli("fit", *BASE, *extra, "hydra.run.dir=one")
+    two = cli("fit", *BASE, *extra, "strategy=mirrored", "strategy.logical_cpus=2",
+              "hydra.run.dir=two")
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    assert "MirroredStrategy over 2 replica(s)" in two.stderr
+    a, b = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert len(a) == len(b) == 6
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5, (a, b)
+
+
+def test_batch_not_divisible_by_replicas_is_refused(cli):
+    proc = cli("fit", *BASE, "trainer.batch_size=31", "strategy=mirrored",
+               "strategy.logical_cpus=2", "hydra.run.dir=run")
+    assert proc.returncode == 2
+    assert "trainer.batch_size: 31 is not divisible by the 2 replicas" in proc.stderr
+
+
+def test_mirrored_without_gpus_needs_logical_cpus(cli):
+    proc = cli("fit", *BASE, "strategy=mirrored", "hydra.run.dir=run")
+    assert proc.returncode == 2 and "strategy.logical_cpus" in proc.stderr
