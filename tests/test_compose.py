@@ -27,7 +27,8 @@ def test_dataset_seed_is_interpolated_from_trainer_seed():
 REQUIRED = {("dataset", "text"): ["dataset.path=corpus.txt"],
             ("dataset", "csv"): ["dataset.path=t.csv", "dataset.label=y"],
             ("dataset", "image_folder"): ["dataset.path=photos"],
-            ("dataset", "tfds"): ["dataset.name=mnist"]}
+            ("dataset", "tfds"): ["dataset.name=mnist"],
+            ("dataset", "text_classification"): ["dataset.path=reviews"]}
 
 
 @pytest.mark.parametrize("group,option", sorted(SCHEMAS))

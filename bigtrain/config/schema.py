@@ -168,6 +168,25 @@ class TFDSConfig(DatasetConfig):
         _positive(self, "max_len")
 
 
+@dataclass
+class TextClassificationConfig(DatasetConfig):
+    """Texts with labels: a directory with one sub-directory of text files per class, or a
+    CSV with a text column and a label column. Texts become UTF-8 bytes (ids 1..256; 0 pads)."""
+
+    name: str = "text_classification"
+    path: str = MISSING
+    text_column: str = "text"  # CSV only
+    label_column: str = "label"  # CSV only
+    max_len: int = 256  # bytes kept per text
+    on_bad_record: str = "fail"  # fail | skip: a file that is not UTF-8
+
+    def validate(self) -> None:
+        super().validate()
+        check(bool(self.path), self.key("path"), self.path, "name a directory or a CSV file")
+        _positive(self, "max_len")
+        check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
+
+
 # ----------------------------------------------------------------------------- model
 @dataclass
 class ModelConfig(_Validated):
@@ -509,6 +528,7 @@ SCHEMAS: dict[tuple[str, str], type] = {
     ("dataset", "text_stdlib"): TextConfig,
     ("dataset", "csv"): CSVConfig,
     ("dataset", "image_folder"): ImageFolderConfig,
+    ("dataset", "text_classification"): TextClassificationConfig,
     ("dataset", "tfds"): TFDSConfig,
     ("dataset", "mnist"): TFDSConfig,
     ("dataset", "fashion_mnist"): TFDSConfig,

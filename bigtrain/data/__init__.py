@@ -17,6 +17,7 @@ def build_dataset(cfg):  # -> bigtrain.data.pipeline.Splits
         image_folder,
         synthetic,
         text,
+        text_classification,
         tfds_source,
     )
 

@@ -56,13 +56,14 @@ def split_arrays(n: int, val_fraction: float, test_fraction: float, seed: int,
 
 
 def from_arrays(name: str, task: str, x: np.ndarray, y: np.ndarray, num_outputs: int, cfg,
-                ) -> Splits:
+                input_vocab: int = 0) -> Splits:
     """Splits of in-memory arrays, following the dataset config's fractions and seed."""
     train, val, test = split_arrays(len(x), cfg.val_fraction, cfg.test_fraction, cfg.seed,
                                     cfg.fraction)
     spec = DatasetSpec(name=name, task=task, input_shape=tuple(x.shape[1:]),
                        input_dtype=str(x.dtype), num_outputs=num_outputs,
-                       num_train=len(train), num_val=len(val), num_test=len(test))
+                       num_train=len(train), num_val=len(val), num_test=len(test),
+                       input_vocab=input_vocab)
 
     def ds(idx: np.ndarray) -> tf.data.Dataset:
         return tf.data.Dataset.from_tensor_slices((x[idx], y[idx]))
