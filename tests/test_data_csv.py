@@ -92,3 +92,18 @@ def test_missing_file_in_fit_is_a_usage_error(cli):
     proc = cli("fit", "dataset=csv", "dataset.path=nope.csv", "dataset.label=y", "debug=smoke",
                "hydra.run.dir=run")
     assert proc.returncode == 2 and "dataset.path: nope.csv does not exist" in proc.stderr
+
+
+def test_parquet_reads_like_csv(iris_csv, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow.csv as pcsv
+
+    path = tmp_path / "iris.parquet"
+    pq.write_table(pcsv.read_csv(iris_csv), path)
+    from_csv = splits_for(f"dataset.path={iris_csv}", "dataset.label=species").spec
+    from_parquet = splits_for(f"dataset.path={path}", "dataset.label=species").spec
+    assert from_parquet.input_shape == from_csv.input_shape
+    assert from_parquet.num_train == from_csv.num_train and from_parquet.num_outputs == 3
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(ConfigError, match="is not a readable Parquet file"):
+        splits_for(f"dataset.path={tmp_path / 'bad.parquet'}", "dataset.label=y")

@@ -1,4 +1,4 @@
-"""Tabular data from a CSV file: a label column, numeric and categorical features.
+"""Tabular data from a CSV or Parquet file: a label column, numeric and categorical features.
 
 Numeric features are standardized with the mean and deviation of the training split only, and
 their missing values filled with the training mean; categorical features (every non-numeric
@@ -34,11 +34,34 @@ def _number(v: str) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def read_parquet(path: Path) -> tuple[list[str], list[list[str]]]:
+    """A Parquet table as header and rows of strings (missing values as '')."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as ex:  # pyarrow comes with tensorflow-datasets
+        raise ConfigError("dataset.path", "reading Parquet needs pyarrow: pip install "
+                          "pyarrow") from ex
+    try:
+        table = pq.read_table(path)
+    except Exception as ex:  # pyarrow raises its own error types for damaged files
+        raise ConfigError("dataset.path", f"{path} is not a readable Parquet file: "
+                          f"{str(ex).splitlines()[0][:200]}") from ex
+    header = [str(c) for c in table.column_names]
+    columns = [["" if v is None else str(v) for v in col.to_pylist()] for col in table.columns]
+    return header, [list(r) for r in zip(*columns, strict=True)]
+
+
 def read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
-    """Header and rows; a ragged row is an error naming its line."""
+    """Header and rows of a CSV (or Parquet) file; a ragged row is an error naming its line."""
     if not path.is_file():
         raise ConfigError("dataset.path", f"{path} does not exist" if not path.exists()
                           else f"{path} is not a file")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        header, rows = read_parquet(path)
+        if len(rows) < 3:
+            raise ConfigError("dataset.path", f"{path} has {len(rows)} data rows; need at "
+                              "least 3")
+        return header, rows
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f, delimiter=delimiter)
