@@ -1,0 +1,153 @@
+"""Schemas of the `dataset` group: one dataclass per source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from omegaconf import MISSING
+
+from bigtrain.config.base import GroupSchema, positive, unit_interval
+from bigtrain.config.errors import check, check_choice
+
+
+@dataclass
+class DatasetConfig(GroupSchema):
+    group: ClassVar[str] = "dataset"
+    name: str = MISSING
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    fraction: float = 1.0  # train on this share of the training split
+    seed: int = 0
+    shuffle_buffer: int = 10_000
+
+    def validate(self) -> None:
+        unit_interval(self, "val_fraction")
+        unit_interval(self, "test_fraction")
+        unit_interval(self, "fraction", low_open=True)
+        total = self.val_fraction + self.test_fraction
+        check(total < 1, self.key("val_fraction"), total,
+              "val_fraction + test_fraction must leave data to train on (< 1)")
+        positive(self, "shuffle_buffer")
+
+
+@dataclass
+class DigitsConfig(DatasetConfig):
+    name: str = "digits"
+    normalize: bool = True
+
+
+@dataclass
+class SyntheticConfig(DatasetConfig):
+    name: str = "synthetic"
+    task: str = "classification"  # classification | regression | lm
+    num_examples: int = 4096
+    num_features: int = 32
+    num_classes: int = 10
+    vocab_size: int = 256
+    seq_len: int = 64
+    noise: float = 0.1
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice(self.key("task"), self.task, ["classification", "regression", "lm"])
+        positive(self, "num_examples", "num_features", "vocab_size", "seq_len")
+        check(self.num_classes >= 2, self.key("num_classes"), self.num_classes, "must be >= 2")
+        check(self.noise >= 0, self.key("noise"), self.noise, "must be >= 0")
+
+
+@dataclass
+class TextConfig(DatasetConfig):
+    """A language-model corpus from files: `path` is a file, a directory (every file in it,
+    recursively), a glob, or `stdlib` (this Python's standard-library .py sources)."""
+
+    name: str = "text"
+    path: str = MISSING
+    vocab: str = "byte"  # byte (256 ids, any file) | char (characters of the training split)
+    seq_len: int = 128
+    max_chars: int = 2_000_000  # read at most this much of the corpus (files in sorted order)
+    on_bad_record: str = "fail"  # fail | skip: a file that is not UTF-8 (char vocabulary)
+
+    def validate(self) -> None:
+        super().validate()
+        check(bool(self.path), self.key("path"), self.path,
+              "name a file, a directory, a glob, or stdlib")
+        check_choice(self.key("vocab"), self.vocab, ["byte", "char"])
+        check(self.seq_len >= 2, self.key("seq_len"), self.seq_len, "must be >= 2")
+        positive(self, "max_chars")
+        check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
+
+
+@dataclass
+class CSVConfig(DatasetConfig):
+    """A table in a CSV file: one label column, numeric and categorical features."""
+
+    name: str = "csv"
+    path: str = MISSING
+    label: str = MISSING  # the label column's name
+    task: str = "auto"  # auto | classification | regression
+    categorical: list[str] = field(default_factory=list)  # also: every non-numeric column
+    delimiter: str = ","
+
+    def validate(self) -> None:
+        super().validate()
+        check(bool(self.path), self.key("path"), self.path, "name a CSV file")
+        check(bool(self.label), self.key("label"), self.label, "name the label column")
+        check_choice(self.key("task"), self.task, ["auto", "classification", "regression"])
+        check(len(self.delimiter) == 1, self.key("delimiter"), self.delimiter,
+              "must be one character")
+
+
+@dataclass
+class ImageFolderConfig(DatasetConfig):
+    """One sub-directory per class of images (jpg, png, bmp, gif), decoded in the pipeline."""
+
+    name: str = "image_folder"
+    path: str = MISSING
+    image_size: list[int] = field(default_factory=lambda: [32, 32])  # height, width
+    channels: int = 3  # 1 = grayscale, 3 = RGB
+    on_bad_record: str = "fail"  # fail | skip: an image that does not decode
+
+    def validate(self) -> None:
+        super().validate()
+        check(bool(self.path), self.key("path"), self.path, "name a directory of class folders")
+        check(len(self.image_size) == 2 and min(self.image_size) > 0, self.key("image_size"),
+              self.image_size, "must be [height, width], both > 0")
+        check_choice(self.key("channels"), self.channels, [1, 3])
+        check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
+
+
+@dataclass
+class TFDSConfig(DatasetConfig):
+    """Any TensorFlow Datasets name (`dataset=tfds dataset.name=mnist`): images or text with
+    integer labels. `name` is the TFDS name here; the loader is always `tfds`."""
+
+    loader: ClassVar[str] = "tfds"
+    name: str = MISSING
+    data_dir: str = "~/tensorflow_datasets"  # where TFDS downloads and prepares data
+    download: bool = True
+    max_len: int = 256  # text: bytes kept per example (padded with 0, bytes shifted by 1)
+
+    def validate(self) -> None:
+        super().validate()
+        check(bool(self.name), self.key("name"), self.name, "name a TFDS dataset, e.g. mnist")
+        positive(self, "max_len")
+
+
+@dataclass
+class TextClassificationConfig(DatasetConfig):
+    """Texts with labels: a directory with one sub-directory of text files per class, or a
+    CSV with a text column and a label column. Texts become UTF-8 bytes (ids 1..256; 0 pads)."""
+
+    name: str = "text_classification"
+    path: str = MISSING
+    text_column: str = "text"  # CSV only
+    label_column: str = "label"  # CSV only
+    max_len: int = 256  # bytes kept per text
+    on_bad_record: str = "fail"  # fail | skip: a file that is not UTF-8
+
+    def validate(self) -> None:
+        super().validate()
+        check(bool(self.path), self.key("path"), self.path, "name a directory or a CSV file")
+        positive(self, "max_len")
+        check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])

@@ -1,0 +1,149 @@
+"""Schemas of the `optim` group and its nested `optim/schedule` group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from omegaconf import MISSING
+
+from bigtrain.config.base import GroupSchema, positive, unit_interval
+from bigtrain.config.errors import check, check_choice
+
+SCHEDULES = ["constant", "step", "exponential", "cosine", "warmup_cosine", "linear",
+             "inverse_sqrt"]
+
+
+@dataclass
+class ScheduleConfig(GroupSchema):
+    """One schema for every schedule kind (`optim/schedule=<name>`); kinds ignore what they
+    do not use."""
+
+    group: ClassVar[str] = "optim.schedule"
+    name: str = "constant"
+    warmup: float = 0.0  # steps if >= 1, else a fraction of the run's total steps
+    min_lr_ratio: float = 0.0  # cosine and linear end at lr * min_lr_ratio
+    decay_rate: float = 0.5  # step and exponential: multiply by this every decay_steps
+    decay_steps: int = 1000
+
+    def validate(self) -> None:
+        check_choice(self.key("name"), self.name, SCHEDULES)
+        check(self.warmup >= 0, self.key("warmup"), self.warmup,
+              "must be >= 0 (steps if >= 1, else a fraction of training)")
+        check(0 <= self.min_lr_ratio <= 1, self.key("min_lr_ratio"), self.min_lr_ratio,
+              "must be in [0, 1]")
+        check(0 < self.decay_rate <= 1, self.key("decay_rate"), self.decay_rate,
+              "must be in (0, 1]")
+        positive(self, "decay_steps")
+        if self.name == "inverse_sqrt":
+            check(self.warmup > 0, self.key("warmup"), self.warmup,
+                  "inverse_sqrt needs a warmup > 0 (its decay starts after it)")
+
+
+@dataclass
+class OptimConfig(GroupSchema):
+    group: ClassVar[str] = "optim"
+    name: str = MISSING
+    lr: float = 1e-3
+    weight_decay: float = 0.0  # decoupled; never applied to biases and normalization weights
+    ema: float = 0.0  # > 0: keep an exponential moving average of the weights and evaluate it
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+    def validate(self) -> None:
+        positive(self, "lr")
+        check(self.weight_decay >= 0, self.key("weight_decay"), self.weight_decay, "must be >= 0")
+        check(0 <= self.ema < 1, self.key("ema"), self.ema, "must be in [0, 1); 0 turns it off")
+
+
+@dataclass
+class SGDConfig(OptimConfig):
+    name: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.0
+    nesterov: bool = False
+
+    def validate(self) -> None:
+        super().validate()
+        unit_interval(self, "momentum")
+
+
+@dataclass
+class MomentumConfig(SGDConfig):
+    name: str = "momentum"
+    momentum: float = 0.9
+
+
+@dataclass
+class AdamConfig(OptimConfig):
+    name: str = "adam"
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+
+    def validate(self) -> None:
+        super().validate()
+        unit_interval(self, "beta_1")
+        unit_interval(self, "beta_2")
+        positive(self, "epsilon")
+
+
+@dataclass
+class AdamWConfig(AdamConfig):
+    name: str = "adamw"
+    weight_decay: float = 0.01
+
+
+@dataclass
+class AdagradConfig(OptimConfig):
+    name: str = "adagrad"
+    lr: float = 0.05
+    initial_accumulator_value: float = 0.1
+    epsilon: float = 1e-7
+
+    def validate(self) -> None:
+        super().validate()
+        positive(self, "epsilon")
+        check(self.initial_accumulator_value >= 0, self.key("initial_accumulator_value"),
+              self.initial_accumulator_value, "must be >= 0")
+
+
+@dataclass
+class RMSpropConfig(OptimConfig):
+    name: str = "rmsprop"
+    rho: float = 0.9
+    momentum: float = 0.0
+    epsilon: float = 1e-7
+    centered: bool = False
+
+    def validate(self) -> None:
+        super().validate()
+        unit_interval(self, "rho")
+        unit_interval(self, "momentum")
+        positive(self, "epsilon")
+
+
+@dataclass
+class LionConfig(OptimConfig):
+    name: str = "lion"
+    lr: float = 1e-4
+    beta_1: float = 0.9
+    beta_2: float = 0.99
+
+    def validate(self) -> None:
+        super().validate()
+        unit_interval(self, "beta_1")
+        unit_interval(self, "beta_2")
+
+
+@dataclass
+class AdafactorConfig(OptimConfig):
+    name: str = "adafactor"
+    beta_2_decay: float = -0.8
+    epsilon_1: float = 1e-30
+    epsilon_2: float = 1e-3
+    clip_threshold: float = 1.0
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.beta_2_decay < 0, self.key("beta_2_decay"), self.beta_2_decay, "must be < 0")
+        positive(self, "epsilon_1", "epsilon_2", "clip_threshold")

@@ -1,0 +1,72 @@
+"""Schema of the `trainer` group: the loop's length, intervals and policies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from bigtrain.config.base import GroupSchema, positive, unit_interval
+from bigtrain.config.errors import check, check_choice
+
+LOSSES = ["auto", "cross_entropy", "binary_cross_entropy", "mse", "huber"]
+
+
+@dataclass
+class TrainerConfig(GroupSchema):
+    group: ClassVar[str] = "trainer"
+    epochs: int = 10
+    max_steps: int = -1  # > 0: train exactly this many steps, whatever `epochs` says
+    batch_size: int = 32  # global batch, over all replicas
+    eval_batch_size: int = 256
+    seed: int = 0
+    log_every: int = 20
+    eval_every: int = 0  # steps; 0 = at the end of every epoch
+    checkpoint_every: int = 0  # steps; 0 = at the end of every epoch
+    keep_checkpoints: int = 3
+    steps_per_loop: int = 10  # train steps per compiled call (fewer at log/eval/checkpoint points)
+    grad_accum: int = 1  # micro-batches per optimizer step; batch_size is split among them
+    clip_norm: float = 0.0  # clip gradients to this global norm; 0 = off
+    loss: str = "auto"  # auto | cross_entropy | binary_cross_entropy | mse | huber
+    label_smoothing: float = 0.0
+    huber_delta: float = 1.0
+    monitor: str = "val_loss"
+    monitor_mode: str = "auto"  # min | max | auto (max for accuracy-like names)
+    patience: int = 0  # evaluations without improvement before stopping early; 0 = never
+    min_delta: float = 0.0  # the least change of `monitor` that counts as an improvement
+    on_nan: str = "stop"  # stop | rollback (to the last good checkpoint, learning rate halved)
+    nan_max_rollbacks: int = 3
+    progress: str = "auto"  # auto (rich on a terminal, plain lines otherwise) | rich | plain | none
+    tensorboard: bool = True
+    resume: str = "auto"  # auto | never | force | <run dir to continue from>
+    deterministic: bool = False  # seeded + deterministic ops: a resumed run is bitwise exact
+
+    def validate(self) -> None:
+        positive(self, "epochs", "batch_size", "eval_batch_size", "log_every", "keep_checkpoints",
+                  "steps_per_loop", "grad_accum")
+        check(self.batch_size % self.grad_accum == 0, self.key("grad_accum"), self.grad_accum,
+              f"must divide trainer.batch_size ({self.batch_size})")
+        check(self.clip_norm >= 0, self.key("clip_norm"), self.clip_norm,
+              "must be >= 0 (0 turns clipping off)")
+        check_choice(self.key("loss"), self.loss, LOSSES)
+        unit_interval(self, "label_smoothing")
+        positive(self, "huber_delta")
+        check(self.patience >= 0, self.key("patience"), self.patience, "must be >= 0 (0 = off)")
+        check(self.min_delta >= 0, self.key("min_delta"), self.min_delta, "must be >= 0")
+        check_choice(self.key("on_nan"), self.on_nan, ["stop", "rollback"])
+        check(self.nan_max_rollbacks >= 0, self.key("nan_max_rollbacks"),
+              self.nan_max_rollbacks, "must be >= 0")
+        if self.resume not in ("auto", "never", "force"):
+            import os
+
+            check(os.path.isdir(os.path.join(self.resume, "checkpoints")), self.key("resume"),
+                  self.resume, "allowed: auto, never, force, or a run dir that has checkpoints/")
+        check(self.max_steps == -1 or self.max_steps > 0, self.key("max_steps"), self.max_steps,
+              "must be > 0, or -1 to train for `epochs`")
+        for n in ("eval_every", "checkpoint_every"):
+            v = getattr(self, n)
+            check(v >= 0, self.key(n), v, "must be >= 0 (0 = every epoch)")
+        check_choice(self.key("monitor_mode"), self.monitor_mode, ["auto", "min", "max"])
+        check_choice(self.key("progress"), self.progress, ["auto", "rich", "plain", "none"])
+        check(self.monitor.startswith(("val_", "train_")) or self.monitor == "loss",
+              self.key("monitor"), self.monitor,
+              "name a logged metric such as val_loss, val_accuracy or loss")
