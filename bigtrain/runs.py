@@ -80,6 +80,13 @@ def failed_summary(error: BaseException | str, start: float, status: str = "fail
             "wall_s": round(time.time() - start, 3)}
 
 
+def resolve_mode(monitor: str, mode: str) -> str:
+    """min or max for `trainer.monitor`; auto is max for accuracy-like names (acc, auc)."""
+    if mode != "auto":
+        return mode
+    return "max" if any(k in monitor for k in ("acc", "auc")) else "min"
+
+
 def monitored_value(summary: dict[str, Any], monitor: str) -> float:
     """The value a sweeper optimizes: the best `monitor` reached, else the final one."""
     for part in ("best", "final"):
@@ -110,6 +117,7 @@ RESUMABLE_CHANGES = {
     "trainer.checkpoint_every", "trainer.keep_checkpoints", "trainer.progress",
     "trainer.tensorboard", "trainer.resume", "trainer.eval_batch_size", "trainer.patience",
     "trainer.min_delta", "trainer.on_nan", "trainer.nan_max_rollbacks", "trainer.steps_per_loop",
+    "trainer.rerun",
 }
 
 
@@ -133,6 +141,14 @@ def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if key not in RESUMABLE_CHANGES and a[key] != b[key]:
             changes.append(f"{key}: {a[key]!r} -> {b[key]!r}")
     return changes
+
+
+def same_run(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether two resolved configs describe the same run (`trainer.rerun` aside)."""
+    a, b = _flatten(old), _flatten(new)
+    a.pop("trainer.rerun", None)
+    b.pop("trainer.rerun", None)
+    return a == b
 
 
 def read_config(run_dir: Path) -> dict[str, Any] | None:

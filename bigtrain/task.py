@@ -34,6 +34,17 @@ def _check_resumable(run_dir: Path, resolved: dict, resume: str) -> None:
                           f"choose a new hydra.run.dir")
 
 
+def _set_aside(run_dir: Path) -> None:
+    """`trainer.rerun=true`: keep the finished run's files, renamed, and start from scratch."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for name in ("checkpoints", "metrics.jsonl", "summary.json", "tb"):
+        path = run_dir / name
+        if path.exists():
+            path.rename(run_dir / f"{name}.before-rerun-{stamp}")
+    log.info("trainer.rerun: the previous run's files in %s were renamed *.before-rerun-%s",
+             run_dir, stamp)
+
+
 def fit_task(cfg: DictConfig) -> float:
     """Validate, train, record; return the value of `trainer.monitor` for sweepers."""
     from hydra.core.hydra_config import HydraConfig
@@ -51,6 +62,15 @@ def fit_task(cfg: DictConfig) -> float:
         if not (run_dir / "summary.json").exists():
             runs.write_summary(run_dir, runs.failed_summary(ex, start))
         raise
+    previous = runs.read_summary(run_dir) or {}
+    old_config = runs.read_config(run_dir)
+    if previous.get("status") == "completed" and old_config is not None and \
+            runs.same_run(old_config, resolved):
+        if not config.trainer.rerun:
+            log.info("%s already holds a completed run of this config; skipping it "
+                     "(trainer.rerun=true trains it again)", run_dir)
+            return runs.monitored_value(previous, config.trainer.monitor)
+        _set_aside(run_dir)
     runs.write_config(run_dir, resolved)
 
     try:

@@ -46,7 +46,12 @@ def fit(
     from bigtrain.task import fit_task
 
     with reported():
-        dispatch(overrides or [], fit_task)
+        try:
+            dispatch(overrides or [], fit_task)
+        finally:
+            from bigtrain import sweeps
+
+            sweeps.finish()
 
 
 def register(app: typer.Typer) -> None:

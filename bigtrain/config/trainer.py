@@ -38,6 +38,7 @@ class TrainerConfig(GroupSchema):
     progress: str = "auto"  # auto (rich on a terminal, plain lines otherwise) | rich | plain | none
     tensorboard: bool = True
     resume: str = "auto"  # auto | never | force | <run dir to continue from>
+    rerun: bool = False  # train again even if this run dir holds a completed run of this config
     deterministic: bool = False  # seeded + deterministic ops: a resumed run is bitwise exact
 
     def validate(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from bigtrain.runs import resolve_mode  # noqa: F401  (re-exported for the loop)
 from bigtrain.train.objective import Objective
 
 
@@ -206,12 +207,6 @@ def is_better(value: float | None, best: float | None, mode: str, min_delta: flo
     if best is None:
         return True
     return value < best - min_delta if mode == "min" else value > best + min_delta
-
-
-def resolve_mode(monitor: str, mode: str) -> str:
-    if mode != "auto":
-        return mode
-    return "max" if any(k in monitor for k in ("acc", "auc")) else "min"
 
 
 def summarize_interval(objective: Objective, totals: np.ndarray, seconds: float,

@@ -1,0 +1,140 @@
+"""Sweep results: a table of every job of a multirun, kept up to date as jobs finish.
+
+A Hydra callback (configured in fit.yaml) rewrites `sweep_summary.csv` and `sweep_summary.json`
+in the sweep dir after every job, from the jobs' own summary.json files, so a crashed or failed
+sweep still has its table; `bigtrain fit` prints the table when the multirun ends. Columns:
+the job number, the overrides that differ between jobs, status, best and final
+`trainer.monitor`, steps, wall time; the best completed job is marked.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from bigtrain import runs
+
+log = logging.getLogger("bigtrain")
+
+
+def _overrides(job_dir: Path) -> dict[str, str]:
+    try:
+        items = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    except (OSError, yaml.YAMLError):
+        return {}
+    return dict(item.split("=", 1) for item in items if "=" in item)
+
+
+def collect(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per job dir that has a summary.json, in job order."""
+    jobs = sorted((d for d in Path(sweep_dir).iterdir() if d.is_dir() and d.name.isdigit()),
+                  key=lambda d: int(d.name))
+    rows, all_overrides = [], []
+    for d in jobs:
+        summary = runs.read_summary(d)
+        if summary is None:
+            continue
+        monitor = summary.get("monitor") or "val_loss"
+        rows.append({"job": int(d.name), "status": summary.get("status"),
+                     "monitor": monitor,
+                     "best": summary.get("best", {}).get(monitor),
+                     "final": summary.get("final", {}).get(monitor),
+                     "steps": summary.get("steps"), "wall_s": summary.get("wall_s"),
+                     "error": summary.get("error", ""), "run_dir": str(d)})
+        all_overrides.append(_overrides(d))
+    keys = sorted({k for o in all_overrides for k in o})
+    varying = [k for k in keys if len({o.get(k) for o in all_overrides}) > 1]
+    for row, o in zip(rows, all_overrides, strict=True):
+        row["overrides"] = {k: o.get(k, "") for k in varying}
+    _mark_best(rows)
+    return rows
+
+
+def _mark_best(rows: list[dict[str, Any]]) -> None:
+    done = [r for r in rows if r["status"] == "completed" and isinstance(r["best"], float)
+            and math.isfinite(r["best"])]
+    for r in rows:
+        r["is_best"] = False
+    if done:
+        mode = runs.resolve_mode(done[0]["monitor"], "auto")
+        pick = min if mode == "min" else max
+        pick(done, key=lambda r: r["best"])["is_best"] = True
+
+
+def write(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
+    runs.atomic_write_text(Path(sweep_dir) / "sweep_summary.json",
+                           json.dumps(rows, indent=2) + "\n")
+    buf = io.StringIO()
+    varying = list(rows[0]["overrides"]) if rows else []
+    fields = ["job", *varying, "status", "monitor", "best", "final", "steps", "wall_s",
+              "is_best", "error"]
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    for r in rows:
+        w.writerow({**{k: r.get(k) for k in fields if k not in varying}, **r["overrides"]})
+    runs.atomic_write_text(Path(sweep_dir) / "sweep_summary.csv", buf.getvalue())
+
+
+def show(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if not rows:
+        return
+    varying = list(rows[0]["overrides"])
+    table = Table(title=f"sweep: {len(rows)} jobs, monitor {rows[0]['monitor']}")
+    for col in ["job", *varying, "status", "best", "final", "steps", "wall s"]:
+        table.add_column(col)
+    for r in rows:
+        fmt = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in (r["best"], r["final"])]
+        table.add_row(f"{r['job']}{' *' if r['is_best'] else ''}",
+                      *[r["overrides"][k] for k in varying], str(r["status"]), *fmt,
+                      str(r["steps"]), f"{r['wall_s']:.1f}" if r["wall_s"] else "")
+    Console(stderr=True).print(table)
+
+
+class SweepSummary(Callback):
+    """Keeps sweep_summary.csv/json current after each job; prints the table at the end."""
+
+    def _sweep_dir(self, config: DictConfig) -> Path | None:
+        try:
+            return Path(config.hydra.sweep.dir)
+        except Exception:  # a single run's config: nothing to summarize
+            return None
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if str(config.hydra.mode) != "RunMode.MULTIRUN":
+            return
+        sweep_dir = self._sweep_dir(config)
+        if sweep_dir is not None and sweep_dir.is_dir():
+            write(sweep_dir, collect(sweep_dir))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global _current
+        _current = self._sweep_dir(config)
+
+
+#: the sweep dir of the multirun this process launched, for `finish` (set by the callback in
+#: the launching process: Hydra skips on_multirun_end when a job failed)
+_current: Path | None = None
+
+
+def finish() -> None:
+    """After a multirun, failed or not: write the final table and print it."""
+    global _current
+    sweep_dir, _current = _current, None
+    if sweep_dir is None or not sweep_dir.is_dir():
+        return
+    rows = collect(sweep_dir)
+    if rows:
+        write(sweep_dir, rows)
+        show(rows)
