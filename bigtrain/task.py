@@ -78,7 +78,8 @@ def fit_task(cfg: DictConfig) -> float:
 
         summary = train(config, run_dir)
     except ConfigError as ex:  # raised by builders that see the data (e.g. batch vs replicas)
-        runs.write_summary(run_dir, runs.failed_summary(ex, start))
+        if previous.get("status") != "completed":  # a mistake now loses no finished run
+            runs.write_summary(run_dir, runs.failed_summary(ex, start))
         raise
     except Preempted as ex:
         summary = runs.failed_summary(str(ex), start, status="preempted")

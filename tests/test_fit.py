@@ -144,3 +144,11 @@ def test_rich_progress_shows_epoch_step_and_metrics(cli, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "epoch 1/1" in proc.stderr and "step 6/6" in proc.stderr
     assert "examples_per_sec" in proc.stderr
+
+
+def test_a_refused_command_keeps_the_completed_runs_summary(cli, tmp_path):
+    assert cli("fit", "debug=smoke", "hydra.run.dir=run").returncode == 0
+    refused = cli("fit", "debug=smoke", "trainer.max_steps=8", "trainer.resume=never",
+                  "hydra.run.dir=run")
+    assert refused.returncode == 2 and "trainer.resume" in refused.stderr
+    assert read_json(tmp_path / "run" / "summary.json")["status"] == "completed"
