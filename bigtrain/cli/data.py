@@ -17,8 +17,7 @@ def data(
                                     "./<dataset>_examples.png, for image data)"),
     batches: int = typer.Option(50, "--batches", help="Batches to time the pipeline over"),
 ) -> None:
-    """Show the configured dataset's spec, split sizes and examples, and time its pipeline
-    alone, to tell whether data or model is the bottleneck."""
+    """Show the configured dataset's spec, examples and input-pipeline speed."""
     from rich.console import Console
     from rich.table import Table
 

@@ -11,8 +11,7 @@ from bigtrain.cli.params import OVERRIDES
 def info(
     overrides: list[str] | None = OVERRIDES,
 ) -> None:
-    """Build the configured model and report parameters, MB per precision, FLOPs per example
-    (forward and training step), activation memory at the configured batch, and each layer."""
+    """Report the configured model's parameters, size, FLOPs and memory, layer by layer."""
     from rich.console import Console
     from rich.table import Table
 
