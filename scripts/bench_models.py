@@ -22,7 +22,8 @@ RECIPES = {
     "default": [],  # plain `bigtrain fit`: digits + cnn + adam, 12 epochs (target: >= 95%)
     "mlp": ["model=mlp", "trainer.epochs=30", "optim/schedule=cosine"],
     "cnn": ["model=cnn", "trainer.epochs=20", "optim/schedule=cosine"],
-    "rnn": ["model=rnn", "trainer.epochs=25", "optim/schedule=cosine"],
+    "rnn": ["model=rnn", "model.cell=gru", "model.bidirectional=true", "trainer.epochs=30",
+            "optim/schedule=cosine"],
     "transformer": ["model=transformer", "trainer.epochs=25", "optim/schedule=warmup_cosine"],
 }
 TARGETS = {"default": 0.95, "mlp": 0.95, "cnn": 0.98, "rnn": 0.95, "transformer": 0.95}
