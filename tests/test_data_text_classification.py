@@ -61,7 +61,7 @@ def test_csv_with_text_and_label_columns(tmp_path):
 def test_bad_text_directories(tmp_path, caplog):
     root = make_dirs(tmp_path / "r", n=3)
     (root / "pos" / "junk.txt").write_bytes(b"ok\n\xff\xfe")
-    with pytest.raises(ConfigError, match=r"junk.txt is not UTF-8 text \(line 2\)"):
+    with pytest.raises(ConfigError, match=r"junk.txt is not UTF-8 text \(line 2, byte 3\)"):
         build_dataset(config(f"dataset.path={root}").dataset)
     spec = build_dataset(config(f"dataset.path={root}", "dataset.on_bad_record=skip").dataset).spec
     assert spec.num_train + spec.num_val + spec.num_test == 6

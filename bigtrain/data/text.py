@@ -45,8 +45,22 @@ def find_files(path: str) -> list[Path]:
     return files
 
 
-def _line_of(data: bytes, offset: int) -> int:
-    return data.count(b"\n", 0, offset) + 1
+def read_utf8(path: Path, on_bad: str, hint: str) -> bytes | None:
+    """The file's bytes if they are UTF-8; None if not and `on_bad` is skip; else an error
+    naming the file and the line. `hint` says what else the user can do."""
+    try:
+        data = path.read_bytes()
+    except OSError as ex:
+        raise ConfigError("dataset.path", f"cannot read {path}: {ex.strerror}") from ex
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as ex:
+        if on_bad == "skip":
+            return None
+        line = data.count(b"\n", 0, ex.start) + 1
+        raise ConfigError("dataset.path", f"{path} is not UTF-8 text (line {line}, byte "
+                          f"{ex.start}); {hint}") from ex
+    return data
 
 
 def read_corpus(files: list[Path], max_chars: int, need_utf8: bool, on_bad: str) -> str | bytes:
@@ -54,20 +68,16 @@ def read_corpus(files: list[Path], max_chars: int, need_utf8: bool, on_bad: str)
     parts: list[bytes] = []
     total, skipped = 0, []
     for f in files:
-        try:
-            data = f.read_bytes()
-        except OSError as ex:
-            raise ConfigError("dataset.path", f"cannot read {f}: {ex.strerror}") from ex
         if need_utf8:
+            data = read_utf8(f, on_bad, "use dataset.vocab=byte, or dataset.on_bad_record=skip")
+            if data is None:
+                skipped.append(str(f))
+                continue
+        else:
             try:
-                data.decode("utf-8")
-            except UnicodeDecodeError as ex:
-                if on_bad == "skip":
-                    skipped.append(str(f))
-                    continue
-                raise ConfigError("dataset.path", f"{f} is not UTF-8 text (line "
-                                  f"{_line_of(data, ex.start)}, byte {ex.start}); use "
-                                  f"dataset.vocab=byte, or dataset.on_bad_record=skip") from ex
+                data = f.read_bytes()
+            except OSError as ex:
+                raise ConfigError("dataset.path", f"cannot read {f}: {ex.strerror}") from ex
         parts.append(data)
         total += len(data) + 1
         if total >= max_chars:

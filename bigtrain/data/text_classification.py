@@ -13,6 +13,7 @@ from bigtrain.config.errors import ConfigError
 from bigtrain.data import DATASETS
 from bigtrain.data.csv_table import read_rows
 from bigtrain.data.pipeline import Splits, from_arrays
+from bigtrain.data.text import read_utf8
 
 log = logging.getLogger("bigtrain")
 
@@ -28,16 +29,10 @@ def _from_directory(root: Path, on_bad: str) -> tuple[list[bytes], list[str]]:
         if not files:
             raise ConfigError("dataset.path", f"class directory {root / c} has no files")
         for f in files:
-            data = f.read_bytes()
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError as ex:
-                if on_bad == "skip":
-                    skipped.append(str(f))
-                    continue
-                line = data.count(b"\n", 0, ex.start) + 1
-                raise ConfigError("dataset.path", f"{f} is not UTF-8 text (line {line}); "
-                                  "fix it or set dataset.on_bad_record=skip") from ex
+            data = read_utf8(f, on_bad, "fix it or set dataset.on_bad_record=skip")
+            if data is None:
+                skipped.append(str(f))
+                continue
             texts.append(data)
             labels.append(c)
     if skipped:
