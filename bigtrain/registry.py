@@ -29,7 +29,7 @@ class Registry(Generic[F]):
     def get(self, name: str) -> F:
         if name not in self._builders:
             raise ConfigError(f"{self.group}.name", f"no {self.group} named {name!r}. Available: "
-                              + ", ".join(sorted(self._builders)))
+                              + ", ".join(self.names()))
         return self._builders[name]
 
     def names(self) -> list[str]:
