@@ -28,7 +28,8 @@ REQUIRED = {("dataset", "text"): ["dataset.path=corpus.txt"],
             ("dataset", "csv"): ["dataset.path=t.csv", "dataset.label=y"],
             ("dataset", "image_folder"): ["dataset.path=photos"],
             ("dataset", "tfds"): ["dataset.name=mnist"],
-            ("dataset", "text_classification"): ["dataset.path=reviews"]}
+            ("dataset", "text_classification"): ["dataset.path=reviews"],
+            ("dataset", "tfrecord"): ["dataset.path=d", "dataset.input=x", "dataset.label=y"]}
 
 
 @pytest.mark.parametrize("group,option", sorted(SCHEMAS))
@@ -38,7 +39,7 @@ def test_every_option_composes_validates_and_has_its_schema(group, option):
     part = getattr(cfg, group)
     assert isinstance(part, SCHEMAS[(group, option)])
     if extra:  # and without them, the missing value is named
-        with pytest.raises(ConfigError, match="dataset.*(path|label|name)"):
+        with pytest.raises(ConfigError, match="dataset.*(path|label|name|input)"):
             to_typed(compose([f"{group}={option}"]))
 
 

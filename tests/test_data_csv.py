@@ -107,3 +107,14 @@ def test_parquet_reads_like_csv(iris_csv, tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(ConfigError, match="is not a readable Parquet file"):
         splits_for(f"dataset.path={tmp_path / 'bad.parquet'}", "dataset.label=y")
+
+
+def test_ragged_rows_can_be_skipped_and_are_counted(tmp_path):
+    path = tmp_path / "ragged.csv"
+    path.write_text("a,b\n1,x\n2,y,9\n3,x\n4,y\n5\n6,x\n")
+    splits = splits_for(f"dataset.path={path}", "dataset.label=b", "dataset.on_bad_record=skip",
+                        "dataset.val_fraction=0", "dataset.test_fraction=0")
+    assert splits.spec.skipped == 2 and splits.spec.num_train == 4
+    a = np.array(sorted(float(x[0]) for x, _ in splits.train.as_numpy_iterator()))
+    # the rows with a = 1, 3, 4, 6 are kept (standardized: compare the spacing)
+    np.testing.assert_allclose((a - a[0]) / (a[1] - a[0]), [0, 1, 1.5, 2.5], rtol=1e-5)

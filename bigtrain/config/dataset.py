@@ -12,6 +12,37 @@ from bigtrain.config.errors import check, check_choice
 
 
 @dataclass
+class AugmentConfig(GroupSchema):
+    """Training-split augmentation, seeded per epoch and example (exact resume keeps working).
+    Images (inputs of shape [H, W] or [H, W, C]): crop, flip, rotation, cutout; any
+    classification data: mixup; token inputs: token_mask. 0 or false switches one off."""
+
+    group: ClassVar[str] = "dataset.augment"
+    crop: int = 0  # pad by this many pixels (reflect), then crop back at a random place
+    flip: bool = False  # random left-right flip
+    rotation: float = 0.0  # random rotation in [-rotation, rotation] degrees
+    cutout: float = 0.0  # erase a random square with this fraction of the shorter side
+    mixup: float = 0.0  # Beta(mixup, mixup) blend of example pairs and of their labels
+    token_mask: float = 0.0  # replace each input token by id 0 with this probability
+
+    def validate(self) -> None:
+        check(self.crop >= 0, self.key("crop"), self.crop, "must be >= 0 (pixels)")
+        check(0 <= self.rotation <= 180, self.key("rotation"), self.rotation,
+              "must be in [0, 180] degrees")
+        unit_interval(self, "cutout")
+        check(self.mixup >= 0, self.key("mixup"), self.mixup, "must be >= 0 (Beta alpha)")
+        unit_interval(self, "token_mask")
+
+    @property
+    def image_ops(self) -> bool:
+        return bool(self.crop or self.flip or self.rotation or self.cutout)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.image_ops or self.mixup or self.token_mask)
+
+
+@dataclass
 class DatasetConfig(GroupSchema):
     group: ClassVar[str] = "dataset"
     name: str = MISSING
@@ -20,6 +51,10 @@ class DatasetConfig(GroupSchema):
     fraction: float = 1.0  # train on this share of the training split
     seed: int = 0
     shuffle_buffer: int = 10_000
+    # multi-worker input: data (every worker reads the data and keeps its share of each global
+    # batch, so the batches are the ones a single worker trains on) | off (no sharding)
+    shard: str = "data"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self) -> None:
         unit_interval(self, "val_fraction")
@@ -29,6 +64,7 @@ class DatasetConfig(GroupSchema):
         check(total < 1, self.key("val_fraction"), total,
               "val_fraction + test_fraction must leave data to train on (< 1)")
         positive(self, "shuffle_buffer")
+        check_choice(self.key("shard"), self.shard, ["data", "off"])
 
 
 @dataclass
@@ -88,6 +124,7 @@ class CSVConfig(DatasetConfig):
     task: str = "auto"  # auto | classification | regression
     categorical: list[str] = field(default_factory=list)  # also: every non-numeric column
     delimiter: str = ","
+    on_bad_record: str = "fail"  # fail | skip: a row with the wrong number of fields
 
     def validate(self) -> None:
         super().validate()
@@ -96,6 +133,7 @@ class CSVConfig(DatasetConfig):
         check_choice(self.key("task"), self.task, ["auto", "classification", "regression"])
         check(len(self.delimiter) == 1, self.key("delimiter"), self.delimiter,
               "must be one character")
+        check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
 
 
 @dataclass
@@ -150,4 +188,43 @@ class TextClassificationConfig(DatasetConfig):
         super().validate()
         check(bool(self.path), self.key("path"), self.path, "name a directory or a CSV file")
         positive(self, "max_len")
+        check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
+
+
+@dataclass
+class TFRecordConfig(DatasetConfig):
+    """Sharded TFRecord files of tf.train.Example records, read as a stream (data larger than
+    memory). The feature spec names the input and label features with their shapes and
+    types; `input_dtype=image` is an encoded PNG/JPEG/BMP/GIF decoded to [H, W, C] floats."""
+
+    name: str = "tfrecord"
+    path: str = MISSING  # a file, a directory (every *.tfrecord* in it) or a glob
+    compression: str = ""  # "" | GZIP | ZLIB
+    task: str = "classification"  # classification | regression | lm
+    input: str = MISSING  # feature name of the input
+    input_shape: list[int] = field(default_factory=list)  # [] for a scalar
+    input_dtype: str = "float32"  # float32 | int64 | image
+    label: str = MISSING  # feature name of the label (lm: the target tokens)
+    label_shape: list[int] = field(default_factory=list)
+    label_dtype: str = "int64"  # int64 | float32
+    num_classes: int = 0  # classification: classes; lm: vocabulary (0: largest label + 1)
+    on_bad_record: str = "fail"  # fail | skip: a record that does not match the spec
+
+    def validate(self) -> None:
+        super().validate()
+        check(bool(self.path), self.key("path"), self.path,
+              "name a TFRecord file, a directory or a glob")
+        check_choice(self.key("compression"), self.compression, ["", "GZIP", "ZLIB"])
+        check_choice(self.key("task"), self.task, ["classification", "regression", "lm"])
+        check_choice(self.key("input_dtype"), self.input_dtype, ["float32", "int64", "image"])
+        check_choice(self.key("label_dtype"), self.label_dtype, ["int64", "float32"])
+        for name in ("input_shape", "label_shape"):
+            shape = getattr(self, name)
+            check(all(d > 0 for d in shape), self.key(name), shape, "dimensions must be > 0")
+        check(self.input_dtype != "image" or len(self.input_shape) == 3
+              and self.input_shape[2] in (1, 3), self.key("input_shape"), self.input_shape,
+              "an image input needs [height, width, channels] with 1 or 3 channels")
+        check(self.task == "regression" or self.label_dtype == "int64", self.key("label_dtype"),
+              self.label_dtype, f"must be int64 for task {self.task}")
+        check(self.num_classes >= 0, self.key("num_classes"), self.num_classes, "must be >= 0")
         check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])

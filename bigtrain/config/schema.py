@@ -25,6 +25,7 @@ from bigtrain.config.dataset import (
     TextClassificationConfig,
     TextConfig,
     TFDSConfig,
+    TFRecordConfig,
 )
 from bigtrain.config.errors import ConfigError
 from bigtrain.config.model import CNNConfig, MLPConfig, ModelConfig, RNNConfig, TransformerConfig
@@ -63,6 +64,7 @@ SCHEMAS: dict[tuple[str, str], type] = {
     ("dataset", "fashion_mnist"): TFDSConfig,
     ("dataset", "cifar10"): TFDSConfig,
     ("dataset", "imdb_reviews"): TFDSConfig,
+    ("dataset", "tfrecord"): TFRecordConfig,
     ("model", "mlp"): MLPConfig,
     ("model", "cnn"): CNNConfig,
     ("model", "transformer"): TransformerConfig,

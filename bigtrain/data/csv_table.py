@@ -10,6 +10,7 @@ is a number and there are more than 20 distinct ones, classification otherwise.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from bigtrain.config.errors import ConfigError
 from bigtrain.data import DATASETS
 from bigtrain.data.pipeline import Splits, from_arrays, split_arrays
 
+log = logging.getLogger("bigtrain")
 MISSING_VALUES = {"", "na", "nan", "null", "none", "?"}
 
 
@@ -51,8 +53,10 @@ def read_parquet(path: Path) -> tuple[list[str], list[list[str]]]:
     return header, [list(r) for r in zip(*columns, strict=True)]
 
 
-def read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of a CSV (or Parquet) file; a ragged row is an error naming its line."""
+def read_rows(path: Path, delimiter: str, on_bad: str = "fail",
+              ) -> tuple[list[str], list[list[str]], int]:
+    """Header, rows and the number of rows skipped, of a CSV (or Parquet) file. A ragged row
+    is an error naming its line, or (`on_bad` skip) is left out and counted."""
     if not path.is_file():
         raise ConfigError("dataset.path", f"{path} does not exist" if not path.exists()
                           else f"{path} is not a file")
@@ -61,7 +65,7 @@ def read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
         if len(rows) < 3:
             raise ConfigError("dataset.path", f"{path} has {len(rows)} data rows; need at "
                               "least 3")
-        return header, rows
+        return header, rows, 0
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f, delimiter=delimiter)
@@ -69,29 +73,35 @@ def read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
             if not header:
                 raise ConfigError("dataset.path", f"{path} is empty")
             header = [h.strip() for h in header]
-            rows = []
+            rows, ragged = [], []
             for row in reader:
                 if not row:
                     continue
                 if len(row) != len(header):
+                    if on_bad == "skip":
+                        ragged.append(reader.line_num)
+                        continue
                     raise ConfigError("dataset.path", f"{path}, line {reader.line_num}: "
                                       f"{len(row)} fields where the header has "
-                                      f"{len(header)}")
+                                      f"{len(header)}; fix the row or set "
+                                      "dataset.on_bad_record=skip")
                 rows.append(row)
     except UnicodeDecodeError as ex:
         raise ConfigError("dataset.path", f"{path} is not UTF-8 text ({ex.reason} at byte "
                           f"{ex.start})") from ex
     except csv.Error as ex:
         raise ConfigError("dataset.path", f"{path}: {ex}") from ex
+    if ragged:
+        log.warning("skipped %d ragged row(s) of %s, e.g. line %d", len(ragged), path, ragged[0])
     if len(rows) < 3:
         raise ConfigError("dataset.path", f"{path} has {len(rows)} data rows; need at least 3")
-    return header, rows
+    return header, rows, len(ragged)
 
 
 @DATASETS.register("csv")
 def build_csv(cfg) -> Splits:
     path = Path(cfg.path).expanduser()
-    header, rows = read_rows(path, cfg.delimiter)
+    header, rows, skipped = read_rows(path, cfg.delimiter, cfg.on_bad_record)
     if cfg.label not in header:
         raise ConfigError("dataset.label", f"{path} has no column {cfg.label!r}. Columns: "
                           + ", ".join(header))
@@ -154,4 +164,4 @@ def build_csv(cfg) -> Splits:
     if not feats:
         raise ConfigError("dataset.path", f"{path} has no feature columns besides the label")
     x = np.concatenate(feats, axis=1).astype(np.float32)
-    return from_arrays("csv", task, x, y, num_outputs=num_outputs, cfg=cfg)
+    return from_arrays("csv", task, x, y, num_outputs=num_outputs, cfg=cfg, skipped=skipped)

@@ -84,7 +84,7 @@ def build_image_folder(cfg) -> Splits:
     spec = DatasetSpec(name="image_folder", task="classification",
                        input_shape=(*size, cfg.channels), input_dtype="float32",
                        num_outputs=len(classes), num_train=len(train), num_val=len(val),
-                       num_test=len(test))
+                       num_test=len(test), skipped=len(bad))
 
     def ds(idx: np.ndarray, cache: bool) -> tf.data.Dataset:
         d = tf.data.Dataset.from_tensor_slices((paths_a[idx], labels_a[idx]))

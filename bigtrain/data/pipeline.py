@@ -6,6 +6,7 @@ epoch and skips the batches it already trained on: exact resume without saving a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,17 +25,40 @@ class Splits:
     test: tf.data.Dataset
     seed: int = 0
     shuffle_buffer: int = 10_000
+    # (x, y, seed) -> (x, y): per-example and per-batch training augmentation (augment.py)
+    augment: Callable | None = None
+    augment_batch: Callable | None = None
+    shard: str = "data"  # multi-worker auto-sharding: data | file | off
 
     def train_batches(self, batch_size: int, epoch: int) -> tf.data.Dataset:
-        """Epoch `epoch` of training: shuffled with a seed of its own, full batches only."""
+        """Epoch `epoch` of training: shuffled with a seed of its own, full batches only.
+        Augmentation draws from (epoch seed, position in the epoch), never from global state."""
+        seed = _epoch_seed(self.seed, epoch)
         buffer = max(1, min(self.shuffle_buffer, self.spec.num_train))
-        ds = self.train.shuffle(buffer, seed=_epoch_seed(self.seed, epoch),
-                                reshuffle_each_iteration=False)
-        return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        ds = self.train.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
+        if self.augment is not None:
+            fn = self.augment
+            ds = ds.enumerate().map(
+                lambda i, xy: fn(xy[0], xy[1], _stateless_seed(seed, 0, i)),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.batch(batch_size, drop_remainder=True)
+        if self.augment_batch is not None:
+            bfn = self.augment_batch
+            ds = ds.enumerate().map(lambda i, xy: bfn(xy[0], xy[1], _stateless_seed(seed, 1, i)),
+                                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return self._options(ds).prefetch(tf.data.AUTOTUNE)
 
     def eval_batches(self, split: str, batch_size: int) -> tf.data.Dataset:
         ds = {"val": self.val, "test": self.test, "train": self.train}[split]
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        return self._options(ds.batch(batch_size)).prefetch(tf.data.AUTOTUNE)
+
+    def _options(self, ds: tf.data.Dataset) -> tf.data.Dataset:
+        policy = {"data": tf.data.experimental.AutoShardPolicy.DATA,
+                  "file": tf.data.experimental.AutoShardPolicy.FILE,
+                  "off": tf.data.experimental.AutoShardPolicy.OFF}[self.shard]
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = policy
+        return ds.with_options(options)
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return self.spec.num_train // batch_size
@@ -42,6 +66,11 @@ class Splits:
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919) % (2**31 - 1)
+
+
+def _stateless_seed(epoch_seed: int, stream: int, index: tf.Tensor) -> tf.Tensor:
+    """A stateless-op seed for element `index` of one stream (examples 0, batches 1)."""
+    return tf.stack([tf.constant(epoch_seed * 2 + stream, tf.int64), tf.cast(index, tf.int64)])
 
 
 def split_arrays(n: int, val_fraction: float, test_fraction: float, seed: int,
@@ -56,14 +85,14 @@ def split_arrays(n: int, val_fraction: float, test_fraction: float, seed: int,
 
 
 def from_arrays(name: str, task: str, x: np.ndarray, y: np.ndarray, num_outputs: int, cfg,
-                input_vocab: int = 0) -> Splits:
+                input_vocab: int = 0, skipped: int = 0) -> Splits:
     """Splits of in-memory arrays, following the dataset config's fractions and seed."""
     train, val, test = split_arrays(len(x), cfg.val_fraction, cfg.test_fraction, cfg.seed,
                                     cfg.fraction)
     spec = DatasetSpec(name=name, task=task, input_shape=tuple(x.shape[1:]),
                        input_dtype=str(x.dtype), num_outputs=num_outputs,
                        num_train=len(train), num_val=len(val), num_test=len(test),
-                       input_vocab=input_vocab)
+                       input_vocab=input_vocab, skipped=skipped)
 
     def ds(idx: np.ndarray) -> tf.data.Dataset:
         return tf.data.Dataset.from_tensor_slices((x[idx], y[idx]))

@@ -20,6 +20,7 @@ class DatasetSpec:
     num_val: int
     num_test: int
     input_vocab: int = 0  # token inputs of classification data: ids are < input_vocab
+    skipped: int = 0  # bad records left out (dataset.on_bad_record=skip)
 
 
     @property

@@ -63,7 +63,8 @@ def read_utf8(path: Path, on_bad: str, hint: str) -> bytes | None:
     return data
 
 
-def read_corpus(files: list[Path], max_chars: int, need_utf8: bool, on_bad: str) -> str | bytes:
+def read_corpus(files: list[Path], max_chars: int, need_utf8: bool, on_bad: str,
+                ) -> tuple[str | bytes, int]:
     """Concatenate the files; non-UTF-8 files fail or are skipped (and counted)."""
     parts: list[bytes] = []
     total, skipped = 0, []
@@ -86,13 +87,13 @@ def read_corpus(files: list[Path], max_chars: int, need_utf8: bool, on_bad: str)
         log.warning("skipped %d file(s) that are not UTF-8: %s", len(skipped),
                     ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
     raw = b"\n".join(parts)[:max_chars]
-    return raw.decode("utf-8", errors="ignore") if need_utf8 else raw
+    return (raw.decode("utf-8", errors="ignore") if need_utf8 else raw), len(skipped)
 
 
 @DATASETS.register("text")
 def build_text(cfg) -> Splits:
     files = find_files(cfg.path)
-    corpus = read_corpus(files, cfg.max_chars, cfg.vocab == "char", cfg.on_bad_record)
+    corpus, skipped = read_corpus(files, cfg.max_chars, cfg.vocab == "char", cfg.on_bad_record)
     n = len(corpus) // (cfg.seq_len + 1)
     if n < 3:
         raise ConfigError("dataset.seq_len", f"the corpus ({len(corpus)} characters from "
@@ -113,4 +114,4 @@ def build_text(cfg) -> Splits:
     log.info("text: %d file(s), %d %ss, %d sequences of %d", len(files), len(corpus),
              cfg.vocab, n, cfg.seq_len)
     return from_arrays("text", "lm", seqs[:, :-1], seqs[:, 1:], num_outputs=vocab_size,
-                       cfg=cfg)
+                       cfg=cfg, skipped=skipped)

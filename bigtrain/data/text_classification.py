@@ -18,7 +18,7 @@ from bigtrain.data.text import read_utf8
 log = logging.getLogger("bigtrain")
 
 
-def _from_directory(root: Path, on_bad: str) -> tuple[list[bytes], list[str]]:
+def _from_directory(root: Path, on_bad: str) -> tuple[list[bytes], list[str], int]:
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if len(classes) < 2:
         raise ConfigError("dataset.path", f"{root} needs one sub-directory per class (at least "
@@ -37,17 +37,17 @@ def _from_directory(root: Path, on_bad: str) -> tuple[list[bytes], list[str]]:
             labels.append(c)
     if skipped:
         log.warning("skipped %d file(s) that are not UTF-8, e.g. %s", len(skipped), skipped[0])
-    return texts, labels
+    return texts, labels, len(skipped)
 
 
-def _from_csv(path: Path, cfg) -> tuple[list[bytes], list[str]]:
-    header, rows = read_rows(path, ",")
+def _from_csv(path: Path, cfg) -> tuple[list[bytes], list[str], int]:
+    header, rows, skipped = read_rows(path, ",", cfg.on_bad_record)
     for key, col in (("dataset.text_column", cfg.text_column),
                      ("dataset.label_column", cfg.label_column)):
         if col not in header:
             raise ConfigError(key, f"{path} has no column {col!r}. Columns: " + ", ".join(header))
     ti, li = header.index(cfg.text_column), header.index(cfg.label_column)
-    return [r[ti].encode("utf-8") for r in rows], [r[li] for r in rows]
+    return [r[ti].encode("utf-8") for r in rows], [r[li] for r in rows], skipped
 
 
 @DATASETS.register("text_classification")
@@ -55,7 +55,7 @@ def build_text_classification(cfg) -> Splits:
     path = Path(cfg.path).expanduser()
     if not path.exists():
         raise ConfigError("dataset.path", f"{path} does not exist")
-    texts, labels = (_from_directory(path, cfg.on_bad_record) if path.is_dir()
+    texts, labels, skipped = (_from_directory(path, cfg.on_bad_record) if path.is_dir()
                      else _from_csv(path, cfg))
     classes = sorted(set(labels))
     if len(classes) < 2:
@@ -67,4 +67,4 @@ def build_text_classification(cfg) -> Splits:
     index = {c: k for k, c in enumerate(classes)}
     y = np.array([index[v] for v in labels], np.int32)
     return from_arrays("text_classification", "classification", x, y,
-                       num_outputs=len(classes), cfg=cfg, input_vocab=257)
+                       num_outputs=len(classes), cfg=cfg, input_vocab=257, skipped=skipped)

@@ -70,12 +70,18 @@ class Objective:
                 quad = tf.minimum(a, self.delta)
                 return tf.reduce_mean(0.5 * quad**2 + self.delta * (a - quad), axis=-1)
             return tf.reduce_mean(tf.square(err), axis=-1)
+        soft = _is_soft(y)
         if self.loss == "binary_cross_entropy":
-            target = tf.cast(tf.reshape(y, tf.shape(out)), tf.float32)
+            target = y[..., 1] if soft else y
+            target = tf.cast(tf.reshape(target, tf.shape(out)), tf.float32)
             target = target * (1.0 - self.smoothing) + 0.5 * self.smoothing
             return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(target, out), axis=-1)
-        labels = tf.cast(y, tf.int32)
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=out)
+        if soft:  # mixed labels (dataset.augment.mixup): a distribution over the classes
+            ce = tf.nn.softmax_cross_entropy_with_logits(labels=tf.cast(y, tf.float32),
+                                                         logits=out)
+        else:
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(y, tf.int32),
+                                                                logits=out)
         if self.smoothing > 0:
             uniform = -tf.reduce_mean(tf.nn.log_softmax(out, axis=-1), axis=-1)
             ce = (1.0 - self.smoothing) * ce + self.smoothing * uniform
@@ -95,7 +101,9 @@ class Objective:
             y = tf.cast(tf.reshape(y, tf.shape(out)), tf.float32)
             parts.append(tf.reduce_sum(tf.reduce_mean(tf.abs(out - y), axis=-1)))
             return tf.stack(parts)
-        labels = tf.cast(y, tf.int32)
+        # accuracy of mixed labels counts the dominant class
+        labels = tf.argmax(y, axis=-1, output_type=tf.int32) if _is_soft(y) else tf.cast(
+            y, tf.int32)
         if self.loss == "binary_cross_entropy":
             pred = tf.cast(tf.reshape(out, tf.shape(labels)) > 0, tf.int32)
         else:
@@ -138,6 +146,11 @@ class Objective:
         if self.task == "lm":
             out[f"{prefix}perplexity"] = math.exp(min(loss, 50.0))
         return out
+
+
+def _is_soft(y: tf.Tensor) -> bool:
+    """Labels given as class probabilities (float, one more axis than integer labels)."""
+    return y.dtype.is_floating and y.shape.rank is not None and y.shape.rank >= 2
 
 
 def auc_from_histograms(pos: np.ndarray, neg: np.ndarray) -> float | None:

@@ -196,9 +196,13 @@ def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = ()) -> dict[str
         "examples_per_sec": state.last_train.get("examples_per_sec"),
         "tokens_per_sec": state.last_train.get("tokens_per_sec"),
         "nan_rollbacks": state.nan_rollbacks,
+        "data_skipped": spec.skipped,  # bad records left out (dataset.on_bad_record=skip)
         "run_dir": str(run_dir),
     }
     runs.write_summary(run_dir, summary)
     log.info("done: %d steps in %.1fs  %s", state.step, summary["wall_s"],
              "  ".join(f"{k} {v:.4f}" for k, v in final.items() if k.startswith(("val_", "test_"))))
+    if spec.skipped:
+        log.warning("the data had %d bad record(s), left out (dataset.on_bad_record=skip)",
+                    spec.skipped)
     return summary
