@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bigtrain import runs
+from bigtrain import cluster, runs
 from bigtrain.config import ConfigError, to_typed
 from bigtrain.runs import RunFailed
 
@@ -45,6 +45,15 @@ def _set_aside(run_dir: Path) -> None:
              run_dir, stamp)
 
 
+def _own_log_file(index: int) -> None:
+    """A non-chief worker logs to <job>.worker-N.log beside the chief's log."""
+    for h in logging.getLogger().handlers:
+        if isinstance(h, logging.FileHandler):
+            h.close()
+            base = Path(h.baseFilename)
+            h.baseFilename = str(base.with_name(f"{base.stem}.worker-{index}{base.suffix}"))
+
+
 def fit_task(cfg: DictConfig) -> float:
     """Validate, train, record; return the value of `trainer.monitor` for sweepers."""
     from hydra.core.hydra_config import HydraConfig
@@ -62,6 +71,10 @@ def fit_task(cfg: DictConfig) -> float:
         if not (run_dir / "summary.json").exists():
             runs.write_summary(run_dir, runs.failed_summary(ex, start))
         raise
+    role = cluster.role(config.strategy.name, getattr(config.strategy, "cluster", "auto"))
+    if not role.chief:
+        _own_log_file(role.index)
+        return _worker(config, run_dir, resolved)
     previous = runs.read_summary(run_dir) or {}
     old_config = runs.read_config(run_dir)
     if previous.get("status") == "completed" and old_config is not None and \
@@ -93,5 +106,26 @@ def fit_task(cfg: DictConfig) -> float:
         log.error("run failed: %s: %s (traceback in %s)", type(ex).__name__, ex,
                   run_dir / "summary.json")
         runs.write_summary(run_dir, runs.failed_summary(ex, start))
+        raise RunFailed(f"run failed: {type(ex).__name__}: {ex}", str(run_dir)) from ex
+    return runs.monitored_value(summary, config.trainer.monitor)
+
+
+def _worker(config, run_dir: Path, resolved: dict) -> float:
+    """A non-chief worker of a multi-worker run: it trains in step with the chief, reads the
+    run dir (to skip or resume as the chief does) and writes nothing there."""
+    from bigtrain.train.preemption import Preempted
+    from bigtrain.train.run import train
+
+    previous = runs.read_summary(run_dir) or {}
+    old_config = runs.read_config(run_dir)
+    if previous.get("status") == "completed" and old_config is not None and \
+            runs.same_run(old_config, resolved) and not config.trainer.rerun:
+        return runs.monitored_value(previous, config.trainer.monitor)
+    try:
+        summary = train(config, run_dir)
+    except (ConfigError, Preempted, KeyboardInterrupt):
+        raise
+    except Exception as ex:
+        log.error("worker failed: %s: %s", type(ex).__name__, ex)
         raise RunFailed(f"run failed: {type(ex).__name__}: {ex}", str(run_dir)) from ex
     return runs.monitored_value(summary, config.trainer.monitor)

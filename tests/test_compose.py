@@ -32,7 +32,7 @@ REQUIRED = {("dataset", "text"): ["dataset.path=corpus.txt"],
             ("dataset", "tfrecord"): ["dataset.path=d", "dataset.input=x", "dataset.label=y"]}
 
 
-@pytest.mark.parametrize("group,option", sorted(SCHEMAS))
+@pytest.mark.parametrize("group,option", sorted(set(SCHEMAS) - {("strategy", "parameter_server")}))
 def test_every_option_composes_validates_and_has_its_schema(group, option):
     extra = REQUIRED.get((group, option), [])
     cfg = to_typed(compose([f"{group}={option}", *extra]))
@@ -41,6 +41,11 @@ def test_every_option_composes_validates_and_has_its_schema(group, option):
     if extra:  # and without them, the missing value is named
         with pytest.raises(ConfigError, match="dataset.*(path|label|name|input)"):
             to_typed(compose([f"{group}={option}"]))
+
+
+def test_parameter_server_is_refused_with_the_reason():
+    with pytest.raises(ConfigError, match="not supported: Keras 3.*multi_worker"):
+        to_typed(compose(["strategy=parameter_server"]))
 
 
 def test_every_yaml_has_a_description_and_every_group_option_a_schema():

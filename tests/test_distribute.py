@@ -41,3 +41,23 @@ def test_batch_not_divisible_by_replicas_is_refused(cli):
 def test_mirrored_without_gpus_needs_logical_cpus(cli):
     proc = cli("fit", *BASE, "strategy=mirrored", "hydra.run.dir=run")
     assert proc.returncode == 2 and "strategy.logical_cpus" in proc.stderr
+
+
+def test_linear_lr_scaling_is_explicit(cli, tmp_path):
+    r = cli("fit", *BASE, "strategy=mirrored", "strategy.logical_cpus=2", "optim=sgd",
+            "optim.lr=0.01", "optim.lr_scaling=linear", "hydra.run.dir=run")
+    assert r.returncode == 0, r.stderr
+    assert "learning rate 0.01 x 2 replicas = 0.02" in r.stderr
+    assert read_jsonl(tmp_path / "run" / "metrics.jsonl")[0]["lr"] == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["strategy=gpu"], {}, "strategy.device: GPU 0 does not exist"),
+    (["strategy=tpu"], {}, "strategy.tpu: no TPU 'local' could be reached"),
+    (["strategy=multi_worker"], {}, "strategy.cluster: multi_worker needs a cluster"),
+    (["strategy=multi_worker"], {"TF_CONFIG": "{not json"}, "strategy.cluster: TF_CONFIG is"),
+], ids=["gpu", "tpu", "no-cluster", "bad-tf-config"])
+def test_unavailable_devices_are_clear_errors(cli, args, env, message):
+    r = cli("fit", *BASE, *args, "hydra.run.dir=run", env=env)
+    assert r.returncode == 2 and message in r.stderr, r.stderr[-1500:]
+    assert "Traceback" not in r.stderr

@@ -47,12 +47,15 @@ class OptimConfig(GroupSchema):
     lr: float = 1e-3
     weight_decay: float = 0.0  # decoupled; never applied to biases and normalization weights
     ema: float = 0.0  # > 0: keep an exponential moving average of the weights and evaluate it
+    # none: lr as written, whatever the replica count | linear: lr x replicas in sync
+    lr_scaling: str = "none"
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
     def validate(self) -> None:
         positive(self, "lr")
         check(self.weight_decay >= 0, self.key("weight_decay"), self.weight_decay, "must be >= 0")
         check(0 <= self.ema < 1, self.key("ema"), self.ema, "must be in [0, 1); 0 turns it off")
+        check_choice(self.key("lr_scaling"), self.lr_scaling, ["none", "linear"])
 
 
 @dataclass

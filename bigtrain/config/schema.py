@@ -44,8 +44,12 @@ from bigtrain.config.optim import (
 from bigtrain.config.strategy import (
     AutoStrategyConfig,
     CPUStrategyConfig,
+    GPUStrategyConfig,
     MirroredStrategyConfig,
+    MultiWorkerStrategyConfig,
+    ParameterServerStrategyConfig,
     StrategyConfig,
+    TPUStrategyConfig,
 )
 from bigtrain.config.trainer import TrainerConfig
 
@@ -80,6 +84,10 @@ SCHEMAS: dict[tuple[str, str], type] = {
     ("strategy", "auto"): AutoStrategyConfig,
     ("strategy", "cpu"): CPUStrategyConfig,
     ("strategy", "mirrored"): MirroredStrategyConfig,
+    ("strategy", "gpu"): GPUStrategyConfig,
+    ("strategy", "multi_worker"): MultiWorkerStrategyConfig,
+    ("strategy", "tpu"): TPUStrategyConfig,
+    ("strategy", "parameter_server"): ParameterServerStrategyConfig,
     ("trainer", "default"): TrainerConfig,
 }
 

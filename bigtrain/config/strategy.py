@@ -8,7 +8,7 @@ from typing import ClassVar
 from omegaconf import MISSING
 
 from bigtrain.config.base import GroupSchema
-from bigtrain.config.errors import check, check_choice
+from bigtrain.config.errors import ConfigError, check, check_choice
 
 PRECISIONS = ["fp32", "bf16", "fp16"]
 
@@ -47,3 +47,56 @@ class MirroredStrategyConfig(StrategyConfig):
         super().validate()
         check(self.logical_cpus >= 0, self.key("logical_cpus"), self.logical_cpus,
               "must be >= 0")
+
+
+@dataclass
+class GPUStrategyConfig(StrategyConfig):
+    """One GPU (OneDeviceStrategy)."""
+
+    name: str = "gpu"
+    device: int = 0  # the GPU's index
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.device >= 0, self.key("device"), self.device, "must be >= 0")
+
+
+@dataclass
+class MultiWorkerStrategyConfig(StrategyConfig):
+    """MultiWorkerMirroredStrategy over the hosts of a cluster. The cluster comes from
+    TF_CONFIG (scripts/launch_local.py writes it) or from SLURM's environment (srun)."""
+
+    name: str = "multi_worker"
+    cluster: str = "auto"  # auto (TF_CONFIG, else SLURM) | tf_config | slurm
+    communication: str = "auto"  # auto | ring | nccl: the collective implementation
+    port_base: int = 8888  # SLURM: first port of the workers' gRPC servers
+    gpus_per_task: int = 0  # SLURM: GPUs each task sees (0: let SLURM say)
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice(self.key("cluster"), self.cluster, ["auto", "tf_config", "slurm"])
+        check_choice(self.key("communication"), self.communication, ["auto", "ring", "nccl"])
+        check(1024 <= self.port_base < 65000, self.key("port_base"), self.port_base,
+              "must be a port in [1024, 65000)")
+        check(self.gpus_per_task >= 0, self.key("gpus_per_task"), self.gpus_per_task,
+              "must be >= 0")
+
+
+@dataclass
+class TPUStrategyConfig(StrategyConfig):
+    """TPUStrategy through a TPUClusterResolver."""
+
+    name: str = "tpu"
+    tpu: str = ""  # the TPU's name or grpc:// address; "" or local: the TPU VM's own TPU
+
+
+@dataclass
+class ParameterServerStrategyConfig(StrategyConfig):
+    """Refused with a reason: Keras 3 does not train under ParameterServerStrategy."""
+
+    name: str = "parameter_server"
+
+    def validate(self) -> None:
+        raise ConfigError("strategy", "parameter_server is not supported: Keras 3 models do "
+                          "not train under tf.distribute.ParameterServerStrategy. Use "
+                          "strategy=multi_worker (synchronous data parallel over hosts)")

@@ -80,9 +80,11 @@ class ScaledLearningRate(keras.optimizers.schedules.LearningRateSchedule):
         return {"base": base, "scale": float(self.scale.numpy())}
 
 
-def build_learning_rate(cfg, total_steps: int) -> ScaledLearningRate:
-    """The learning rate of `optim` config `cfg` over a run of `total_steps` steps."""
+def build_learning_rate(cfg, total_steps: int, replicas: int = 1) -> ScaledLearningRate:
+    """The learning rate of `optim` config `cfg` over a run of `total_steps` steps;
+    `optim.lr_scaling=linear` multiplies it by the replica count (never done silently)."""
     s = cfg.schedule
-    base = Schedule(s.name, cfg.lr, total_steps, s.warmup, s.min_lr_ratio, s.decay_rate,
+    lr = cfg.lr * replicas if cfg.lr_scaling == "linear" else cfg.lr
+    base = Schedule(s.name, lr, total_steps, s.warmup, s.min_lr_ratio, s.decay_rate,
                     s.decay_steps)
     return ScaledLearningRate(base)

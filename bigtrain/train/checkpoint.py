@@ -42,6 +42,7 @@ class Checkpointer:
     def __init__(self, directory: Path, model, optimizer, keep: int, lr_scale=None,
                  is_chief: bool = True):
         self.directory = Path(directory)
+        self.is_chief = is_chief
         self._scratch: Path | None = None
         write_dir = self.directory
         if not is_chief:

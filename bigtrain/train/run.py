@@ -19,7 +19,10 @@ log = logging.getLogger("bigtrain")
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
-def _hooks(config: FitConfig, run_dir: Path, checkpointer, steps_per_epoch: int) -> list:
+def _hooks(config: FitConfig, run_dir: Path, checkpointer, steps_per_epoch: int,
+           chief: bool = True) -> list:
+    """The configured hooks; only the chief of a multi-worker run writes metrics and
+    TensorBoard files (every worker still runs the checkpoint hook: saving is collective)."""
     from bigtrain.logs import CONSOLE
     from bigtrain.train import hooks
 
@@ -32,8 +35,9 @@ def _hooks(config: FitConfig, run_dir: Path, checkpointer, steps_per_epoch: int)
         chosen.append(hooks.RichProgress())
     elif progress == "plain":
         chosen.append(hooks.PlainProgress())
-    chosen.append(hooks.MetricsFile(run_dir))
-    if t.tensorboard:
+    if chief:
+        chosen.append(hooks.MetricsFile(run_dir))
+    if t.tensorboard and chief:
         chosen.append(hooks.TensorBoard(run_dir))
     if t.patience > 0:
         chosen.append(hooks.EarlyStopping(t.monitor, t.patience))
@@ -73,7 +77,8 @@ def _resume(config: FitConfig, run_dir: Path, checkpointer, state) -> None:
             raise ConfigError("trainer.resume", f"{mode} has no checkpoint to continue from")
     if path is not None:
         log.info("resumed from %s at step %d", path, state.step)
-        _trim_metrics(run_dir, state.step)
+        if checkpointer.is_chief:
+            _trim_metrics(run_dir, state.step)
 
 
 @dataclass
@@ -133,13 +138,17 @@ def build(config: FitConfig, run_dir: Path) -> Components:
                                                                      spec.num_outputs))
     with strategy.scope():
         model = build_model(config.model, model_spec)
-        lr = build_learning_rate(config.optim, total_steps)
+        lr = build_learning_rate(config.optim, total_steps, strategy.num_replicas_in_sync)
         optimizer = build_optimizer(config.optim, learning_rate=lr)
         exclude_from_decay(optimizer, model)
         if s.precision == "fp16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
     params = int(sum(int(tf.size(v)) for v in model.trainable_variables))
+    if config.optim.lr_scaling == "linear":
+        log.info("optim.lr_scaling=linear: learning rate %g x %d replicas = %g",
+                 config.optim.lr, strategy.num_replicas_in_sync,
+                 config.optim.lr * strategy.num_replicas_in_sync)
     log.info("model %s: %s trainable parameters, precision %s", config.model.name,
              f"{params:,}", s.precision)
     engine = Engine(strategy, model, optimizer, objective, StepConfig(
@@ -170,7 +179,8 @@ def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = ()) -> dict[str
                       total_epochs=-(-total_steps // steps_per_epoch))
     _resume(config, run_dir, checkpointer, state)
 
-    hooks = _hooks(config, run_dir, checkpointer, steps_per_epoch) + list(extra_hooks)
+    hooks = _hooks(config, run_dir, checkpointer, steps_per_epoch,
+                   chief=checkpointer.is_chief) + list(extra_hooks)
     nan_guard = NanGuard(t.on_nan, t.nan_max_rollbacks, checkpointer, c.lr.scale)
     try:
         fit_loop(engine, splits, t, state, hooks, checkpointer, nan_guard)
@@ -199,7 +209,8 @@ def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = ()) -> dict[str
         "data_skipped": spec.skipped,  # bad records left out (dataset.on_bad_record=skip)
         "run_dir": str(run_dir),
     }
-    runs.write_summary(run_dir, summary)
+    if checkpointer.is_chief:
+        runs.write_summary(run_dir, summary)
     log.info("done: %d steps in %.1fs  %s", state.step, summary["wall_s"],
              "  ".join(f"{k} {v:.4f}" for k, v in final.items() if k.startswith(("val_", "test_"))))
     if spec.skipped:
