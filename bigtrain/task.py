@@ -7,6 +7,7 @@ summary.json in its run dir saying how it ended, and one failed job never stops 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -54,6 +55,25 @@ def _own_log_file(index: int) -> None:
             h.baseFilename = str(base.with_name(f"{base.stem}.worker-{index}{base.suffix}"))
 
 
+def _thread_budget(config):
+    """`trainer.threads=0` under the joblib launcher: the cores shared by its parallel jobs."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if config.trainer.threads > 0:
+        return config
+    launcher = HydraConfig.get().launcher
+    if "JoblibLauncher" not in str(launcher.get("_target_", "")):
+        return config
+    cores = os.cpu_count() or 1
+    jobs = int(launcher.get("n_jobs") or -1)
+    jobs = cores if jobs <= 0 else jobs
+    threads = max(1, cores // jobs)
+    log.info("joblib launcher with %d parallel jobs on %d cores: %d thread(s) per job "
+             "(trainer.threads sets it)", jobs, cores, threads)
+    return dataclasses.replace(config, trainer=dataclasses.replace(config.trainer,
+                                                                   threads=threads))
+
+
 def fit_task(cfg: DictConfig) -> float:
     """Validate, train, record; return the value of `trainer.monitor` for sweepers."""
     from hydra.core.hydra_config import HydraConfig
@@ -71,6 +91,7 @@ def fit_task(cfg: DictConfig) -> float:
         if not (run_dir / "summary.json").exists():
             runs.write_summary(run_dir, runs.failed_summary(ex, start))
         raise
+    config = _thread_budget(config)
     role = cluster.role(config.strategy.name, getattr(config.strategy, "cluster", "auto"))
     if not role.chief:
         _own_log_file(role.index)

@@ -154,3 +154,36 @@ def test_data_command_shows_spec_examples_grid_and_speed(cli, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = cli("data", "dataset=csv", "dataset.path=none.csv", "dataset.label=y")
     assert bad.returncode == 2 and "none.csv does not exist" in bad.stderr
+
+
+def test_sigusr2_checkpoints_then_hands_over_to_the_handler_before_it(tmp_path):
+    """SLURM/submitit's time-limit signal: checkpoint first, then the scheduler's handler
+    (submitit's requeue) runs, then the run ends as preempted."""
+    import os
+
+    from bigtrain.cli.hydra_glue import compose
+    from bigtrain.config import to_typed
+    from bigtrain.train.hooks import Hook
+    from bigtrain.train.preemption import Preempted
+    from bigtrain.train.run import train
+
+    class SignalAtStep2(Hook):
+        sent = False
+
+        def on_steps(self, state):
+            if state.step >= 2 and not self.sent:
+                self.sent = True
+                os.kill(os.getpid(), signal.SIGUSR2)
+
+    handed = []
+    config = to_typed(compose(["debug=smoke", "model=mlp", "trainer.progress=none"]))
+    old = signal.signal(signal.SIGUSR2, lambda sig, frame: handed.append(
+        sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("ckpt-*.index"))))
+    try:
+        with pytest.raises(Preempted) as err:
+            train(config, tmp_path / "run", extra_hooks=(SignalAtStep2(),))
+    finally:
+        signal.signal(signal.SIGUSR2, old)
+    step = err.value.step
+    assert err.value.signal_name == "SIGUSR2" and step >= 2
+    assert handed == [[f"ckpt-{step}.index"]]  # the checkpoint existed when it was handed over

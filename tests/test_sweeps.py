@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import pytest
 
@@ -47,3 +48,36 @@ def test_sweep_table_marks_the_best_and_records_failures(cli, tmp_path):
                 "trainer.rerun=true", "hydra.sweep.dir=forced")
     assert first.returncode == 0 and "skipping it" not in first.stderr
     assert list((tmp_path / "forced" / "0").glob("checkpoints.before-rerun-*"))
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_with_a_thread_budget(cli, tmp_path):
+    r = cli("fit", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optim=adam,sgd",
+            "model=mlp", "debug=smoke", "hydra.sweep.dir=sweep")
+    assert r.returncode == 0, r.stderr[-2000:]
+    sweep = tmp_path / "sweep"
+    rows = list(csv.DictReader((sweep / "sweep_summary.csv").open()))
+    assert sorted(r["optim"] for r in rows) == ["adam", "sgd"]
+    assert all(r["status"] == "completed" for r in rows)
+    per_job = max(1, (os.cpu_count() or 1) // 2)
+    for job in ("0", "1"):
+        log = (sweep / job / "fit.log").read_text()
+        assert f"{per_job} thread(s) per job" in log and f"threads: {per_job} intra-op" in log
+    # every job wrote only inside its own dir
+    assert sorted(p.name for p in sweep.iterdir()) == [
+        "0", "1", "multirun.yaml", "sweep_summary.csv", "sweep_summary.json"]
+
+
+def test_submitit_local_launcher_runs_the_same_job_path(cli, tmp_path):
+    r = cli("fit", "-m", "hydra/launcher=submitit_local", "optim=adam,sgd", "model=mlp",
+            "debug=smoke", "hydra.sweep.dir=sweep")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = list(csv.DictReader((tmp_path / "sweep" / "sweep_summary.csv").open()))
+    assert len(rows) == 2 and all(r["status"] == "completed" for r in rows)
+    assert (tmp_path / "sweep" / ".submitit").is_dir()
+
+
+def test_slurm_preset_requeues_on_time_limits(cli):
+    r = cli("fit", "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "--cfg", "hydra")
+    assert r.returncode == 0, r.stderr
+    assert "SlurmLauncher" in r.stdout and "max_num_timeout: 3" in r.stdout
+    assert "requeue: true" in r.stdout and "partition: gpu" in r.stdout

@@ -40,10 +40,14 @@ class TrainerConfig(GroupSchema):
     resume: str = "auto"  # auto | never | force | <run dir to continue from>
     rerun: bool = False  # train again even if this run dir holds a completed run of this config
     deterministic: bool = False  # seeded + deterministic ops: a resumed run is bitwise exact
+    # CPU threads for TensorFlow ops and tf.data; 0: all cores, or cores / parallel jobs
+    # under the joblib launcher (so parallel sweep jobs do not oversubscribe the machine)
+    threads: int = 0
 
     def validate(self) -> None:
         positive(self, "epochs", "batch_size", "eval_batch_size", "log_every", "keep_checkpoints",
                   "steps_per_loop", "grad_accum")
+        check(self.threads >= 0, self.key("threads"), self.threads, "must be >= 0 (0: auto)")
         check(self.batch_size % self.grad_accum == 0, self.key("grad_accum"), self.grad_accum,
               f"must divide trainer.batch_size ({self.batch_size})")
         check(self.clip_norm >= 0, self.key("clip_norm"), self.clip_norm,

@@ -28,7 +28,8 @@ class Splits:
     # (x, y, seed) -> (x, y): per-example and per-batch training augmentation (augment.py)
     augment: Callable | None = None
     augment_batch: Callable | None = None
-    shard: str = "data"  # multi-worker auto-sharding: data | file | off
+    shard: str = "data"  # multi-worker auto-sharding: data | off
+    threads: int = 0  # > 0: tf.data's private thread pool size (trainer.threads)
 
     def train_batches(self, batch_size: int, epoch: int) -> tf.data.Dataset:
         """Epoch `epoch` of training: shuffled with a seed of its own, full batches only.
@@ -54,10 +55,11 @@ class Splits:
 
     def _options(self, ds: tf.data.Dataset) -> tf.data.Dataset:
         policy = {"data": tf.data.experimental.AutoShardPolicy.DATA,
-                  "file": tf.data.experimental.AutoShardPolicy.FILE,
                   "off": tf.data.experimental.AutoShardPolicy.OFF}[self.shard]
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = policy
+        if self.threads > 0:
+            options.threading.private_threadpool_size = self.threads
         return ds.with_options(options)
 
     def steps_per_epoch(self, batch_size: int) -> int:

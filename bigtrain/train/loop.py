@@ -125,6 +125,7 @@ def fit_loop(engine: Engine, splits, t, state: LoopState, hooks: list, checkpoin
                 h.on_steps(state)
             if preemption.requested:
                 checkpointer.save(state)
+                preemption.hand_over()
                 raise Preempted(state.step, preemption.signal_name or "a signal")
     if evaluated_at != state.step and state.step > 0:
         evaluate()

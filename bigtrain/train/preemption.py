@@ -1,5 +1,9 @@
-"""SIGTERM and Ctrl-C: finish the step, checkpoint, record `preempted`, exit with a code a
-scheduler can requeue on. A second Ctrl-C exits at once."""
+"""SIGTERM, SIGUSR2 and Ctrl-C: finish the step, checkpoint, record `preempted`, exit with a
+code a scheduler can requeue on. A second Ctrl-C exits at once.
+
+SIGUSR2 is what SLURM (`--signal`) and submitit send before a job's time limit. A handler that
+was installed before the run (submitit's, which requeues the job) is called after the
+checkpoint is written, so the requeued job resumes from it."""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ class Preempted(BaseException):
 
 
 class PreemptionWatcher:
-    """Turns SIGTERM/SIGINT into a flag the loop checks between compiled calls."""
+    """Turns SIGTERM/SIGUSR2/SIGINT into a flag the loop checks between compiled calls."""
 
     def __init__(self) -> None:
         self.signal_name: str | None = None
@@ -44,9 +48,20 @@ class PreemptionWatcher:
 
     def __enter__(self) -> PreemptionWatcher:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGUSR2, signal.SIGINT):
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
+
+    def hand_over(self) -> None:
+        """After the checkpoint: run the handler that was there before ours for the signal
+        received (e.g. submitit's requeue), if it was a Python function."""
+        if self.signal_name is None:
+            return
+        sig = signal.Signals[self.signal_name]
+        previous = self._previous.get(sig)
+        if callable(previous) and sig != signal.SIGINT:
+            log.info("handing %s over to the handler installed before the run", sig.name)
+            previous(sig, None)
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():

@@ -81,6 +81,25 @@ def _resume(config: FitConfig, run_dir: Path, checkpointer, state) -> None:
             _trim_metrics(run_dir, state.step)
 
 
+def _limit_threads(threads: int) -> None:
+    """`trainer.threads`: TensorFlow's op thread pools (before the runtime starts)."""
+    if threads <= 0:
+        return
+    import tensorflow as tf
+
+    inter = 1 if threads <= 2 else 2
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError:  # a reused worker process: TensorFlow already runs
+        if tf.config.threading.get_intra_op_parallelism_threads() != threads:
+            log.warning("trainer.threads=%d not applied: TensorFlow already runs in this "
+                        "process with %d", threads,
+                        tf.config.threading.get_intra_op_parallelism_threads())
+        return
+    log.info("threads: %d intra-op, %d inter-op", threads, inter)
+
+
 @dataclass
 class Components:
     """Everything a run trains or evaluates with, built from its config."""
@@ -112,12 +131,14 @@ def build(config: FitConfig, run_dir: Path) -> Components:
     from bigtrain.train.objective import Objective, model_outputs
 
     t, s = config.trainer, config.strategy
+    _limit_threads(t.threads)
     strategy = build_strategy(s)  # first: splitting a CPU must precede any TensorFlow op
     keras.utils.set_random_seed(t.seed)
     if t.deterministic:
         tf.config.experimental.enable_op_determinism()
 
     splits = build_dataset(config.dataset)
+    splits.threads = t.threads
     spec = splits.spec
     if splits.steps_per_epoch(t.batch_size) == 0:
         raise ConfigError("trainer.batch_size", f"{t.batch_size} is larger than the training "
