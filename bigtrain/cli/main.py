@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from bigtrain.cli import data, evaluate, export, fit, generate, info, ls, show, validate
+from bigtrain.cli import (
+    data,
+    env,
+    evaluate,
+    export,
+    fit,
+    generate,
+    info,
+    ls,
+    show,
+    validate,
+)
 
 app = typer.Typer(
     name="bigtrain",
@@ -15,7 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (fit, evaluate, export, generate, info, data, ls, show, validate):
+for module in (fit, evaluate, export, generate, info, data, env, ls, show, validate):
     module.register(app)
 
 

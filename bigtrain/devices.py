@@ -1,0 +1,76 @@
+"""What this machine offers for training: CPU features, accelerators, native precisions.
+
+The CPU part reads /proc/cpuinfo (Linux) and needs no TensorFlow; the device part asks
+TensorFlow. `bigtrain env` prints both; strategy and precision choices read them.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+#: CPU flags that matter for training speed, as /proc/cpuinfo spells them
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+             "amx_tile", "amx_bf16", "amx_fp16")
+
+
+def cpu_flags() -> set[str]:
+    """The training-relevant flags of this CPU (empty where /proc/cpuinfo is not there)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split()) & set(CPU_FLAGS)
+    return set()
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_native_bf16(flags: set[str] | None = None) -> bool:
+    """bf16 dot products in hardware (AVX512-BF16 or AMX-BF16), which oneDNN uses."""
+    flags = cpu_flags() if flags is None else flags
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def gpu_capabilities() -> list[tuple[str, tuple[int, int] | None]]:
+    """(name, compute capability) of each GPU TensorFlow sees (imports TensorFlow)."""
+    import tensorflow as tf
+
+    out = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        out.append((details.get("device_name", gpu.name), details.get("compute_capability")))
+    return out
+
+
+def precision_support(gpus: list[tuple[str, tuple[int, int] | None]],
+                      flags: set[str]) -> dict[str, str]:
+    """Each precision on this machine's default device: native, emulated (works, slower
+    than fp32), or the reason it is not advised."""
+    if gpus:
+        cc = min((c for _, c in gpus if c), default=None)
+        bf16 = "native" if cc and cc >= (8, 0) else "emulated (needs compute capability 8.0)"
+        fp16 = "native (tensor cores)" if cc and cc >= (7, 0) else "native, no tensor cores"
+        return {"fp32": "native", "bf16": bf16, "fp16": fp16}
+    bf16 = ("native (" + ", ".join(sorted(flags & {"avx512_bf16", "amx_bf16"})) + ")"
+            if cpu_native_bf16(flags) else "emulated (no AVX512-BF16/AMX on this CPU)")
+    return {"fp32": "native", "bf16": bf16,
+            "fp16": "emulated on CPUs (slower than fp32)" + (
+                "" if "avx512_fp16" not in flags else "; AVX512-FP16 present")}
+
+
+def auto_strategy_choice(n_gpus: int) -> str:
+    """What `strategy=auto` resolves to with this many GPUs (mirrors distribute.auto)."""
+    if n_gpus > 1:
+        return f"MirroredStrategy over {n_gpus} GPUs"
+    return "OneDeviceStrategy on /gpu:0" if n_gpus == 1 else "OneDeviceStrategy on /cpu:0"
