@@ -22,7 +22,9 @@ from typing import Any
 
 import yaml
 
-STATUSES = ("completed", "failed", "preempted", "interrupted")
+STATUSES = ("completed", "pruned", "failed", "preempted", "interrupted")
+#: a run that ended by itself: re-running the same command skips it
+FINISHED = ("completed", "pruned")
 
 
 class RunFailed(Exception):
@@ -115,10 +117,14 @@ class MetricsWriter:
 RESUMABLE_CHANGES = {
     "trainer.epochs", "trainer.max_steps", "trainer.log_every", "trainer.eval_every",
     "trainer.checkpoint_every", "trainer.keep_checkpoints", "trainer.progress",
-    "trainer.tensorboard", "trainer.resume", "trainer.eval_batch_size", "trainer.patience",
+    "trainer.threads", "trainer.resume", "trainer.eval_batch_size", "trainer.patience",
     "trainer.min_delta", "trainer.on_nan", "trainer.nan_max_rollbacks", "trainer.steps_per_loop",
     "trainer.rerun",
 }
+
+
+#: whole sub-trees that may change on a resume (which loggers record the run)
+RESUMABLE_PREFIXES = ("logger.",)
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -138,7 +144,8 @@ def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     a, b = _flatten(old), _flatten(new)
     changes = []
     for key in sorted(set(a) & set(b)):
-        if key not in RESUMABLE_CHANGES and a[key] != b[key]:
+        if key not in RESUMABLE_CHANGES and not key.startswith(RESUMABLE_PREFIXES) and \
+                a[key] != b[key]:
             changes.append(f"{key}: {a[key]!r} -> {b[key]!r}")
     return changes
 

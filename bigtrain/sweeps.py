@@ -34,23 +34,43 @@ def _overrides(job_dir: Path) -> dict[str, str]:
     return dict(item.split("=", 1) for item in items if "=" in item)
 
 
+MAX_OVERRIDE_COLUMNS = 6
+#: overrides that identify a search trial, not a setting: never a table column
+HIDDEN_PREFIXES = ("trainer.trial.",)
+
+
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per job dir that has a summary.json, in job order."""
     jobs = sorted((d for d in Path(sweep_dir).iterdir() if d.is_dir() and d.name.isdigit()),
                   key=lambda d: int(d.name))
+    return rows_for(jobs, [int(d.name) for d in jobs])
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Every run dir under `root` (a dir holding summary.json), in path order."""
+    root = Path(root)
+    found = {p.parent for p in root.rglob("summary.json") if "checkpoints" not in p.parts}
+    return sorted(found, key=lambda p: [int(x) if x.isdigit() else x for x in p.parts])
+
+
+def rows_for(dirs: list[Path], labels: list) -> list[dict[str, Any]]:
+    """One row per run dir with a summary.json: overrides that differ, status, metrics."""
     rows, all_overrides = [], []
-    for d in jobs:
+    for d, label in zip(dirs, labels, strict=True):
         summary = runs.read_summary(d)
         if summary is None:
             continue
         monitor = summary.get("monitor") or "val_loss"
-        rows.append({"job": int(d.name), "status": summary.get("status"),
+        rows.append({"job": label, "status": summary.get("status"),
                      "monitor": monitor,
                      "best": summary.get("best", {}).get(monitor),
                      "final": summary.get("final", {}).get(monitor),
                      "steps": summary.get("steps"), "wall_s": summary.get("wall_s"),
-                     "error": summary.get("error", ""), "run_dir": str(d)})
-        all_overrides.append(_overrides(d))
+                     "error": summary.get("error", ""), "run_dir": str(d),
+                     "metrics": {k: v for k, v in summary.get("final", {}).items()
+                                 if isinstance(v, int | float)}})
+        all_overrides.append({k: v for k, v in _overrides(d).items()
+                              if not k.startswith(HIDDEN_PREFIXES)})
     keys = sorted({k for o in all_overrides for k in o})
     varying = [k for k in keys if len({o.get(k) for o in all_overrides}) > 1]
     for row, o in zip(rows, all_overrides, strict=True):
@@ -71,6 +91,7 @@ def _mark_best(rows: list[dict[str, Any]]) -> None:
 
 
 def write(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
+    rows = [{k: v for k, v in r.items() if k != "metrics"} for r in rows]
     runs.atomic_write_text(Path(sweep_dir) / "sweep_summary.json",
                            json.dumps(rows, indent=2) + "\n")
     buf = io.StringIO()
@@ -84,22 +105,33 @@ def write(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
     runs.atomic_write_text(Path(sweep_dir) / "sweep_summary.csv", buf.getvalue())
 
 
-def show(rows: list[dict[str, Any]]) -> None:
+def show(rows: list[dict[str, Any]], title: str | None = None, stderr: bool = True,
+         extra: tuple[str, ...] = ()) -> None:
+    """The rich table; `extra` adds columns of final metrics (e.g. the sort key)."""
     from rich.console import Console
     from rich.table import Table
 
     if not rows:
         return
     varying = list(rows[0]["overrides"])
-    table = Table(title=f"sweep: {len(rows)} jobs, monitor {rows[0]['monitor']}")
-    for col in ["job", *varying, "status", "best", "final", "steps", "wall s"]:
+    joined = len(varying) > MAX_OVERRIDE_COLUMNS  # many runs of many kinds: one text column
+    table = Table(title=title or f"sweep: {len(rows)} jobs, monitor {rows[0]['monitor']}")
+    for col in ["job", *(["overrides"] if joined else varying), "status", "best", "final",
+                *extra, "steps", "wall s"]:
         table.add_column(col)
     for r in rows:
-        fmt = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in (r["best"], r["final"])]
+        values = (r["best"], r["final"], *(r.get("metrics", {}).get(k) for k in extra))
+        fmt = [f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v))
+               for v in values]
         table.add_row(f"{r['job']}{' *' if r['is_best'] else ''}",
-                      *[r["overrides"][k] for k in varying], str(r["status"]), *fmt,
+                      *([" ".join(f"{k}={v}" for k, v in r["overrides"].items() if v)]
+                        if joined else [r["overrides"][k] for k in varying]),
+                      str(r["status"]), *fmt,
                       str(r["steps"]), f"{r['wall_s']:.1f}" if r["wall_s"] else "")
-    Console(stderr=True).print(table)
+    console = Console(stderr=stderr)
+    if not console.is_terminal:  # logs and pipes: wide enough that no cell is cut
+        console.width = 200
+    console.print(table)
 
 
 class SweepSummary(Callback):

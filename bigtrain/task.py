@@ -98,7 +98,7 @@ def fit_task(cfg: DictConfig) -> float:
         return _worker(config, run_dir, resolved)
     previous = runs.read_summary(run_dir) or {}
     old_config = runs.read_config(run_dir)
-    if previous.get("status") == "completed" and old_config is not None and \
+    if previous.get("status") in runs.FINISHED and old_config is not None and \
             runs.same_run(old_config, resolved):
         if not config.trainer.rerun:
             log.info("%s already holds a completed run of this config; skipping it "
@@ -112,7 +112,7 @@ def fit_task(cfg: DictConfig) -> float:
 
         summary = train(config, run_dir)
     except ConfigError as ex:  # raised by builders that see the data (e.g. batch vs replicas)
-        if previous.get("status") != "completed":  # a mistake now loses no finished run
+        if previous.get("status") not in runs.FINISHED:  # a mistake now loses no finished run
             runs.write_summary(run_dir, runs.failed_summary(ex, start))
         raise
     except Preempted as ex:
@@ -139,7 +139,7 @@ def _worker(config, run_dir: Path, resolved: dict) -> float:
 
     previous = runs.read_summary(run_dir) or {}
     old_config = runs.read_config(run_dir)
-    if previous.get("status") == "completed" and old_config is not None and \
+    if previous.get("status") in runs.FINISHED and old_config is not None and \
             runs.same_run(old_config, resolved) and not config.trainer.rerun:
         return runs.monitored_value(previous, config.trainer.monitor)
     try:

@@ -58,7 +58,7 @@ def test_a_model_learns_the_table(iris_csv, tmp_path):
     config = to_typed(compose(["dataset=csv", f"dataset.path={iris_csv}",
                                "dataset.label=species", "model=mlp", "trainer.epochs=30",
                                "trainer.batch_size=16", "trainer.progress=none",
-                               "trainer.tensorboard=false"]))
+                               "logger=[]"]))
     summary = train(config, tmp_path / "run")
     assert summary["final"]["val_accuracy"] >= 0.8
 

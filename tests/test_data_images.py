@@ -52,7 +52,7 @@ def test_a_model_learns_the_folder(tmp_path):
     config = to_typed(compose(["dataset=image_folder", f"dataset.path={root}",
                                "dataset.image_size=[8,8]", "model=mlp", "trainer.epochs=15",
                                "trainer.batch_size=8", "trainer.progress=none",
-                               "trainer.tensorboard=false"]))
+                               "logger=[]"]))
     assert train(config, tmp_path / "run")["final"]["val_accuracy"] >= 0.8
 
 

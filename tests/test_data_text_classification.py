@@ -34,7 +34,7 @@ def test_class_directories_become_byte_sequences_and_train(tmp_path):
     root = make_dirs(tmp_path / "reviews")
     cfg = config(f"dataset.path={root}", "dataset.max_len=32", "model=transformer",
                  "model.d_model=32", "trainer.epochs=20", "trainer.batch_size=8",
-                 "trainer.progress=none", "trainer.tensorboard=false")
+                 "trainer.progress=none", "logger=[]")
     splits = build_dataset(cfg.dataset)
     spec = splits.spec
     assert spec.input_shape == (32,) and spec.input_vocab == 257 and spec.num_outputs == 2

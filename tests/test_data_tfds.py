@@ -14,7 +14,7 @@ from bigtrain.data import build_dataset  # noqa: E402
 from bigtrain.train.run import train  # noqa: E402
 
 FAST = ["trainer.max_steps=4", "trainer.eval_every=4", "trainer.progress=none",
-        "trainer.tensorboard=false", "trainer.batch_size=16"]
+        "logger=[]", "trainer.batch_size=16"]
 
 
 def test_mnist_images_train(tmp_path):

@@ -23,7 +23,7 @@ from bigtrain.train.run import build, train  # noqa: E402
 
 SMALL = ["debug=smoke", "model=mlp", "model.hidden=[32]", "trainer.progress=none",
          "trainer.steps_per_loop=1",
-         "trainer.tensorboard=false", "trainer.deterministic=true"]
+         "logger=[]", "trainer.deterministic=true"]
 
 
 def config(*overrides: str):

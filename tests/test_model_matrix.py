@@ -29,7 +29,7 @@ MODELS = {
 }
 REFUSED = {("cnn", "tokens_lm"): "does not model language"}
 COMMON = ["trainer.max_steps=40", "trainer.log_every=10", "trainer.eval_every=40",
-          "trainer.progress=none", "trainer.tensorboard=false", "dataset.fraction=0.5",
+          "trainer.progress=none", "logger=[]", "dataset.fraction=0.5",
           "trainer.batch_size=32", "optim=adam", "optim.lr=0.005", "model.dropout=0"]
 
 

@@ -13,6 +13,8 @@ from bigtrain.cli import (
     generate,
     info,
     ls,
+    plot,
+    runs,
     show,
     validate,
 )
@@ -26,7 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (fit, evaluate, export, generate, info, data, env, ls, show, validate):
+for module in (fit, evaluate, export, generate, info, data, env, runs, plot, ls, show, validate):
     module.register(app)
 
 

@@ -10,7 +10,7 @@ A new option is one YAML, one dataclass, one line in SCHEMAS, and one registered
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -28,6 +28,12 @@ from bigtrain.config.dataset import (
     TFRecordConfig,
 )
 from bigtrain.config.errors import ConfigError
+from bigtrain.config.logger import (
+    CSVLoggerConfig,
+    LoggerConfig,
+    MLflowLoggerConfig,
+    TensorBoardLoggerConfig,
+)
 from bigtrain.config.model import CNNConfig, MLPConfig, ModelConfig, RNNConfig, TransformerConfig
 from bigtrain.config.optim import (
     AdafactorConfig,
@@ -81,6 +87,9 @@ SCHEMAS: dict[tuple[str, str], type] = {
     ("optim", "rmsprop"): RMSpropConfig,
     ("optim", "lion"): LionConfig,
     ("optim", "adafactor"): AdafactorConfig,
+    ("logger", "tensorboard"): TensorBoardLoggerConfig,
+    ("logger", "csv"): CSVLoggerConfig,
+    ("logger", "mlflow"): MLflowLoggerConfig,
     ("strategy", "auto"): AutoStrategyConfig,
     ("strategy", "cpu"): CPUStrategyConfig,
     ("strategy", "mirrored"): MirroredStrategyConfig,
@@ -113,6 +122,8 @@ class FitConfig:
     optim: OptimConfig
     strategy: StrategyConfig
     trainer: TrainerConfig
+    # experiment loggers by name (a group that takes several options: logger=[a,b])
+    logger: dict[str, LoggerConfig] = field(default_factory=dict)
 
 
 def to_typed(cfg: DictConfig) -> FitConfig:
@@ -141,10 +152,36 @@ def to_typed(cfg: DictConfig) -> FitConfig:
             raise ConfigError(f"{group}.{unknown[0]}",
                               "unknown key. Allowed keys: " + ", ".join(allowed))
         parts[group] = obj
-    unknown = [k for k in cfg.keys() if k not in GROUPS]
+    parts["logger"] = _loggers(cfg.get("logger"))
+    allowed_top = (*GROUPS, "logger")
+    unknown = [k for k in cfg.keys() if k not in allowed_top]
     if unknown:
-        raise ConfigError(str(unknown[0]), "unknown top-level key. Allowed: " + ", ".join(GROUPS))
+        raise ConfigError(str(unknown[0]), "unknown top-level key. Allowed: "
+                          + ", ".join(allowed_top))
     return FitConfig(**parts)
+
+
+def _loggers(node) -> dict[str, LoggerConfig]:
+    """The chosen loggers, each checked against its schema."""
+    out: dict[str, LoggerConfig] = {}
+    for name in (node.keys() if node is not None else []):
+        sub = node[name]
+        try:
+            obj = OmegaConf.to_object(sub)
+        except ConfigError:
+            raise
+        except Exception as e:
+            raise ConfigError(f"logger.{name}", _omegaconf_message(e)) from e
+        if not isinstance(obj, LoggerConfig) or obj.name != name:
+            known = sorted(o for g, o in SCHEMAS if g == "logger")
+            raise ConfigError(f"logger.{name}", "not a logger; choose from " + ", ".join(known)
+                              + " with logger=[...]")
+        unknown = [k for k in sub.keys() if k not in field_names(type(obj))]
+        if unknown:
+            raise ConfigError(f"logger.{name}.{unknown[0]}", "unknown key. Allowed keys: "
+                              + ", ".join(field_names(type(obj))))
+        out[name] = obj
+    return out
 
 
 def from_resolved(resolved: dict[str, Any]) -> FitConfig:
@@ -159,6 +196,11 @@ def from_resolved(resolved: dict[str, Any]) -> FitConfig:
         if schema is None:
             raise ConfigError(group, f"this bigtrain does not know {group} option {option!r}")
         node[group] = OmegaConf.merge(OmegaConf.structured(schema), part)
+    for name, part in (resolved.get("logger") or {}).items():
+        schema = SCHEMAS.get(("logger", name))
+        if schema is not None:
+            node.setdefault("logger", {})[name] = OmegaConf.merge(OmegaConf.structured(schema),
+                                                                  part)
     return to_typed(OmegaConf.create(node))
 
 

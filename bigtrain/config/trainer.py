@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from bigtrain.config.base import GroupSchema, positive, unit_interval
 from bigtrain.config.errors import check, check_choice
 
 LOSSES = ["auto", "cross_entropy", "binary_cross_entropy", "mse", "huber"]
+
+
+@dataclass
+class TrialConfig(GroupSchema):
+    """Set by bigtrain's Optuna sweeper on each trial it launches (users leave it alone): the
+    study the trial belongs to, so the run can report its monitored metric at each evaluation
+    and stop early when the pruner says so."""
+
+    group: ClassVar[str] = "trainer.trial"
+    storage: str = ""  # optuna storage: journal:<file> or an RDB URL
+    study: str = ""
+    trial_id: int = -1  # -1: not a trial of a search
+    pruner: str = "none"  # none | median | halving
+    pruner_warmup: int = 0  # median: evaluations before pruning; halving: min resource
+    pruner_startup: int = 2  # median: finished trials before pruning starts
+
+    def validate(self) -> None:
+        check_choice(self.key("pruner"), self.pruner, ["none", "median", "halving"])
+        check(self.pruner_warmup >= 0, self.key("pruner_warmup"), self.pruner_warmup,
+              "must be >= 0")
+        check(self.pruner_startup >= 0, self.key("pruner_startup"), self.pruner_startup,
+              "must be >= 0")
+        check(self.trial_id < 0 or bool(self.storage and self.study), self.key("storage"),
+              self.storage, "a trial needs its study's storage and name")
 
 
 @dataclass
@@ -36,13 +60,13 @@ class TrainerConfig(GroupSchema):
     on_nan: str = "stop"  # stop | rollback (to the last good checkpoint, learning rate halved)
     nan_max_rollbacks: int = 3
     progress: str = "auto"  # auto (rich on a terminal, plain lines otherwise) | rich | plain | none
-    tensorboard: bool = True
     resume: str = "auto"  # auto | never | force | <run dir to continue from>
     rerun: bool = False  # train again even if this run dir holds a completed run of this config
     deterministic: bool = False  # seeded + deterministic ops: a resumed run is bitwise exact
     # CPU threads for TensorFlow ops and tf.data; 0: all cores, or cores / parallel jobs
     # under the joblib launcher (so parallel sweep jobs do not oversubscribe the machine)
     threads: int = 0
+    trial: TrialConfig = field(default_factory=TrialConfig)
 
     def validate(self) -> None:
         positive(self, "epochs", "batch_size", "eval_batch_size", "log_every", "keep_checkpoints",

@@ -21,8 +21,8 @@ POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"
 
 def _hooks(config: FitConfig, run_dir: Path, checkpointer, steps_per_epoch: int,
            chief: bool = True) -> list:
-    """The configured hooks; only the chief of a multi-worker run writes metrics and
-    TensorBoard files (every worker still runs the checkpoint hook: saving is collective)."""
+    """The configured hooks; only the chief of a multi-worker run writes metrics and logs
+    (every worker still runs the checkpoint hook: saving is collective)."""
     from bigtrain.logs import CONSOLE
     from bigtrain.train import hooks
 
@@ -36,11 +36,16 @@ def _hooks(config: FitConfig, run_dir: Path, checkpointer, steps_per_epoch: int,
     elif progress == "plain":
         chosen.append(hooks.PlainProgress())
     if chief:
+        from bigtrain.train.loggers import build_loggers
+
         chosen.append(hooks.MetricsFile(run_dir))
-    if t.tensorboard and chief:
-        chosen.append(hooks.TensorBoard(run_dir))
+        chosen += build_loggers(config, run_dir)
     if t.patience > 0:
         chosen.append(hooks.EarlyStopping(t.monitor, t.patience))
+    if t.trial.trial_id >= 0 and chief:  # a trial of bigtrain's Optuna search
+        from bigtrain.search import TrialReporter
+
+        chosen.append(TrialReporter(t.trial, t.monitor))
     chosen.append(hooks.Checkpoints(checkpointer, t.checkpoint_every, steps_per_epoch))
     return chosen
 
@@ -193,29 +198,42 @@ def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = ()) -> dict[str
     start = time.time()
     c = build(config, run_dir)
     splits, engine, checkpointer = c.splits, c.engine, c.checkpointer
-    spec = splits.spec
     steps_per_epoch = splits.steps_per_epoch(t.batch_size)
     total_steps = c.total_steps
     state = LoopState(total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                       total_epochs=-(-total_steps // steps_per_epoch))
     _resume(config, run_dir, checkpointer, state)
 
-    hooks = _hooks(config, run_dir, checkpointer, steps_per_epoch,
-                   chief=checkpointer.is_chief) + list(extra_hooks)
-    nan_guard = NanGuard(t.on_nan, t.nan_max_rollbacks, checkpointer, c.lr.scale)
+    hooks: list = []
     try:
+        hooks = _hooks(config, run_dir, checkpointer, steps_per_epoch,
+                       chief=checkpointer.is_chief) + list(extra_hooks)
+        nan_guard = NanGuard(t.on_nan, t.nan_max_rollbacks, checkpointer, c.lr.scale)
         fit_loop(engine, splits, t, state, hooks, checkpointer, nan_guard)
+        summary = _summarize(config, run_dir, c, state, hooks, start)
+        for h in hooks:
+            if hasattr(h, "on_summary"):
+                h.on_summary(summary, model=c.model)
     finally:
         for h in hooks:
             h.close()
         checkpointer.close()
+    return summary
 
+
+def _summarize(config: FitConfig, run_dir: Path, c: Components, state, hooks: list,
+               start: float) -> dict[str, Any]:
+    """Test metrics, summary.json (chief), and the closing log lines."""
+    t, engine, splits, checkpointer = config.trainer, c.engine, c.splits, c.checkpointer
+    spec = splits.spec
+    steps_per_epoch = state.steps_per_epoch
     final = dict(state.last_train)
     final.update(state.last_eval)
     if spec.num_test:
         final.update(engine.evaluate(splits.eval_batches("test", t.eval_batch_size), "test_"))
+    pruned = any(getattr(h, "pruned", False) for h in hooks)
     summary = {
-        "status": "completed",
+        "status": "pruned" if pruned else "completed",
         "stop_reason": state.stop_reason or "reached the configured length",
         "steps": state.step,
         "epochs": round(state.step / steps_per_epoch, 4),

@@ -1,0 +1,169 @@
+"""Experiment loggers (`logger=[tensorboard,csv,mlflow]`), as training hooks.
+
+Each logs the run's parameters (the resolved config), its metrics per step and, at the end,
+its summary. A logger that cannot start (MLflow not installed, a tracking URI that does not
+work) is a clear error before the first step, not a crash mid-run.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from bigtrain.config.errors import ConfigError
+from bigtrain.runs import atomic_write_text
+from bigtrain.train.hooks import Hook, TensorBoard
+
+log = logging.getLogger("bigtrain")
+
+
+def flat_params(config) -> dict[str, str]:
+    """The typed config as flat `group.key -> value` strings (loggers' parameters)."""
+    out: dict[str, str] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}{k}.")
+        else:
+            out[prefix[:-1]] = str(node)
+
+    walk(dataclasses.asdict(config), "")
+    return out
+
+
+class CSVLogger(Hook):
+    """metrics_train.csv and metrics_val.csv (columns from the first record of each), and
+    params.csv. On a resume the files are rewritten without the steps trained again."""
+
+    def __init__(self, run_dir: Path, config):
+        self.dir = Path(run_dir)
+        rows = "".join(f"{k},{_csv_cell(v)}\n" for k, v in flat_params(config).items())
+        atomic_write_text(self.dir / "params.csv", "key,value\n" + rows)
+        self._files: dict[str, tuple[Any, csv.DictWriter]] = {}
+        self._start = 0
+
+    def on_train_begin(self, state) -> None:
+        self._start = state.step  # > 0 when resumed: later rows are trained again
+
+    def _writer(self, split: str, record: dict[str, Any]) -> csv.DictWriter:
+        if split not in self._files:
+            path = self.dir / f"metrics_{split}.csv"
+            kept: list[dict[str, str]] = []
+            fields = list(record)
+            if path.exists():  # a resumed run: keep the rows of steps not trained again
+                with open(path, newline="") as f:
+                    reader = csv.DictReader(f)
+                    fields = list(reader.fieldnames or fields)
+                    kept = [r for r in reader if _int(r.get("step")) <= self._start]
+            f = open(path, "w", newline="")  # noqa: SIM115 (closed in close())
+            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(kept)
+            self._files[split] = (f, w)
+        return self._files[split][1]
+
+    def _write(self, split: str, state, record: dict[str, Any]) -> None:
+        w = self._writer(split, record)
+        w.writerow(record)
+        self._files[split][0].flush()
+
+    def on_log(self, state, record: dict[str, Any]) -> None:
+        self._write("train", state, record)
+
+    def on_eval(self, state, record: dict[str, Any], improved: bool) -> None:
+        self._write("val", state, record)
+
+    def close(self) -> None:
+        for f, _ in self._files.values():
+            f.close()
+        self._files.clear()
+
+
+class MLflowLogger(Hook):
+    """One MLflow run per bigtrain run (a resumed run continues its MLflow run)."""
+
+    def __init__(self, run_dir: Path, config, cfg):
+        try:
+            import mlflow
+        except ImportError:
+            raise ConfigError("logger.mlflow", "needs MLflow: pip install 'bigtrain[mlflow]' "
+                              "(or mlflow-skinny)") from None
+        self.mlflow, self.run_dir, self.cfg = mlflow, Path(run_dir), cfg
+        if cfg.tracking_uri.startswith("file:"):
+            # MLflow 3 keeps its file store behind an opt-in; a file URI asks for it
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        try:
+            mlflow.set_tracking_uri(cfg.tracking_uri)
+            experiment = mlflow.set_experiment(cfg.experiment)
+        except Exception as ex:  # MLflow raises many kinds for a bad URI or server
+            first = str(ex).strip().splitlines()
+            raise ConfigError("logger.mlflow.tracking_uri", f"{cfg.tracking_uri!r} does not "
+                              "work: " + (first[0][:200] if first else type(ex).__name__)) from None
+        id_file = self.run_dir / "mlflow_run_id"
+        run_id = id_file.read_text().strip() if id_file.exists() else None
+        self.run = mlflow.start_run(run_id=run_id, experiment_id=experiment.experiment_id,
+                                    run_name=cfg.run_name or self.run_dir.name)
+        if run_id is None:
+            atomic_write_text(id_file, self.run.info.run_id + "\n")
+            params = flat_params(config)
+            items = list(params.items())
+            for i in range(0, len(items), 100):  # MLflow takes at most 100 params per call
+                mlflow.log_params({k: v[:500] for k, v in items[i:i + 100]})
+        self._status = "FAILED"
+
+    def _metrics(self, record: dict[str, Any]) -> None:
+        values = {k: float(v) for k, v in record.items()
+                  if k not in ("step", "epoch") and isinstance(v, int | float)}
+        self.mlflow.log_metrics(values, step=int(record["step"]))
+
+    def on_log(self, state, record: dict[str, Any]) -> None:
+        self._metrics(record)
+
+    def on_eval(self, state, record: dict[str, Any], improved: bool) -> None:
+        self._metrics(record)
+
+    def on_summary(self, summary: dict[str, Any], model=None) -> None:
+        final = {f"final_{k}": float(v) for k, v in summary.get("final", {}).items()
+                 if isinstance(v, int | float)}
+        self.mlflow.log_metrics(final, step=int(summary.get("steps", 0)))
+        for name in ("config.yaml", "summary.json"):
+            if (self.run_dir / name).exists():
+                self.mlflow.log_artifact(str(self.run_dir / name))
+        if self.cfg.log_model and model is not None:
+            path = self.run_dir / "export" / "model.keras"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            model.save(path)
+            self.mlflow.log_artifact(str(path), artifact_path="model")
+        self._status = "FINISHED"
+
+    def close(self) -> None:
+        if self.mlflow.active_run() is not None:
+            self.mlflow.end_run(status=self._status)
+
+
+def build_loggers(config, run_dir: Path) -> list[Hook]:
+    out: list[Hook] = []
+    for name, cfg in config.logger.items():
+        if name == "tensorboard":
+            out.append(TensorBoard(run_dir))
+        elif name == "csv":
+            out.append(CSVLogger(run_dir, config))
+        elif name == "mlflow":
+            out.append(MLflowLogger(run_dir, config, cfg))
+    return out
+
+
+def _int(v: Any) -> int:
+    try:
+        return int(float(v))
+    except (TypeError, ValueError):
+        return 1 << 62
+
+
+def _csv_cell(v: str) -> str:
+    return '"' + v.replace('"', '""') + '"' if any(c in v for c in ',"\n') else v
