@@ -78,10 +78,20 @@ def fit_task(cfg: DictConfig) -> float:
     """Validate, train, record; return the value of `trainer.monitor` for sweepers."""
     from hydra.core.hydra_config import HydraConfig
 
-    from bigtrain.train.preemption import Preempted
+    from bigtrain.runlock import RunLock
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ chatter out
+    strategy = cfg.get("strategy") or {}
+    role = cluster.role(str(strategy.get("name", "")), str(strategy.get("cluster", "auto")))
+    if not role.chief:
+        _own_log_file(role.index)
+        return _worker(cfg, run_dir)
+    with RunLock(run_dir):  # a live run in this dir: refused here, before any write
+        return _chief(cfg, run_dir)
+
+
+def _chief(cfg: DictConfig, run_dir: Path) -> float:
     start = time.time()
     try:
         config = to_typed(cfg)  # every range check runs here, before TensorFlow is imported
@@ -92,10 +102,6 @@ def fit_task(cfg: DictConfig) -> float:
             runs.write_summary(run_dir, runs.failed_summary(ex, start))
         raise
     config = _thread_budget(config)
-    role = cluster.role(config.strategy.name, getattr(config.strategy, "cluster", "auto"))
-    if not role.chief:
-        _own_log_file(role.index)
-        return _worker(config, run_dir, resolved)
     previous = runs.read_summary(run_dir) or {}
     old_config = runs.read_config(run_dir)
     if previous.get("status") in runs.FINISHED and old_config is not None and \
@@ -105,8 +111,14 @@ def fit_task(cfg: DictConfig) -> float:
                      "(trainer.rerun=true trains it again)", run_dir)
             return runs.monitored_value(previous, config.trainer.monitor)
         _set_aside(run_dir)
-    runs.write_config(run_dir, resolved)
+    return _train_here(config, run_dir, resolved, previous, start)
 
+
+def _train_here(config, run_dir: Path, resolved: dict, previous: dict, start: float) -> float:
+    """The chief's run, under the run dir's lock: write the config, train, record."""
+    from bigtrain.train.preemption import Preempted
+
+    runs.write_config(run_dir, resolved)
     try:
         from bigtrain.train.run import train
 
@@ -131,12 +143,14 @@ def fit_task(cfg: DictConfig) -> float:
     return runs.monitored_value(summary, config.trainer.monitor)
 
 
-def _worker(config, run_dir: Path, resolved: dict) -> float:
+def _worker(cfg: DictConfig, run_dir: Path) -> float:
     """A non-chief worker of a multi-worker run: it trains in step with the chief, reads the
     run dir (to skip or resume as the chief does) and writes nothing there."""
     from bigtrain.train.preemption import Preempted
     from bigtrain.train.run import train
 
+    config = _thread_budget(to_typed(cfg))
+    resolved = OmegaConf.to_container(cfg, resolve=True)
     previous = runs.read_summary(run_dir) or {}
     old_config = runs.read_config(run_dir)
     if previous.get("status") in runs.FINISHED and old_config is not None and \

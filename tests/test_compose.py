@@ -15,7 +15,9 @@ def test_defaults_are_digits_cnn_adam():
     assert (cfg.dataset.name, cfg.model.name, cfg.optim.name) == ("digits", "cnn", "adam")
     assert cfg.strategy.name == "auto" and cfg.trainer.batch_size == 32
     assert defaults() == {"dataset": "digits", "model": "cnn", "optim": "adam",
-                          "strategy": "auto", "trainer": "default"}
+                          "strategy": "auto", "trainer": "default",
+                          "logger": "tensorboard"}
+    assert list(cfg.logger) == ["tensorboard"]
 
 
 def test_dataset_seed_is_interpolated_from_trainer_seed():
@@ -35,8 +37,11 @@ REQUIRED = {("dataset", "text"): ["dataset.path=corpus.txt"],
 @pytest.mark.parametrize("group,option", sorted(set(SCHEMAS) - {("strategy", "parameter_server")}))
 def test_every_option_composes_validates_and_has_its_schema(group, option):
     extra = REQUIRED.get((group, option), [])
-    cfg = to_typed(compose([f"{group}={option}", *extra]))
+    chosen = f"{group}=[{option}]" if group == "logger" else f"{group}={option}"
+    cfg = to_typed(compose([chosen, *extra]))
     part = getattr(cfg, group)
+    if group == "logger":  # a group that takes a list of options
+        part = part[option]
     assert isinstance(part, SCHEMAS[(group, option)])
     if extra:  # and without them, the missing value is named
         with pytest.raises(ConfigError, match="dataset.*(path|label|name|input)"):

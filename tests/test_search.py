@@ -117,3 +117,18 @@ def test_hparams_search_preset_sets_up_the_sweeper(cli):
     assert r.returncode == 0, r.stderr
     assert "bigtrain_optuna_sweeper.sweeper.OptunaSweeper" in r.stdout
     assert "pruner: median" in r.stdout and "optim.lr: tag(log, interval(1e-4, 3e-2))" in r.stdout
+
+
+def test_search_with_the_joblib_launcher_runs_trials_in_parallel(cli, tmp_path):
+    r = cli(*SEARCH, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+            "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=4", "hydra.sweeper.sampler=random",
+            "hydra.sweeper.pruner=median", "hydra.sweeper.pruner_startup=2",
+            "optim.lr=tag(log,interval(0.000001,0.01))", "trainer.eval_every=1",
+            "hydra.sweep.dir=search")
+    assert r.returncode == 0, r.stderr[-3000:]
+    done = study(tmp_path / "search").trials
+    assert [t.number for t in done] == [0, 1, 2, 3]
+    assert all(t.state.is_finished() for t in done)
+    # the jobs ran in worker processes and still reported to the shared journal study
+    assert all(t.intermediate_values for t in done)
+    assert sorted(trials(tmp_path / "search")) == [0, 1, 2, 3]

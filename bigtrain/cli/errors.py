@@ -75,6 +75,17 @@ def describe_config_error(ex: BaseException) -> str | None:
     return None
 
 
+def _os_error(ex: BaseException) -> OSError | None:
+    """The OSError (full disk, read-only file system, permissions) an error came from."""
+    seen = 0
+    while ex is not None and seen < 10:
+        if isinstance(ex, OSError) and ex.strerror:
+            return ex
+        ex = ex.__cause__ or ex.__context__
+        seen += 1
+    return None
+
+
 @contextmanager
 def reported() -> Iterator[None]:
     """Run a command body, mapping exceptions to messages and exit statuses."""
@@ -104,7 +115,11 @@ def reported() -> Iterator[None]:
             if isinstance(ex, ValueError) and ("--resolve" in str(ex) or "Only one of" in str(ex)):
                 msg = str(ex)
             else:
-                _err(f"{type(ex).__name__}: {ex} (set BIGTRAIN_DEBUG=1 for the traceback)")
+                os_error = _os_error(ex)
+                if os_error is not None:  # a disk or permission problem behind the error
+                    _err(f"{ex}: {os_error.strerror}: {os_error.filename or ''}".rstrip(": "))
+                else:
+                    _err(f"{type(ex).__name__}: {ex} (set BIGTRAIN_DEBUG=1 for the traceback)")
                 raise typer.Exit(EXIT_FAILED) from None
         _err(msg)
         raise typer.Exit(EXIT_USAGE) from None

@@ -45,13 +45,49 @@ def fit(
     from bigtrain.cli.hydra_glue import dispatch
     from bigtrain.task import fit_task
 
+    args = overrides or []
     with reported():
+        _check_run_dir(args)
         try:
-            dispatch(overrides or [], fit_task)
+            dispatch(args, fit_task)
         finally:
             from bigtrain import sweeps
 
             sweeps.finish()
+
+
+def _check_run_dir(args: list[str]) -> None:
+    """An explicit hydra.run.dir that a live run holds, or that cannot be written: refuse
+    before Hydra writes into it (the task takes the lock itself; this keeps the live run's
+    .hydra/ files, and names a read-only or full disk before Hydra's logging set-up trips)."""
+    from bigtrain import cluster
+
+    if any(a in ("-m", "--multirun") for a in args) or not cluster.role("multi_worker").chief:
+        return  # sweeps lock per job; another worker of a multi-worker job shares the dir
+    for a in args:
+        if a.startswith("hydra.run.dir="):
+            from pathlib import Path
+
+            from bigtrain.runlock import check_free
+
+            run_dir = Path(a.split("=", 1)[1]).expanduser()
+            check_free(run_dir)
+            _check_writable(run_dir)
+
+
+def _check_writable(run_dir) -> None:
+    import tempfile
+
+    from bigtrain.config import ConfigError
+
+    if not run_dir.is_dir():
+        return
+    try:
+        with tempfile.TemporaryFile(dir=run_dir):
+            pass
+    except OSError as ex:
+        raise ConfigError("hydra.run.dir", f"{run_dir} cannot be written ({ex.strerror}); "
+                          "free space, fix permissions, or choose another dir") from None
 
 
 def register(app: typer.Typer) -> None:

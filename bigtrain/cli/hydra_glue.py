@@ -9,7 +9,8 @@ Hydra is imported inside the functions: `bigtrain --help` never pays for it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 CONFIG_MODULE = "bigtrain.conf"
@@ -38,6 +39,8 @@ def dispatch(args: Sequence[str], task_function: Callable[[Any], Any]) -> None:
     _prepare()
     parser = get_args_parser()
     parsed = parser.parse_intermixed_args(list(args))
+    if not (parsed.help or parsed.hydra_help or parsed.shell_completion or parsed.info):
+        check_targets(parsed)
     _run_hydra(
         args=parsed,
         args_parser=parser,
@@ -45,6 +48,60 @@ def dispatch(args: Sequence[str], task_function: Callable[[Any], Any]) -> None:
         config_path=CONFIG_PATH,
         config_name=CONFIG_NAME,
     )
+
+
+#: where the callables a config may name (`_target_`, logging's `()`) may come from
+TRUSTED_PREFIXES = ("bigtrain.", "hydra.", "hydra_plugins.", "logging.", "ext://sys.")
+ALLOW_ENV = "BIGTRAIN_ALLOW_TARGETS"
+
+
+def check_targets(parsed: Any) -> None:
+    """Refuse a config that would make Hydra import and call code outside bigtrain, Hydra
+    and its plugins (a callback, launcher, sweeper or log handler named in a YAML file or an
+    override), unless the user allows that module with BIGTRAIN_ALLOW_TARGETS=prefix[,...].
+    The job's own groups have schemas, which reject `_target_` keys anyway."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_automatic_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from bigtrain.config.errors import ConfigError
+
+    search_path = create_automatic_config_search_path(None, None, CONFIG_PATH)
+    if parsed.config_dir is not None:
+        path = os.path.abspath(parsed.config_dir)
+        if not os.path.isdir(path):
+            raise ConfigError("--config-dir", f"directory {path!r} does not exist")
+        search_path.prepend(provider="command-line", path=f"file://{path}",
+                            anchor=SearchPathQuery(provider="schema"))
+    loader = ConfigLoaderImpl(config_search_path=search_path)
+    with _composition_errors():
+        cfg = loader.load_configuration(
+            config_name=parsed.config_name or CONFIG_NAME, overrides=list(parsed.overrides),
+            run_mode=RunMode.MULTIRUN if parsed.multirun else RunMode.RUN, from_shell=True)
+    node = OmegaConf.to_container(cfg.hydra, resolve=False)
+    allowed = TRUSTED_PREFIXES + tuple(
+        p.strip() for p in os.environ.get(ALLOW_ENV, "").split(",") if p.strip())
+    for key, target in _targets(node, "hydra"):
+        if not isinstance(target, str) or not target.startswith(allowed):
+            raise ConfigError(key, f"{target!r} is outside bigtrain, Hydra and its plugins; "
+                              f"a config may not make bigtrain import it. If you trust it, "
+                              f"allow it: {ALLOW_ENV}={str(target).rsplit('.', 1)[0]}")
+
+
+def _targets(node: Any, prefix: str):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            key = f"{prefix}.{k}"
+            if isinstance(v, str) and (k in ("_target_", "()") or (k == "class" and "." in v)
+                                       or v.startswith("ext://")):
+                yield key, v
+            else:
+                yield from _targets(v, key)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _targets(v, f"{prefix}[{i}]")
 
 
 def compose(overrides: Sequence[str], config_dir: str | None = None) -> Any:
@@ -62,8 +119,26 @@ def compose(overrides: Sequence[str], config_dir: str | None = None) -> Any:
         ctx = initialize_config_dir(config_dir=path, version_base="1.3")
     else:
         ctx = initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3")
-    with ctx:
+    with ctx, _composition_errors():
         return hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides))
+
+
+@contextmanager
+def _composition_errors() -> Iterator[None]:
+    """Hydra raises plain ValueError/TypeError for some malformed overrides (`model=0`):
+    while composing, those are the user's mistakes, so they become ConfigErrors."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from bigtrain.config.errors import ConfigError
+
+    try:
+        yield
+    except (ConfigError, HydraException, OmegaConfBaseException):
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError) as ex:
+        first = next((ln for ln in str(ex).splitlines() if ln.strip()), type(ex).__name__)
+        raise ConfigError("overrides", first.strip()) from ex
 
 
 def complete(previous: Sequence[str], incomplete: str) -> list[str]:

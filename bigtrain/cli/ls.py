@@ -31,7 +31,7 @@ def ls(group: str | None = typer.Argument(None, help="Show only this group, e.g.
             if group is not None and g != group:
                 continue
             for i, (opt, desc) in enumerate(sorted(groups[g].items())):
-                mark = "*" if chosen.get(g) == opt else ""
+                mark = "*" if opt in chosen.get(g, "").split(",") else ""
                 table.add_row(g if i == 0 else "", f"{opt}{mark}", desc)
         console = Console()
         if not console.is_terminal:  # piped: one line per option, for grep and scripts

@@ -40,12 +40,12 @@ def catalog() -> dict[str, dict[str, str]]:
 
 
 def defaults() -> dict[str, str]:
-    """{group: option} chosen by fit.yaml's defaults list."""
+    """{group: option} chosen by fit.yaml's defaults list (a list group: "a,b")."""
     data = yaml.safe_load(files(PACKAGE).joinpath("fit.yaml").read_text()) or {}
     chosen: dict[str, str] = {}
     for entry in data.get("defaults", []):
         if isinstance(entry, dict):
             for key, value in entry.items():
                 if not key.startswith("override") and value is not None:
-                    chosen[key] = str(value)
+                    chosen[key] = ",".join(value) if isinstance(value, list) else str(value)
     return chosen
