@@ -74,3 +74,18 @@ def auto_strategy_choice(n_gpus: int) -> str:
     if n_gpus > 1:
         return f"MirroredStrategy over {n_gpus} GPUs"
     return "OneDeviceStrategy on /gpu:0" if n_gpus == 1 else "OneDeviceStrategy on /cpu:0"
+
+
+def resolve_precision(precision: str, strategy_name: str, gpus=None, flags=None) -> str:
+    """`strategy.precision=auto`: bf16 where the hardware computes it natively (TPUs, GPUs of
+    compute capability 8.0 or more, CPUs with AVX512-BF16 or AMX), fp32 elsewhere: emulated
+    bf16 is slower than fp32, and fp16 needs tensor cores to pay off."""
+    if precision != "auto":
+        return precision
+    if strategy_name == "tpu":
+        return "bf16"
+    if strategy_name != "cpu":
+        gpus = gpu_capabilities() if gpus is None else gpus
+        if gpus:
+            return "bf16" if all(c and tuple(c) >= (8, 0) for _, c in gpus) else "fp32"
+    return "bf16" if cpu_native_bf16(flags) else "fp32"

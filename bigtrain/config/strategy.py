@@ -10,14 +10,15 @@ from omegaconf import MISSING
 from bigtrain.config.base import GroupSchema
 from bigtrain.config.errors import ConfigError, check, check_choice
 
-PRECISIONS = ["fp32", "bf16", "fp16"]
+#: auto: bf16 where the hardware has it natively, else fp32 (bigtrain.devices)
+PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
 
 
 @dataclass
 class StrategyConfig(GroupSchema):
     group: ClassVar[str] = "strategy"
     name: str = MISSING
-    precision: str = "fp32"
+    precision: str = "auto"  # auto: bf16 where the hardware has it natively, else fp32
     jit_compile: bool = False
 
     def validate(self) -> None:

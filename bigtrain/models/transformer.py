@@ -2,9 +2,10 @@
 and regression (images as patches, vectors as one token per feature, token ids as tokens).
 
 Attention uses one fused QKV projection split with `unstack` (indexing it is slow in the
-gradient), softmax and layer norm in float32 under mixed precision, and exact GELU through
-`erf`. Positions are learned, sinusoidal or rotary. Token id 0 is padding for classification
-over tokens: padded positions are masked out of attention and pooling.
+gradient) and a softmax in the compute dtype; layer norm and exact GELU (through `erf`, not
+`erfc`) run in float32 with hand-written gradients. Positions are learned, sinusoidal or
+rotary. Token id 0 is padding for classification over tokens: padded positions are masked
+out of attention and pooling.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from bigtrain.config.errors import ConfigError
@@ -20,11 +22,64 @@ from bigtrain.models import MODELS
 NEG_INF = -1e9
 
 
+@tf.custom_gradient
+def _gelu_erf32(x32):
+    cdf = 0.5 * (1.0 + tf.math.erf(x32 * (1.0 / math.sqrt(2.0))))
+
+    def grad(dy):
+        pdf = tf.exp(-0.5 * tf.square(x32)) * (1.0 / math.sqrt(2.0 * math.pi))
+        return dy * (cdf + x32 * pdf)
+
+    return x32 * cdf, grad
+
+
 def gelu_erf(x):
-    """Exact GELU via erf, computed in float32."""
-    x32 = ops.cast(x, "float32")
-    y = 0.5 * x32 * (1.0 + ops.erf(x32 / math.sqrt(2.0)))
-    return ops.cast(y, x.dtype)
+    """Exact GELU via erf (not erfc: 4-25x faster here), computed in float32 with a
+    hand-written gradient (one fused expression instead of autodiff's chain)."""
+    y = _gelu_erf32(tf.cast(x, tf.float32))
+    return tf.cast(y, x.dtype)
+
+
+@tf.custom_gradient
+def _layer_norm32(x, gamma, beta, epsilon):
+    mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
+    rstd = tf.math.rsqrt(var + epsilon)
+    xhat = (x - mean) * rstd
+
+    def grad(dy):
+        axes = list(range(len(dy.shape) - 1))
+        dgamma = tf.reduce_sum(dy * xhat, axis=axes)
+        dbeta = tf.reduce_sum(dy, axis=axes)
+        g = dy * gamma
+        dx = rstd * (g - tf.reduce_mean(g, -1, keepdims=True)
+                     - xhat * tf.reduce_mean(g * xhat, -1, keepdims=True))
+        return dx, dgamma, dbeta, None
+
+    return xhat * gamma + beta, grad
+
+
+@keras.saving.register_keras_serializable("bigtrain")
+class FastLayerNorm(keras.layers.Layer):
+    """Layer norm over the last axis in float32 with a hand-written gradient (a handful of
+    fused ops instead of autodiff through the moments). Output in float32, like a float32
+    Keras LayerNormalization."""
+
+    def __init__(self, epsilon: float = 1e-5, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        d = input_shape[-1]
+        self.gamma = self.add_weight(name="gamma", shape=(d,), initializer="ones")
+        self.beta = self.add_weight(name="beta", shape=(d,), initializer="zeros")
+
+    def call(self, x):
+        return _layer_norm32(tf.cast(x, tf.float32), tf.convert_to_tensor(self.gamma),
+                             tf.convert_to_tensor(self.beta), self.epsilon)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "epsilon": self.epsilon}
 
 
 def _rotary(x, positions):
@@ -47,8 +102,8 @@ class TransformerBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         self.d_model, self.num_heads, self.mlp_ratio = d_model, num_heads, mlp_ratio
         self.dropout_rate, self.causal, self.rotary = dropout, causal, rotary
-        self.ln1 = keras.layers.LayerNormalization(epsilon=1e-5, dtype="float32")
-        self.ln2 = keras.layers.LayerNormalization(epsilon=1e-5, dtype="float32")
+        self.ln1 = FastLayerNorm(epsilon=1e-5, name="ln1")
+        self.ln2 = FastLayerNorm(epsilon=1e-5, name="ln2")
         self.qkv = keras.layers.Dense(3 * d_model, name="qkv")
         self.proj = keras.layers.Dense(d_model, name="proj")
         self.fc1 = keras.layers.Dense(int(d_model * mlp_ratio), name="fc1")
@@ -72,14 +127,16 @@ class TransformerBlock(keras.layers.Layer):
         if self.rotary:
             pos = ops.arange(t)
             q, k = _rotary(q, pos), _rotary(k, pos)
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(dh)
-        scores = ops.cast(scores, "float32")
+        # scores and softmax stay in the compute dtype: under bf16 that halves the memory
+        # traffic of the largest activations (TensorFlow's softmax accumulates in float32)
+        scores = ops.matmul(q * (1.0 / math.sqrt(dh)), ops.transpose(k, (0, 1, 3, 2)))
+        masked = -3e4 if scores.dtype == "float16" else NEG_INF  # finite in every dtype
         if self.causal:
             allowed = ops.tril(ops.ones((t, t), dtype="bool"))
-            scores = ops.where(allowed[None, None], scores, NEG_INF)
+            scores = ops.where(allowed[None, None], scores, masked)
         if pad_mask is not None:
-            scores = ops.where(pad_mask[:, None, None, :], scores, NEG_INF)
-        weights = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
+            scores = ops.where(pad_mask[:, None, None, :], scores, masked)
+        weights = ops.softmax(scores, axis=-1)
         weights = self.drop(weights, training=training)
         out = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
         return self.proj(ops.reshape(out, (b, t, self.d_model)))
@@ -234,7 +291,7 @@ def build_transformer(cfg, spec) -> keras.Model:
     for i in range(cfg.num_layers):
         x = TransformerBlock(d, cfg.num_heads, cfg.mlp_ratio, cfg.dropout, causal,
                              cfg.positions == "rotary", name=f"block{i}")(x, pad_mask=pad_mask)
-    x = keras.layers.LayerNormalization(epsilon=1e-5, dtype="float32", name="final_norm")(x)
+    x = FastLayerNorm(epsilon=1e-5, name="final_norm")(x)
 
     if causal:
         if cfg.tie_embeddings:

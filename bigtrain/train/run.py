@@ -157,7 +157,10 @@ def build(config: FitConfig, run_dir: Path) -> Components:
 
     steps_per_epoch = splits.steps_per_epoch(t.batch_size)
     total_steps = steps_per_epoch * t.epochs if t.max_steps <= 0 else t.max_steps
-    keras.mixed_precision.set_dtype_policy(POLICIES[s.precision])
+    from bigtrain.devices import resolve_precision
+
+    precision = resolve_precision(s.precision, s.name)
+    keras.mixed_precision.set_dtype_policy(POLICIES[precision])
     objective = Objective(spec.task, spec.num_outputs, t.loss, t.label_smoothing,
                           t.huber_delta)
     model_spec = dataclasses.replace(spec, num_outputs=model_outputs(objective.loss,
@@ -167,7 +170,7 @@ def build(config: FitConfig, run_dir: Path) -> Components:
         lr = build_learning_rate(config.optim, total_steps, strategy.num_replicas_in_sync)
         optimizer = build_optimizer(config.optim, learning_rate=lr)
         exclude_from_decay(optimizer, model)
-        if s.precision == "fp16":
+        if precision == "fp16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
     params = int(sum(int(tf.size(v)) for v in model.trainable_variables))
@@ -176,11 +179,11 @@ def build(config: FitConfig, run_dir: Path) -> Components:
                  config.optim.lr, strategy.num_replicas_in_sync,
                  config.optim.lr * strategy.num_replicas_in_sync)
     log.info("model %s: %s trainable parameters, precision %s", config.model.name,
-             f"{params:,}", s.precision)
+             f"{params:,}", precision + (" (auto)" if s.precision == "auto" else ""))
     engine = Engine(strategy, model, optimizer, objective, StepConfig(
         global_batch=t.batch_size, tokens_per_example=spec.tokens_per_example,
         grad_accum=t.grad_accum, clip_norm=t.clip_norm, jit_compile=s.jit_compile,
-        loss_scaling=s.precision == "fp16"))
+        loss_scaling=precision == "fp16"))
     chief = bool(getattr(strategy.extended, "should_checkpoint", True))
     checkpointer = Checkpointer(run_dir / "checkpoints", model, optimizer, t.keep_checkpoints,
                                 lr_scale=lr.scale, is_chief=chief)

@@ -1,0 +1,48 @@
+"""bf16 trains like fp32: on learnable data the loss curves match within a stated tolerance;
+`strategy.precision=auto` picks bf16 only where the hardware has it natively."""
+
+from __future__ import annotations
+
+import pytest
+
+from bigtrain.cli.hydra_glue import compose
+from bigtrain.config import to_typed
+
+pytestmark = pytest.mark.slow
+
+#: the largest gap allowed between the bf16 and fp32 loss at any logged step (nats)
+TOLERANCE = 0.05
+LM = ["dataset=synthetic", "dataset.task=lm", "dataset.vocab_size=64", "dataset.seq_len=32",
+      "dataset.num_examples=1024", "model=transformer", "model.d_model=64",
+      "model.num_layers=2", "model.num_heads=2", "model.dropout=0", "optim=adam",
+      "optim.lr=3e-3", "trainer.batch_size=32", "trainer.max_steps=60", "trainer.log_every=5",
+      "trainer.eval_every=30", "trainer.progress=none", "logger=[]"]
+
+
+def curve(tmp_path, precision):
+    from conftest import read_jsonl
+
+    from bigtrain.train.run import train
+
+    run = tmp_path / precision
+    train(to_typed(compose([*LM, f"strategy.precision={precision}"])), run)
+    return [r["loss"] for r in read_jsonl(run / "metrics.jsonl") if "loss" in r]
+
+
+def test_bf16_loss_curve_matches_fp32(tmp_path):
+    fp32, bf16 = curve(tmp_path, "fp32"), curve(tmp_path, "bf16")
+    assert len(fp32) == len(bf16) == 12
+    assert fp32[-1] < fp32[0] - 0.5  # the data is learnable: the curve really moves
+    gaps = [abs(a - b) for a, b in zip(fp32, bf16, strict=True)]
+    assert max(gaps) < TOLERANCE, gaps
+
+
+def test_auto_precision_follows_native_support():
+    from bigtrain.devices import resolve_precision
+
+    assert resolve_precision("fp32", "cpu", gpus=[], flags={"avx512_bf16"}) == "fp32"
+    assert resolve_precision("auto", "tpu", gpus=[], flags=set()) == "bf16"
+    assert resolve_precision("auto", "auto", gpus=[("A100", (8, 0))], flags=set()) == "bf16"
+    assert resolve_precision("auto", "auto", gpus=[("V100", (7, 0))], flags=set()) == "fp32"
+    assert resolve_precision("auto", "cpu", gpus=[], flags={"avx2"}) == "fp32"
+    assert resolve_precision("auto", "cpu", gpus=[], flags={"avx512_bf16"}) == "bf16"
