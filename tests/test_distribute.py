@@ -9,7 +9,8 @@ from conftest import read_jsonl
 pytestmark = pytest.mark.slow
 
 BASE = ["debug=smoke", "model=mlp", "model.dropout=0", "trainer.deterministic=true",
-        "trainer.max_steps=6", "trainer.log_every=1", "trainer.progress=none"]
+        "trainer.max_steps=6", "trainer.log_every=1", "trainer.progress=none",
+        "strategy.precision=fp32"]  # the distributed maths, compared at fp32 precision
 
 
 def losses(run_dir) -> list[float]:

@@ -23,7 +23,7 @@ from bigtrain.train.run import build, train  # noqa: E402
 
 SMALL = ["debug=smoke", "model=mlp", "model.hidden=[32]", "trainer.progress=none",
          "trainer.steps_per_loop=1",
-         "logger=[]", "trainer.deterministic=true"]
+         "logger=[]", "trainer.deterministic=true", "strategy.precision=fp32"]
 
 
 def config(*overrides: str):

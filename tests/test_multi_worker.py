@@ -13,7 +13,7 @@ from conftest import ROOT, read_json, read_jsonl
 pytestmark = pytest.mark.slow
 
 BASE = ["model=mlp", "model.dropout=0", "trainer.epochs=1", "trainer.log_every=5",
-        "trainer.checkpoint_every=10", "trainer.progress=plain"]
+        "trainer.checkpoint_every=10", "trainer.progress=plain", "strategy.precision=fp32"]
 
 
 def launch(tmp_path, run_dir, *extra, workers=2, env=None, timeout=240):

@@ -132,3 +132,14 @@ def test_search_with_the_joblib_launcher_runs_trials_in_parallel(cli, tmp_path):
     # the jobs ran in worker processes and still reported to the shared journal study
     assert all(t.intermediate_values for t in done)
     assert sorted(trials(tmp_path / "search")) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "cmaes"])
+def test_samplers_run_a_search(cli, tmp_path, sampler):
+    r = cli(*SEARCH, f"hydra.sweeper.sampler={sampler}", "hydra.sweeper.n_trials=3",
+            "optim.lr=tag(log,interval(0.001,0.1))", "optim.weight_decay=interval(0.0,0.01)",
+            "hydra.sweep.dir=search")
+    assert r.returncode == 0, r.stderr[-2000:]
+    done = study(tmp_path / "search").trials
+    assert len(done) == 3 and all(t.state.name == "COMPLETE" for t in done)
+    assert len({t.params["optim.lr"] for t in done}) == 3  # the sampler proposed new points

@@ -148,9 +148,9 @@ class Objective:
         return out
 
 
-def _is_soft(y: tf.Tensor) -> bool:
+def _is_soft(y) -> bool:
     """Labels given as class probabilities (float, one more axis than integer labels)."""
-    return y.dtype.is_floating and y.shape.rank is not None and y.shape.rank >= 2
+    return tf.as_dtype(y.dtype).is_floating and len(y.shape) >= 2
 
 
 def auc_from_histograms(pos: np.ndarray, neg: np.ndarray) -> float | None:
