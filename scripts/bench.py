@@ -178,11 +178,11 @@ def throughput(reps: int, steps: int, tmp: Path) -> dict:
     }
 
 
-def _wall(cmd: list[str], reps: int) -> float:
+def _wall(cmd: list[str], reps: int, cwd: Path) -> float:
     runs = []
     for _ in range(reps):
         tic = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, check=True)
+        subprocess.run(cmd, capture_output=True, check=True, cwd=cwd)
         runs.append(time.perf_counter() - tic)
     return statistics.median(runs)
 
@@ -197,7 +197,7 @@ def time_to_first_step(tmp: Path, reps: int) -> float:
         proc = subprocess.Popen([*CLI, "fit", "debug=smoke", "trainer.log_every=1",
                                  "trainer.steps_per_loop=1", "trainer.progress=none",
                                  f"hydra.run.dir={run}"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+                                stderr=subprocess.DEVNULL, cwd=tmp)
         while not (metrics.exists() and metrics.stat().st_size > 0):
             if proc.poll() is not None:
                 raise RuntimeError("bigtrain fit debug=smoke ended before a step was logged")
@@ -208,11 +208,13 @@ def time_to_first_step(tmp: Path, reps: int) -> float:
 
 
 def startup(tmp: Path, reps: int) -> dict:
+    # commands run outside the repository: `python -m` from its root would import the
+    # source tree, not the installed package
     return {
-        "import_tensorflow_s": _wall([sys.executable, "-c", "import tensorflow"], reps),
-        "help_s": _wall([*CLI, "--help"], reps),
-        "ls_s": _wall([*CLI, "ls"], reps),
-        "show_s": _wall([*CLI, "show"], reps),
+        "import_tensorflow_s": _wall([sys.executable, "-c", "import tensorflow"], reps, tmp),
+        "help_s": _wall([*CLI, "--help"], reps, tmp),
+        "ls_s": _wall([*CLI, "ls"], reps, tmp),
+        "show_s": _wall([*CLI, "show"], reps, tmp),
         "first_step_s": time_to_first_step(tmp, reps),
     }
 
@@ -224,7 +226,7 @@ def peak_rss(tmp: Path) -> dict:
     out = {}
     for name, args in runs.items():
         proc = subprocess.Popen([*CLI, *args, f"hydra.run.dir={tmp / name.split()[0]}"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out[name] = usage.ru_maxrss / 1024  # KiB on Linux
@@ -233,8 +235,8 @@ def peak_rss(tmp: Path) -> dict:
 
 def pipelines(tmp: Path) -> dict:
     path = tmp / "bench_data.json"
-    subprocess.run([sys.executable, str(Path(__file__).parent / "bench_data.py"), "--reps",
-                    "1", "--out", str(path)], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "bench_data.py"),
+                    "--reps", "1", "--out", str(path)], check=True, capture_output=True, cwd=tmp)
     return json.loads(path.read_text())
 
 
@@ -285,19 +287,18 @@ def main() -> None:
     results: dict = {"machine": {"cpus": os.cpu_count(), "cpu": devices.cpu_name(),
                                  "platform": platform.platform(),
                                  "tensorflow": tf.__version__, "keras": keras.__version__}}
-    with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        if "throughput" not in args.skip:
-            results["throughput"] = throughput(args.reps, args.steps, tmp)
-        if "startup" not in args.skip:
-            results["startup"] = startup(tmp, args.reps)
-        if "memory" not in args.skip:
-            results["peak_rss_mib"] = peak_rss(tmp)
-        if "pipelines" not in args.skip:
-            results["pipelines"] = pipelines(tmp)
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    sections = {"throughput": lambda t: throughput(args.reps, args.steps, t),
+                "startup": lambda t: startup(t, args.reps),
+                "peak_rss_mib": peak_rss, "pipelines": pipelines}
+    skip = {"memory": "peak_rss_mib"}
+    with tempfile.TemporaryDirectory() as d:
+        for name, run in sections.items():
+            if name in args.skip or any(skip.get(s) == name for s in args.skip):
+                continue
+            results[name] = run(Path(d))
+            out.write_text(json.dumps(results, indent=2) + "\n")  # kept if a later part fails
     if all(k in results for k in ("throughput", "startup", "peak_rss_mib")):
         table = markdown(results)
         out.with_suffix(".md").write_text(table + "\n")
