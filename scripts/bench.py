@@ -219,17 +219,27 @@ def startup(tmp: Path, reps: int) -> dict:
     }
 
 
+#: a small parent for each measured run: a child forked from this (large) process would
+#: count this process's resident pages in its own peak
+RSS_WRAPPER = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[1:], "
+               "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+               "_, status, usage = os.wait4(p.pid, 0); "
+               "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)")
+
+
 def peak_rss(tmp: Path) -> dict:
-    """Peak resident memory (MiB) of training runs, from the kernel's rusage of each child."""
+    """Peak resident memory (MiB) of training runs, from the kernel's rusage of each run."""
     runs = {"default (digits + cnn)": ["fit", "trainer.progress=none"],
             "LM, 30 steps": ["fit", *LM, "trainer.max_steps=30", "trainer.progress=none"]}
     out = {}
     for name, args in runs.items():
-        proc = subprocess.Popen([*CLI, *args, f"hydra.run.dir={tmp / name.split()[0]}"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out[name] = usage.ru_maxrss / 1024  # KiB on Linux
+        r = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *CLI, *args,
+                            f"hydra.run.dir={tmp / f'rss{len(out)}'}"], capture_output=True,
+                           text=True, cwd=tmp, check=True)
+        code, kib = map(int, r.stdout.split())
+        if code != 0:
+            raise RuntimeError(f"the measured run {name!r} failed (exit status {code})")
+        out[name] = kib / 1024  # ru_maxrss is in KiB on Linux
     return out
 
 
@@ -284,10 +294,12 @@ def main() -> None:
     parser.add_argument("--out", default="scripts/results/bench.json")
     args = parser.parse_args()
     tf.config.threading.set_inter_op_parallelism_threads(1)  # both sides alike
-    results: dict = {"machine": {"cpus": os.cpu_count(), "cpu": devices.cpu_name(),
-                                 "platform": platform.platform(),
-                                 "tensorflow": tf.__version__, "keras": keras.__version__}}
     out = Path(args.out).resolve()
+    # a partial run (--skip) updates the parts it measures and keeps the others
+    results: dict = json.loads(out.read_text()) if args.skip and out.exists() else {}
+    results["machine"] = {"cpus": os.cpu_count(), "cpu": devices.cpu_name(),
+                          "platform": platform.platform(),
+                          "tensorflow": tf.__version__, "keras": keras.__version__}
     out.parent.mkdir(parents=True, exist_ok=True)
     sections = {"throughput": lambda t: throughput(args.reps, args.steps, t),
                 "startup": lambda t: startup(t, args.reps),

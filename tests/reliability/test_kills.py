@@ -48,7 +48,7 @@ def reference(tmp_path_factory):
     return weights(root / "run" / "checkpoints" / "ckpt-20")
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("seed", [0, 3, 4, 5])  # checkpoint=10, step=19, step=11, eval=3
 def test_random_sigkill_loses_nothing(reference, tmp_path, seed):
     fault = fault_for(seed)
     killed = run_cli("fit", *ARGS, "hydra.run.dir=run", cwd=tmp_path,
