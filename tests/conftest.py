@@ -28,6 +28,22 @@ def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def checkpoint_tensors(prefix) -> dict[str, bytes]:
+    """Every saved tensor of a checkpoint as bytes, bookkeeping (save counter, loop state)
+    left out: two runs that end bitwise equal have equal dicts."""
+    import numpy as np
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(prefix))
+    out = {}
+    for name in reader.get_variable_to_shape_map():
+        if name.startswith(("save_counter", "loop_state")):
+            continue
+        value = reader.get_tensor(name)
+        out[name] = value if isinstance(value, bytes) else np.asarray(value).tobytes()
+    return out
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 

@@ -8,9 +8,8 @@ import signal
 import subprocess
 import time
 
-import numpy as np
 import pytest
-from conftest import CLI, read_json, read_jsonl, run_cli
+from conftest import CLI, checkpoint_tensors, read_json, read_jsonl, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -20,25 +19,12 @@ ARGS = ["debug=smoke", "trainer.deterministic=true", "trainer.max_steps=20",
         "trainer.progress=none", "model.dropout=0.2"]
 
 
-def _tensors(ckpt_prefix) -> dict[str, bytes]:
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(str(ckpt_prefix))
-    out = {}
-    for name in reader.get_variable_to_shape_map():
-        if name.startswith(("save_counter", "loop_state")):
-            continue  # bookkeeping, not weights
-        value = reader.get_tensor(name)
-        out[name] = value if isinstance(value, bytes) else np.asarray(value).tobytes()
-    return out
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     root = tmp_path_factory.mktemp("reference")
     proc = run_cli("fit", *ARGS, "hydra.run.dir=run", cwd=root)
     assert proc.returncode == 0, proc.stderr
-    return _tensors(root / "run" / "checkpoints" / "ckpt-20")
+    return checkpoint_tensors(root / "run" / "checkpoints" / "ckpt-20")
 
 
 @pytest.mark.parametrize("fault", [
@@ -57,7 +43,7 @@ def test_sigkill_and_resume_is_bitwise_exact(reference, tmp_path, fault):
     assert "resumed from" in resumed.stderr
     summary = read_json(tmp_path / "run" / "summary.json")
     assert summary["status"] == "completed" and summary["steps"] == 20
-    got = _tensors(tmp_path / "run" / "checkpoints" / "ckpt-20")
+    got = checkpoint_tensors(tmp_path / "run" / "checkpoints" / "ckpt-20")
     assert got.keys() == reference.keys()
     differ = [k for k in got if got[k] != reference[k]]
     assert not differ, f"{len(differ)} tensors differ after resume: {differ[:3]}"

@@ -8,9 +8,8 @@ import random
 import re
 import signal
 
-import numpy as np
 import pytest
-from conftest import read_json, read_jsonl, run_cli
+from conftest import checkpoint_tensors, read_json, read_jsonl, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -19,15 +18,6 @@ ARGS = ["debug=smoke", "trainer.deterministic=true", "trainer.max_steps=20",
         f"trainer.checkpoint_every={EVERY}", "trainer.eval_every=4", "trainer.log_every=1",
         "trainer.progress=none", "model.dropout=0.2", "dataset.augment.crop=1",
         "dataset.augment.mixup=0.2", "logger=[csv]"]
-
-
-def weights(prefix) -> dict[str, bytes]:
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(str(prefix))
-    return {n: np.asarray(reader.get_tensor(n)).tobytes()
-            for n in reader.get_variable_to_shape_map()
-            if not n.startswith(("save_counter", "loop_state"))}
 
 
 def fault_for(seed: int) -> str:
@@ -45,7 +35,7 @@ def reference(tmp_path_factory):
     root = tmp_path_factory.mktemp("reference")
     proc = run_cli("fit", *ARGS, "hydra.run.dir=run", cwd=root)
     assert proc.returncode == 0, proc.stderr
-    return weights(root / "run" / "checkpoints" / "ckpt-20")
+    return checkpoint_tensors(root / "run" / "checkpoints" / "ckpt-20")
 
 
 @pytest.mark.parametrize("seed", [0, 3, 4, 5])  # checkpoint=10, step=19, step=11, eval=3
@@ -63,7 +53,7 @@ def test_random_sigkill_loses_nothing(reference, tmp_path, seed):
     start = int(m.group(1)) if m else 0
     assert reached - start <= EVERY, (fault, reached, start)  # lost work bounded
     assert read_json(tmp_path / "run" / "summary.json")["steps"] == 20
-    got = weights(tmp_path / "run" / "checkpoints" / "ckpt-20")
+    got = checkpoint_tensors(tmp_path / "run" / "checkpoints" / "ckpt-20")
     differ = [k for k in got if got[k] != reference.get(k)]
     assert got.keys() == reference.keys() and not differ, (fault, differ[:3])
     # the csv logger holds each step once after the resume
