@@ -129,7 +129,7 @@ class TransformerBlock(keras.layers.Layer):
             q, k = _rotary(q, pos), _rotary(k, pos)
         # scores and softmax stay in the compute dtype: under bf16 that halves the memory
         # traffic of the largest activations (TensorFlow's softmax accumulates in float32)
-        scores = ops.matmul(q * (1.0 / math.sqrt(dh)), ops.transpose(k, (0, 1, 3, 2)))
+        scores = tf.matmul(q * (1.0 / math.sqrt(dh)), k, transpose_b=True)
         masked = -3e4 if scores.dtype == "float16" else NEG_INF  # finite in every dtype
         if self.causal:
             allowed = ops.tril(ops.ones((t, t), dtype="bool"))
