@@ -103,15 +103,20 @@ def _chief(cfg: DictConfig, run_dir: Path) -> float:
         raise
     config = _thread_budget(config)
     previous = runs.read_summary(run_dir) or {}
-    old_config = runs.read_config(run_dir)
-    if previous.get("status") in runs.FINISHED and old_config is not None and \
-            runs.same_run(old_config, resolved):
+    if _finished_here(run_dir, resolved, previous):
         if not config.trainer.rerun:
             log.info("%s already holds a completed run of this config; skipping it "
                      "(trainer.rerun=true trains it again)", run_dir)
             return runs.monitored_value(previous, config.trainer.monitor)
         _set_aside(run_dir)
     return _train_here(config, run_dir, resolved, previous, start)
+
+
+def _finished_here(run_dir: Path, resolved: dict, previous: dict) -> bool:
+    """Whether `run_dir` holds a run of this config that ended by itself."""
+    old_config = runs.read_config(run_dir)
+    return previous.get("status") in runs.FINISHED and old_config is not None and \
+        runs.same_run(old_config, resolved)
 
 
 def _train_here(config, run_dir: Path, resolved: dict, previous: dict, start: float) -> float:
@@ -152,9 +157,7 @@ def _worker(cfg: DictConfig, run_dir: Path) -> float:
     config = _thread_budget(to_typed(cfg))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     previous = runs.read_summary(run_dir) or {}
-    old_config = runs.read_config(run_dir)
-    if previous.get("status") in runs.FINISHED and old_config is not None and \
-            runs.same_run(old_config, resolved) and not config.trainer.rerun:
+    if _finished_here(run_dir, resolved, previous) and not config.trainer.rerun:
         return runs.monitored_value(previous, config.trainer.monitor)
     try:
         summary = train(config, run_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import logging
 import os
 from pathlib import Path
@@ -42,8 +43,11 @@ class CSVLogger(Hook):
 
     def __init__(self, run_dir: Path, config):
         self.dir = Path(run_dir)
-        rows = "".join(f"{k},{_csv_cell(v)}\n" for k, v in flat_params(config).items())
-        atomic_write_text(self.dir / "params.csv", "key,value\n" + rows)
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["key", "value"])
+        w.writerows(flat_params(config).items())
+        atomic_write_text(self.dir / "params.csv", buf.getvalue())
         self._files: dict[str, tuple[Any, csv.DictWriter]] = {}
         self._start = 0
 
@@ -164,6 +168,3 @@ def _int(v: Any) -> int:
     except (TypeError, ValueError):
         return 1 << 62
 
-
-def _csv_cell(v: str) -> str:
-    return '"' + v.replace('"', '""') + '"' if any(c in v for c in ',"\n') else v
