@@ -22,52 +22,92 @@ from bigtrain.models import MODELS
 NEG_INF = -1e9
 
 
+def _fused(fn):
+    """An elementwise island compiled by XLA: one pass over memory instead of one per op.
+    Only elementwise work and row reductions go in; matmuls stay with oneDNN (XLA runs bf16
+    matmuls in fp32 on CPUs)."""
+    return tf.function(fn, jit_compile=True, autograph=False)
+
+
+_SQRT_HALF = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@_fused
+def _bias_gelu_fwd(h, b):
+    z = tf.cast(h, tf.float32) + tf.cast(b, tf.float32)
+    return tf.cast(z * (0.5 + 0.5 * tf.math.erf(z * _SQRT_HALF)), h.dtype)
+
+
+@_fused
+def _bias_gelu_bwd(h, b, dy):
+    z = tf.cast(h, tf.float32) + tf.cast(b, tf.float32)
+    cdf = 0.5 + 0.5 * tf.math.erf(z * _SQRT_HALF)
+    dz = tf.cast(dy, tf.float32) * (cdf + z * tf.exp(-0.5 * z * z) * _INV_SQRT_2PI)
+    return tf.cast(dz, h.dtype), tf.cast(tf.reduce_sum(dz, axis=0), b.dtype)
+
+
 @tf.custom_gradient
-def _gelu_erf32(x32):
-    cdf = 0.5 * (1.0 + tf.math.erf(x32 * (1.0 / math.sqrt(2.0))))
-
-    def grad(dy):
-        pdf = tf.exp(-0.5 * tf.square(x32)) * (1.0 / math.sqrt(2.0 * math.pi))
-        return dy * (cdf + x32 * pdf)
-
-    return x32 * cdf, grad
+def bias_gelu(h, b):
+    """Exact GELU of `h + b` (h: [N, F], b: [F]) through erf (not erfc, 4-25x slower here),
+    in float32 whatever the dtype of h, with a hand-written gradient; forward and backward
+    are one fused pass each, the bias gradient included."""
+    return _bias_gelu_fwd(h, b), lambda dy: _bias_gelu_bwd(h, b, dy)
 
 
 def gelu_erf(x):
-    """Exact GELU via erf (not erfc: 4-25x faster here), computed in float32 with a
-    hand-written gradient (one fused expression instead of autodiff's chain)."""
-    y = _gelu_erf32(tf.cast(x, tf.float32))
-    return tf.cast(y, x.dtype)
+    """Exact GELU of x, computed as `bias_gelu` with a zero bias."""
+    return bias_gelu(x, tf.zeros(x.shape[-1:], x.dtype))
 
 
-@tf.custom_gradient
-def _layer_norm32(x, gamma, beta, epsilon):
-    mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
-    rstd = tf.math.rsqrt(var + epsilon)
-    xhat = (x - mean) * rstd
+def _moments(x32, epsilon):
+    mean = tf.reduce_mean(x32, axis=-1, keepdims=True)
+    centered = x32 - mean
+    rstd = tf.math.rsqrt(tf.reduce_mean(tf.square(centered), axis=-1, keepdims=True) + epsilon)
+    return centered * rstd, rstd
 
-    def grad(dy):
-        axes = list(range(len(dy.shape) - 1))
-        dgamma = tf.reduce_sum(dy * xhat, axis=axes)
-        dbeta = tf.reduce_sum(dy, axis=axes)
-        g = dy * gamma
-        dx = rstd * (g - tf.reduce_mean(g, -1, keepdims=True)
-                     - xhat * tf.reduce_mean(g * xhat, -1, keepdims=True))
-        return dx, dgamma, dbeta, None
 
-    return xhat * gamma + beta, grad
+@_fused
+def _layer_norm_fwd(x, gamma, beta, epsilon):
+    xhat, _ = _moments(tf.cast(x, tf.float32), epsilon)
+    return tf.cast(xhat * gamma + beta, x.dtype)
+
+
+@_fused
+def _layer_norm_bwd(x, gamma, epsilon, dy):
+    xhat, rstd = _moments(tf.cast(x, tf.float32), epsilon)
+    dy32 = tf.cast(dy, tf.float32)
+    rows = list(range(x.shape.rank - 1))
+    g = dy32 * gamma
+    dx = rstd * (g - tf.reduce_mean(g, -1, keepdims=True)
+                 - xhat * tf.reduce_mean(g * xhat, -1, keepdims=True))
+    return (tf.cast(dx, x.dtype), tf.reduce_sum(dy32 * xhat, axis=rows),
+            tf.reduce_sum(dy32, axis=rows))
+
+
+def layer_norm(x, gamma, beta, epsilon: float):
+    """Layer norm over the last axis, statistics in float32, output in the dtype of x; a
+    hand-written gradient that recomputes the statistics, one fused pass each way."""
+    eps = tf.constant(epsilon, tf.float32)
+
+    @tf.custom_gradient
+    def _ln(x, gamma, beta):
+        return _layer_norm_fwd(x, gamma, beta, eps), \
+            lambda dy: _layer_norm_bwd(x, gamma, eps, dy)
+
+    return _ln(x, gamma, beta)
 
 
 @keras.saving.register_keras_serializable("bigtrain")
 class FastLayerNorm(keras.layers.Layer):
-    """Layer norm over the last axis in float32 with a hand-written gradient (a handful of
-    fused ops instead of autodiff through the moments). Output in float32, like a float32
-    Keras LayerNormalization."""
+    """Layer norm over the last axis (see `layer_norm`): float32 weights and statistics, output
+    in the dtype of its input, so a bf16 residual stream is read and written as bf16."""
 
     def __init__(self, epsilon: float = 1e-5, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.epsilon = epsilon
+        self._convert_input_args = False  # no float32 copy of the input: the kernel casts
 
     def build(self, input_shape):
         d = input_shape[-1]
@@ -75,11 +115,66 @@ class FastLayerNorm(keras.layers.Layer):
         self.beta = self.add_weight(name="beta", shape=(d,), initializer="zeros")
 
     def call(self, x):
-        return _layer_norm32(tf.cast(x, tf.float32), tf.convert_to_tensor(self.gamma),
-                             tf.convert_to_tensor(self.beta), self.epsilon)
+        return layer_norm(x, tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta),
+                          self.epsilon)
+
+    def compute_output_spec(self, x):
+        return keras.KerasTensor(x.shape, dtype=x.dtype)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "epsilon": self.epsilon}
+
+
+def _softmax_fwd(scores, mask, scale, masked):
+    s = tf.cast(scores, tf.float32) * scale
+    if mask is not None:
+        s = tf.where(mask, s, masked)
+    return tf.cast(tf.nn.softmax(s, axis=-1), scores.dtype)
+
+
+@_fused
+def _causal_softmax_fwd(scores, scale, masked):
+    t = scores.shape[-1]
+    return _softmax_fwd(scores, tf.linalg.band_part(tf.ones((t, t), tf.bool), -1, 0),
+                        scale, masked)
+
+
+@_fused
+def _masked_softmax_fwd(scores, mask, scale, masked):
+    return _softmax_fwd(scores, mask, scale, masked)
+
+
+@_fused
+def _softmax_bwd(weights, dw, scale):
+    w, d = tf.cast(weights, tf.float32), tf.cast(dw, tf.float32)
+    return tf.cast(scale * w * (d - tf.reduce_sum(d * w, axis=-1, keepdims=True)), dw.dtype)
+
+
+def attention_weights(scores, scale: float, causal: bool, pad_mask=None):
+    """softmax(scale * scores) over the last axis, with future positions (`causal`) and
+    padded keys (`pad_mask` [B, T] True where real) masked out; float32 inside, output in the
+    dtype of the scores; one fused pass each way."""
+    t = scores.shape[-1]
+    mask = None
+    if pad_mask is not None:
+        mask = pad_mask[:, None, None, :]
+        if causal:
+            mask = tf.logical_and(mask, tf.linalg.band_part(tf.ones((t, t), tf.bool), -1, 0))
+    scale_t = tf.constant(scale, tf.float32)
+    masked = tf.constant(NEG_INF, tf.float32)
+
+    @tf.custom_gradient
+    def _weights(scores):
+        if mask is not None:
+            w = _masked_softmax_fwd(scores, mask, scale_t, masked)
+        elif causal:
+            w = _causal_softmax_fwd(scores, scale_t, masked)
+        else:
+            w = tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32) * scale_t, axis=-1),
+                        scores.dtype)
+        return w, lambda dw: _softmax_bwd(w, dw, scale_t)
+
+    return _weights(scores)
 
 
 def _rotary(x, positions):
@@ -119,34 +214,37 @@ class TransformerBlock(keras.layers.Layer):
         self.fc1.build(input_shape)
         self.fc2.build((*input_shape[:-1], int(d * self.mlp_ratio)))
 
-    def _attention(self, h, pad_mask, training):
-        b, t = ops.shape(h)[0], ops.shape(h)[1]
+    @staticmethod
+    def _project(dense, x2d):
+        """`dense` on rows [N, F]: a plain MatMul + BiasAdd, which TensorFlow's remapper fuses
+        into one oneDNN call (Keras's Dense on [B, T, F] puts a reshape in between)."""
+        return tf.nn.bias_add(tf.matmul(x2d, ops.cast(dense.kernel, x2d.dtype)),
+                              ops.cast(dense.bias, x2d.dtype))
+
+    def _attention(self, h, b, t, pad_mask, training):
         heads, dh = self.num_heads, self.d_model // self.num_heads
-        qkv = ops.reshape(self.qkv(h), (b, t, 3, heads, dh))
+        qkv = ops.reshape(self._project(self.qkv, h), (b, t, 3, heads, dh))
         q, k, v = ops.unstack(ops.transpose(qkv, (2, 0, 3, 1, 4)), 3, axis=0)  # [B,H,T,Dh]
         if self.rotary:
             pos = ops.arange(t)
             q, k = _rotary(q, pos), _rotary(k, pos)
-        # scores and softmax stay in the compute dtype: under bf16 that halves the memory
-        # traffic of the largest activations (TensorFlow's softmax accumulates in float32)
-        scores = tf.matmul(q * (1.0 / math.sqrt(dh)), k, transpose_b=True)
-        masked = -3e4 if scores.dtype == "float16" else NEG_INF  # finite in every dtype
-        if self.causal:
-            allowed = ops.tril(ops.ones((t, t), dtype="bool"))
-            scores = ops.where(allowed[None, None], scores, masked)
-        if pad_mask is not None:
-            scores = ops.where(pad_mask[:, None, None, :], scores, masked)
-        weights = ops.softmax(scores, axis=-1)
+        scores = tf.matmul(q, k, transpose_b=True)
+        weights = attention_weights(scores, 1.0 / math.sqrt(dh), self.causal, pad_mask)
         weights = self.drop(weights, training=training)
         out = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
-        return self.proj(ops.reshape(out, (b, t, self.d_model)))
+        return self._project(self.proj, ops.reshape(out, (b * t, self.d_model)))
 
     def call(self, x, pad_mask=None, training=None):
-        h = ops.cast(self.ln1(x), x.dtype)
-        x = x + self.drop(self._attention(h, pad_mask, training), training=training)
-        h = ops.cast(self.ln2(x), x.dtype)
-        h = self.fc2(gelu_erf(self.fc1(h)))
-        return x + self.drop(h, training=training)
+        # the block works on rows [B*T, D]: every projection is then a plain 2-D matmul
+        b, t = ops.shape(x)[0], ops.shape(x)[1]
+        x2 = ops.reshape(x, (b * t, self.d_model))
+        h = self.ln1(x2)
+        x2 = x2 + self.drop(self._attention(h, b, t, pad_mask, training), training=training)
+        h = self.ln2(x2)
+        h = bias_gelu(tf.matmul(h, ops.cast(self.fc1.kernel, h.dtype)),
+                      ops.cast(self.fc1.bias, h.dtype))
+        x2 = x2 + self.drop(self._project(self.fc2, h), training=training)
+        return ops.reshape(x2, (b, t, self.d_model))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads,

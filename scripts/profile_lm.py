@@ -1,0 +1,113 @@
+"""Where a training step of the issue-9 LM spends its time: TensorFlow profiler, per op type.
+
+    python scripts/profile_lm.py [--precision bf16] [--steps 10] [--top 25] [--out FILE.json]
+
+Builds the LM of scripts/bench.py with bigtrain, warms it up, traces `--steps` steps with
+`tf.profiler.experimental` and sums the op events of the CPU plane of the trace ("name:Type") by
+op type, leaving out control-flow containers whose time is their ops' time. Prints milliseconds per step, share of op time, and
+how many ops of each type run per step; matmuls are further split by which layer they
+belong to. The op time can exceed the step's wall time when ops overlap on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import tensorflow as tf  # noqa: E402
+from bench_engine import LM, batches, components  # noqa: E402
+
+
+CONTAINERS = {"While", "StatelessWhile", "If", "StatelessIf", "PartitionedCall",
+              "StatefulPartitionedCall", "__inference"}  # their time is their ops' time
+
+
+def op_events(logdir: Path):
+    """(op name, op type, duration ps) for every TensorFlow op event in the trace."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    for pb in logdir.rglob("*.xplane.pb"):
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(pb.read_bytes())
+        for plane in space.planes:
+            if not plane.name.startswith("/host:CPU"):
+                continue
+            names = {k: m.name for k, m in plane.event_metadata.items()}
+            for line in plane.lines:
+                for ev in line.events:
+                    name = names.get(ev.metadata_id, "")
+                    op_name, _, op_type = name.rpartition(":")
+                    # op events are "name:Type"; runtime events are "Class::method"
+                    if not op_name or "::" in name or op_type in CONTAINERS:
+                        continue
+                    yield op_name, op_type, ev.duration_ps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--override", nargs="*", default=[])
+    parser.add_argument("--out", default="")
+    args = parser.parse_args()
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        _, c = components([*LM, f"strategy.precision={args.precision}", *args.override],
+                          tmp / "run")
+        it = iter(c.strategy.experimental_distribute_dataset(batches(c, 32)))
+        for _ in range(3):
+            c.engine.train_steps(it, 1)
+        tic = time.perf_counter()
+        for _ in range(args.steps):
+            c.engine.train_steps(it, 1)
+        wall = (time.perf_counter() - tic) / args.steps
+        tf.profiler.experimental.start(str(tmp / "prof"))
+        for _ in range(args.steps):
+            c.engine.train_steps(it, 1)
+        tf.profiler.experimental.stop()
+        by_type: dict[str, float] = collections.Counter()
+        count: dict[str, int] = collections.Counter()
+        matmul_by_layer: dict[str, float] = collections.Counter()
+        for op_name, op_type, ps in op_events(tmp / "prof"):
+            by_type[op_type] += ps
+            count[op_type] += 1
+            if "MatMul" in op_type or "Einsum" in op_type:
+                parts = [p for p in op_name.split("/") if p]
+                where = next((p for p in parts if p in ("qkv", "proj", "fc1", "fc2", "embed")),
+                             "attention" if "BatchMatMul" in op_type else "other")
+                grad = "grad" if any("gradient" in p.lower() for p in parts) else "fwd"
+                matmul_by_layer[f"{where} ({grad})"] += ps
+    total = sum(by_type.values())
+    n = args.steps
+    print(f"precision {args.precision}: {1e3 * wall:.1f} ms/step wall, "
+          f"{32 * 128 / wall:,.0f} tokens/s, op time {total / n / 1e9:.1f} ms/step")
+    print(f"{'op type':34s} {'ms/step':>8s} {'share':>6s} {'ops/step':>8s}")
+    rows = []
+    for op_type, ps in sorted(by_type.items(), key=lambda kv: -kv[1])[:args.top]:
+        rows.append({"op": op_type, "ms_per_step": ps / n / 1e9, "share": ps / total,
+                     "ops_per_step": count[op_type] / n})
+        print(f"{op_type:34s} {ps / n / 1e9:8.2f} {100 * ps / total:5.1f}% "
+              f"{count[op_type] / n:8.1f}")
+    print("\nmatmuls by layer")
+    for k, ps in sorted(matmul_by_layer.items(), key=lambda kv: -kv[1]):
+        print(f"  {k:30s} {ps / n / 1e9:8.2f} ms/step")
+    if args.out:
+        Path(args.out).write_text(json.dumps(
+            {"precision": args.precision, "ms_per_step_wall": 1e3 * wall,
+             "op_ms_per_step": total / n / 1e9, "ops": rows,
+             "matmuls": {k: v / n / 1e9 for k, v in matmul_by_layer.items()}}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
