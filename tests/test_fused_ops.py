@@ -47,7 +47,7 @@ def test_layer_norm_matches_the_textbook_formula_and_its_autodiff_gradient():
     y, grads = _grads(lambda x, g, b: layer_norm(x, g, b, 1e-5), x, gamma, beta)
     y_ref, grads_ref = _grads(reference, x, gamma, beta)
     _close(y, y_ref, 1e-5)
-    for g, g_ref in zip(grads, grads_ref):
+    for g, g_ref in zip(grads, grads_ref, strict=True):
         _close(g, g_ref, 1e-4)
 
 

@@ -128,3 +128,19 @@ def test_ema_weights_are_used_for_evaluation(tmp_path):
     assert any(not np.allclose(s, x) for s, x in zip(swapped, live, strict=True))
     for v, x in zip(c.model.trainable_variables, live, strict=True):
         np.testing.assert_array_equal(v.numpy(), x)  # swapped back
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_updates_with_one_fused_kernel_per_variable(name):
+    cfg = to_typed(compose([f"optim={name}"])).optim
+    opt = build_optimizer(cfg, learning_rate=build_learning_rate(cfg, 100))
+    ws = [keras.Variable(np.ones((4, 3), np.float32)), keras.Variable(np.ones(3, np.float32))]
+    opt.build(ws)
+
+    @tf.function
+    def step():
+        opt.apply([tf.ones((4, 3)), tf.ones(3)], ws)
+
+    ops = [op.type for op in step.get_concrete_function().graph.get_operations()]
+    assert ops.count("ResourceApplyAdam") == 2
+    assert "Sqrt" not in ops  # Keras's unfused step takes a square root per variable
