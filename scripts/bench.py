@@ -10,7 +10,8 @@ input pipelines and peak memory. Results go to JSON and a markdown table.
      Dense with `activation="gelu"`, `Model.fit` on a tf.data pipeline), in fp32 and bf16
      (`mixed_bfloat16` for Keras): tokens/s, ratios, achieved GFLOP/s and the share of this
      machine's matmul peak measured in the same run;
-   - digits + cnn: bigtrain vs `Model.fit` on the same model and batches (examples/s).
+   - digits + cnn: bigtrain (its default precision, and fp32) vs `Model.fit` (fp32) on the
+     same model and batches (examples/s).
 2. Precision: bigtrain's LM in fp32, bf16 and fp16, and whether the CPU has native bf16.
 3. Start-up: `bigtrain --help`, `ls`, `show`, and the time to the first finished training step
    of `bigtrain fit debug=smoke`, next to `python -c "import tensorflow"`.
@@ -127,8 +128,8 @@ def throughput(reps: int, steps: int, tmp: Path) -> dict:
     keras.mixed_precision.set_dtype_policy("float32")
     plain = {p: plain_keras_lm(policy) for p, policy in precisions.items()}
     data = lm_dataset()
-    cnn_bt = components(CNN, tmp / "cnn")[1]
-    cnn_bf16 = components([*CNN, "strategy.precision=bf16"], tmp / "cnn-bf16")[1]
+    cnn_bt = components(CNN, tmp / "cnn")[1]  # the default precision (auto)
+    cnn_fp32 = components([*CNN, "strategy.precision=fp32"], tmp / "cnn-fp32")[1]
     cnn_model, cnn_data = keras_model_for(CNN)
     times: dict[str, list[float]] = {}
     peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
@@ -143,7 +144,7 @@ def throughput(reps: int, steps: int, tmp: Path) -> dict:
             add(f"bigtrain_{p}", time_bigtrain(bigtrain[p], BATCH, steps, 10))
         add("cnn_keras_fit", time_keras_fit(cnn_model, cnn_data, steps * 4))
         add("cnn_bigtrain", time_bigtrain(cnn_bt, BATCH, steps * 4, 10))
-        add("cnn_bigtrain_bf16", time_bigtrain(cnn_bf16, BATCH, steps * 4, 10))
+        add("cnn_bigtrain_fp32", time_bigtrain(cnn_fp32, BATCH, steps * 4, 10))
         for p in peaks:
             peaks[p].append(matmul_peak("bfloat16" if p == "bf16" else "float32"))
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -169,9 +170,11 @@ def throughput(reps: int, steps: int, tmp: Path) -> dict:
         "matmul_peak_gflops": peak,
         "digits_cnn": {
             "keras_fit_examples_per_sec": BATCH / med["cnn_keras_fit"],
+            "bigtrain_precision": devices.resolve_precision("auto", "auto"),
             "bigtrain_examples_per_sec": BATCH / med["cnn_bigtrain"],
             "ratio": med["cnn_keras_fit"] / med["cnn_bigtrain"],
-            "bigtrain_bf16_examples_per_sec": BATCH / med["cnn_bigtrain_bf16"],
+            "bigtrain_fp32_examples_per_sec": BATCH / med["cnn_bigtrain_fp32"],
+            "ratio_fp32": med["cnn_keras_fit"] / med["cnn_bigtrain_fp32"],
         },
         "native_bf16": devices.cpu_native_bf16(),
         "cpu_flags": sorted(devices.cpu_flags()),
@@ -266,8 +269,11 @@ def markdown(r: dict) -> str:
     lines.append(f"| LM best bigtrain ({best['bigtrain_best'].split('_')[1]}) vs Keras fp32 | | "
                  f"| {best['bigtrain_best_vs_keras_fit_fp32']:.2f}x |")
     c = t["digits_cnn"]
-    lines.append(f"| digits + cnn examples/s, fp32 | {c['keras_fit_examples_per_sec']:,.0f} | "
+    lines.append(f"| digits + cnn examples/s, default ({c['bigtrain_precision']}) | "
+                 f"{c['keras_fit_examples_per_sec']:,.0f} | "
                  f"{c['bigtrain_examples_per_sec']:,.0f} | {c['ratio']:.2f}x |")
+    lines.append(f"| digits + cnn examples/s, fp32 | {c['keras_fit_examples_per_sec']:,.0f} | "
+                 f"{c['bigtrain_fp32_examples_per_sec']:,.0f} | {c['ratio_fp32']:.2f}x |")
     pk = t["matmul_peak_gflops"]
     lines.append(f"| matmul peak GFLOP/s fp32 / bf16 | | {pk['fp32']:.0f} / {pk['bf16']:.0f} "
                  f"(native bf16: {t['native_bf16']}) | |")

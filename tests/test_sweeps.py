@@ -40,13 +40,14 @@ def test_sweep_table_marks_the_best_and_records_failures(cli, tmp_path):
     for job, mtime in done.items():
         assert (sweep / job / "summary.json").stat().st_mtime_ns == mtime
 
-    # trainer.rerun=true trains every job again, keeping the old files renamed
-    forced = cli("fit", "-m", "optim=sgd,adam", "trainer.batch_size=32", "debug=smoke",
-                 "trainer.rerun=true", "hydra.sweep.dir=forced")
+
+def test_rerun_trains_a_finished_sweep_job_again_and_keeps_the_old_files(cli, tmp_path):
+    args = ["fit", "-m", "optim=sgd", "debug=smoke", "trainer.rerun=true",
+            "hydra.sweep.dir=forced"]
+    forced = cli(*args)
     assert forced.returncode == 0, forced.stderr
-    first = cli("fit", "-m", "optim=sgd,adam", "trainer.batch_size=32", "debug=smoke",
-                "trainer.rerun=true", "hydra.sweep.dir=forced")
-    assert first.returncode == 0 and "skipping it" not in first.stderr
+    again = cli(*args)
+    assert again.returncode == 0 and "skipping it" not in again.stderr
     assert list((tmp_path / "forced" / "0").glob("checkpoints.before-rerun-*"))
 
 
