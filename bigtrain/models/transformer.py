@@ -1,9 +1,12 @@
 """A pre-norm Transformer: a causal decoder for language models, an encoder for classification
 and regression (images as patches, vectors as one token per feature, token ids as tokens).
 
-Attention uses one fused QKV projection split with `unstack` (indexing it is slow in the
-gradient) and a softmax in the compute dtype; layer norm and exact GELU (through `erf`, not
-`erfc`) run in float32 with hand-written gradients. Positions are learned, sinusoidal or
+The fast path on CPUs: a block works on rows [B*T, D], so each projection is a plain MatMul
++ BiasAdd that TensorFlow fuses into one oneDNN call; attention uses one QKV projection split
+with `unstack` (indexing it is slow in the gradient). The elementwise work around the matmuls
+(layer norm, bias + exact GELU through `erf`, the scaled and masked softmax) runs as small
+XLA-compiled islands with hand-written gradients: float32 math inside, the compute dtype
+(e.g. bf16) in and out, one pass over memory each way. Positions are learned, sinusoidal or
 rotary. Token id 0 is padding for classification over tokens: padded positions are masked
 out of attention and pooling.
 """
