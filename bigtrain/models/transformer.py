@@ -58,11 +58,6 @@ def bias_gelu(h, b):
     return _bias_gelu_fwd(h, b), lambda dy: _bias_gelu_bwd(h, b, dy)
 
 
-def gelu_erf(x):
-    """Exact GELU of x, computed as `bias_gelu` with a zero bias."""
-    return bias_gelu(x, tf.zeros(x.shape[-1:], x.dtype))
-
-
 def _moments(x32, epsilon):
     mean = tf.reduce_mean(x32, axis=-1, keepdims=True)
     centered = x32 - mean
@@ -128,23 +123,10 @@ class FastLayerNorm(keras.layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
+@_fused
 def _softmax_fwd(scores, mask, scale, masked):
-    s = tf.cast(scores, tf.float32) * scale
-    if mask is not None:
-        s = tf.where(mask, s, masked)
+    s = tf.where(mask, tf.cast(scores, tf.float32) * scale, masked)
     return tf.cast(tf.nn.softmax(s, axis=-1), scores.dtype)
-
-
-@_fused
-def _causal_softmax_fwd(scores, scale, masked):
-    t = scores.shape[-1]
-    return _softmax_fwd(scores, tf.linalg.band_part(tf.ones((t, t), tf.bool), -1, 0),
-                        scale, masked)
-
-
-@_fused
-def _masked_softmax_fwd(scores, mask, scale, masked):
-    return _softmax_fwd(scores, mask, scale, masked)
 
 
 @_fused
@@ -158,23 +140,16 @@ def attention_weights(scores, scale: float, causal: bool, pad_mask=None):
     padded keys (`pad_mask` [B, T] True where real) masked out; float32 inside, output in the
     dtype of the scores; one fused pass each way."""
     t = scores.shape[-1]
-    mask = None
+    mask = tf.constant(True)
+    if causal:
+        mask = tf.linalg.band_part(tf.ones((t, t), tf.bool), -1, 0)
     if pad_mask is not None:
-        mask = pad_mask[:, None, None, :]
-        if causal:
-            mask = tf.logical_and(mask, tf.linalg.band_part(tf.ones((t, t), tf.bool), -1, 0))
+        mask = tf.logical_and(mask, pad_mask[:, None, None, :])
     scale_t = tf.constant(scale, tf.float32)
-    masked = tf.constant(NEG_INF, tf.float32)
 
     @tf.custom_gradient
     def _weights(scores):
-        if mask is not None:
-            w = _masked_softmax_fwd(scores, mask, scale_t, masked)
-        elif causal:
-            w = _causal_softmax_fwd(scores, scale_t, masked)
-        else:
-            w = tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32) * scale_t, axis=-1),
-                        scores.dtype)
+        w = _softmax_fwd(scores, mask, scale_t, tf.constant(NEG_INF, tf.float32))
         return w, lambda dw: _softmax_bwd(w, dw, scale_t)
 
     return _weights(scores)
