@@ -85,3 +85,24 @@ def test_fused_kernels_keep_the_input_dtype_and_stay_close_in_bf16():
     y = layer_norm(tf.cast(x, tf.bfloat16), ones, zeros, 1e-5)
     assert y.dtype == tf.bfloat16
     _close(y, layer_norm(x, ones, zeros, 1e-5), 0.05)
+
+
+def test_fused_batch_norm_matches_keras_batch_norm():
+    import keras
+
+    from bigtrain.models.cnn import FusedBatchNorm
+
+    x = _data((8, 5, 5, 6), 10) + 1.0
+    layers = [FusedBatchNorm(momentum=0.9), keras.layers.BatchNormalization(momentum=0.9)]
+    outs = []
+    for layer in layers:
+        layer.build(x.shape)
+        layer.gamma.assign(1.0 + 0.1 * _data((6,), 11))
+        layer.beta.assign(_data((6,), 12))
+        y, grads = _grads(lambda x, layer=layer: layer(x, training=True), x)
+        layer(x * 0.5 + 2.0, training=True)  # a second update of the moving statistics
+        outs.append((y, grads[0], layer.moving_mean.numpy(), layer.moving_variance.numpy(),
+                     layer(x, training=False)))
+    for ours, ref in zip(*outs, strict=True):
+        _close(ours, ref, 1e-4)
+    assert not np.allclose(outs[0][3], 1.0)  # the moving variance moved
