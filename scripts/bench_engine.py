@@ -16,6 +16,7 @@ timestamps (fit's own wall time includes a stall at its end). Medians over `--re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -80,15 +81,30 @@ def time_keras_fit(model, ds, steps: int, warmup: int = 3) -> float:
     return (stamps[-1] - stamps[0]) / (len(stamps) - 1)
 
 
+@contextlib.contextmanager
+def plain_keras_layers():
+    """bigtrain's builders with Keras's own layers where bigtrain has a fused one."""
+    from bigtrain.models import cnn
+
+    fused = cnn.FusedBatchNorm
+    cnn.FusedBatchNorm = keras.layers.BatchNormalization
+    try:
+        yield
+    finally:
+        cnn.FusedBatchNorm = fused
+
+
 def keras_model_for(overrides: list[str]):
-    """The same model from bigtrain's builder, outside any strategy, compiled for fit."""
+    """The same architecture from bigtrain's builder, with Keras's own layers (no fused batch
+    norm), outside any strategy, compiled for fit with Keras's Adam."""
     from bigtrain.data import build_dataset
     from bigtrain.models import build_model
 
     config = to_typed(compose(overrides))
     keras.utils.set_random_seed(config.trainer.seed)
     splits = build_dataset(config.dataset)
-    model = build_model(config.model, splits.spec)
+    with plain_keras_layers():
+        model = build_model(config.model, splits.spec)
     model.compile(optimizer=keras.optimizers.Adam(config.optim.lr),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model, splits.train_batches(config.trainer.batch_size, 0).repeat()
