@@ -83,15 +83,18 @@ def time_keras_fit(model, ds, steps: int, warmup: int = 3) -> float:
 
 @contextlib.contextmanager
 def plain_keras_layers():
-    """bigtrain's builders with Keras's own layers where bigtrain has a fused one."""
+    """bigtrain's builders with Keras's own layers where bigtrain has a fused one, in fp32
+    (whatever policy building bigtrain's side left behind)."""
     from bigtrain.models import cnn
 
-    fused = cnn.FusedBatchNorm
+    fused, policy = cnn.FusedBatchNorm, keras.mixed_precision.dtype_policy()
     cnn.FusedBatchNorm = keras.layers.BatchNormalization
+    keras.mixed_precision.set_dtype_policy("float32")
     try:
         yield
     finally:
         cnn.FusedBatchNorm = fused
+        keras.mixed_precision.set_dtype_policy(policy)
 
 
 def keras_model_for(overrides: list[str]):
