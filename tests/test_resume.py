@@ -125,6 +125,8 @@ def test_generate_command(cli, tmp_path):
     greedy = cli("generate", "lm", "--prompt", "ab", "--max-new", "6", "--temperature", "0")
     assert greedy.returncode == 0, greedy.stderr
     assert greedy.stdout.startswith("ab") and len(greedy.stdout.strip()) > 2
+    again = cli("generate", "lm", "--prompt", "ab", "--max-new", "6", "--temperature", "0")
+    assert again.stdout == greedy.stdout  # greedy decoding is deterministic
     top1 = cli("generate", "lm", "--prompt", "ab", "--max-new", "6", "--top-k", "1")
     assert top1.stdout == greedy.stdout  # top-1 sampling is greedy decoding
     assert cli("fit", "debug=smoke", "hydra.run.dir=cls").returncode == 0

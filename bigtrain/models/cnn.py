@@ -16,18 +16,19 @@ class FusedBatchNorm(keras.layers.BatchNormalization):
     """Keras's BatchNormalization, computed on channels-last images by TensorFlow's fused
     kernel (FusedBatchNormV3; oneDNN on CPUs): one op forward and one backward instead of a
     dozen. The statistics, the moving averages (of the biased batch variance) and the weights
-    are Keras's. Other ranks, masks, renorm and synchronized statistics take Keras's path."""
+    are Keras's. Other ranks and dtypes, masks, renorm and synchronized statistics take
+    Keras's path."""
 
     def _fusable(self, inputs, mask) -> bool:
         return (len(inputs.shape) == 4 and self.axis in (-1, 3) and mask is None
+                and inputs.dtype in (tf.float32, tf.bfloat16, tf.float16)
                 and not self.renorm and not self.synchronized and self.scale and self.center
                 and self.epsilon > 1.001e-5)  # TensorFlow raises smaller epsilons to that
 
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
-        x = inputs if inputs.dtype in (tf.float32, tf.bfloat16, tf.float16) \
-            else tf.cast(inputs, tf.float32)
+        x = inputs
         if training and self.trainable:
             y, mean, var = tf.compat.v1.nn.fused_batch_norm(
                 x, self.gamma, self.beta, epsilon=self.epsilon, is_training=True)
