@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bigtrain import runs, sweeps
+from bigtrain import rundir, sweep_table
 from bigtrain.config.errors import ConfigError
 
 
@@ -59,11 +59,11 @@ def plot(path: Path, metric: str = "loss", out: Path | None = None) -> list[Path
     path = Path(path)
     if not path.exists():
         raise ConfigError("RUN_OR_SWEEP_DIR", f"{path} does not exist")
-    dirs = sweeps.find_runs(path)
+    dirs = sweep_table.find_runs(path)
     if not dirs:
         raise ConfigError("RUN_OR_SWEEP_DIR", f"no runs under {path} (a run dir holds "
                           "summary.json)")
-    rows = sweeps.rows_for(dirs, [str(d.relative_to(path)) if d != path else d.name
+    rows = sweep_table.rows_for(dirs, [str(d.relative_to(path)) if d != path else d.name
                                   for d in dirs])
     curves = {r["run_dir"]: _curves(Path(r["run_dir"]), metric) for r in rows}
     if not any(c[1] or c[3] for c in curves.values()):
@@ -100,7 +100,7 @@ def plot(path: Path, metric: str = "loss", out: Path | None = None) -> list[Path
 
 def _plot_params(rows: list[dict[str, Any]], params: list[str], out: Path, plt) -> Path:
     """The monitored best value of every finished trial against each searched parameter."""
-    done = [r for r in rows if r["status"] in runs.FINISHED and isinstance(r["best"], float)]
+    done = [r for r in rows if r["status"] in rundir.FINISHED and isinstance(r["best"], float)]
     fig, axes = plt.subplots(1, len(params), figsize=(4.5 * len(params), 4), squeeze=False)
     monitor = rows[0]["monitor"]
     for ax, p in zip(axes[0], params, strict=True):

@@ -15,19 +15,21 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bigtrain import cluster, runs
+from bigtrain import rundir
+
+from bigtrain.strategy import cluster
 from bigtrain.config import ConfigError, to_typed
-from bigtrain.runs import RunFailed
+from bigtrain.rundir import RunFailed
 
 log = logging.getLogger("bigtrain")
 
 
 def _check_resumable(run_dir: Path, resolved: dict, resume: str) -> None:
     """A run dir that holds checkpoints of another config is not resumed silently."""
-    previous = runs.read_config(run_dir)
+    previous = rundir.read_config(run_dir)
     if resume != "auto" or previous is None or not (run_dir / "checkpoints").is_dir():
         return
-    changes = runs.config_changes(previous, resolved)
+    changes = rundir.config_changes(previous, resolved)
     if changes:
         shown = "; ".join(changes[:5]) + ("; ..." if len(changes) > 5 else "")
         raise ConfigError("trainer.resume", f"{run_dir} holds a run with another config "
@@ -99,66 +101,66 @@ def _chief(cfg: DictConfig, run_dir: Path) -> float:
         _check_resumable(run_dir, resolved, config.trainer.resume)
     except ConfigError as ex:
         if not (run_dir / "summary.json").exists():
-            runs.write_summary(run_dir, runs.failed_summary(ex, start))
+            rundir.write_summary(run_dir, rundir.failed_summary(ex, start))
         raise
     config = _thread_budget(config)
-    previous = runs.read_summary(run_dir) or {}
+    previous = rundir.read_summary(run_dir) or {}
     if _finished_here(run_dir, resolved, previous):
         if not config.trainer.rerun:
             log.info("%s already holds a completed run of this config; skipping it "
                      "(trainer.rerun=true trains it again)", run_dir)
-            return runs.monitored_value(previous, config.trainer.monitor)
+            return rundir.monitored_value(previous, config.trainer.monitor)
         _set_aside(run_dir)
     return _train_here(config, run_dir, resolved, previous, start)
 
 
 def _finished_here(run_dir: Path, resolved: dict, previous: dict) -> bool:
     """Whether `run_dir` holds a run of this config that ended by itself."""
-    old_config = runs.read_config(run_dir)
-    return previous.get("status") in runs.FINISHED and old_config is not None and \
-        runs.same_run(old_config, resolved)
+    old_config = rundir.read_config(run_dir)
+    return previous.get("status") in rundir.FINISHED and old_config is not None and \
+        rundir.same_run(old_config, resolved)
 
 
 def _train_here(config, run_dir: Path, resolved: dict, previous: dict, start: float) -> float:
     """The chief's run, under the run dir's lock: write the config, train, record."""
     from bigtrain.train.preemption import Preempted
 
-    runs.write_config(run_dir, resolved)
+    rundir.write_config(run_dir, resolved)
     try:
-        from bigtrain.train.run import train
+        from bigtrain.train.fit import train
 
         summary = train(config, run_dir)
     except ConfigError as ex:  # raised by builders that see the data (e.g. batch vs replicas)
-        if previous.get("status") not in runs.FINISHED:  # a mistake now loses no finished run
-            runs.write_summary(run_dir, runs.failed_summary(ex, start))
+        if previous.get("status") not in rundir.FINISHED:  # a mistake now loses no finished run
+            rundir.write_summary(run_dir, rundir.failed_summary(ex, start))
         raise
     except Preempted as ex:
-        summary = runs.failed_summary(str(ex), start, status="preempted")
+        summary = rundir.failed_summary(str(ex), start, status="preempted")
         summary["steps"] = ex.step
-        runs.write_summary(run_dir, summary)
+        rundir.write_summary(run_dir, summary)
         raise
     except KeyboardInterrupt:
-        runs.write_summary(run_dir, runs.failed_summary("interrupted", start, status="interrupted"))
+        rundir.write_summary(run_dir, rundir.failed_summary("interrupted", start, status="interrupted"))
         raise
     except Exception as ex:
         log.error("run failed: %s: %s (traceback in %s)", type(ex).__name__, ex,
                   run_dir / "summary.json")
-        runs.write_summary(run_dir, runs.failed_summary(ex, start))
+        rundir.write_summary(run_dir, rundir.failed_summary(ex, start))
         raise RunFailed(f"run failed: {type(ex).__name__}: {ex}", str(run_dir)) from ex
-    return runs.monitored_value(summary, config.trainer.monitor)
+    return rundir.monitored_value(summary, config.trainer.monitor)
 
 
 def _worker(cfg: DictConfig, run_dir: Path) -> float:
     """A non-chief worker of a multi-worker run: it trains in step with the chief, reads the
     run dir (to skip or resume as the chief does) and writes nothing there."""
     from bigtrain.train.preemption import Preempted
-    from bigtrain.train.run import train
+    from bigtrain.train.fit import train
 
     config = _thread_budget(to_typed(cfg))
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    previous = runs.read_summary(run_dir) or {}
+    previous = rundir.read_summary(run_dir) or {}
     if _finished_here(run_dir, resolved, previous) and not config.trainer.rerun:
-        return runs.monitored_value(previous, config.trainer.monitor)
+        return rundir.monitored_value(previous, config.trainer.monitor)
     try:
         summary = train(config, run_dir)
     except (ConfigError, Preempted, KeyboardInterrupt):
@@ -166,4 +168,4 @@ def _worker(cfg: DictConfig, run_dir: Path) -> float:
     except Exception as ex:
         log.error("worker failed: %s: %s", type(ex).__name__, ex)
         raise RunFailed(f"run failed: {type(ex).__name__}: {ex}", str(run_dir)) from ex
-    return runs.monitored_value(summary, config.trainer.monitor)
+    return rundir.monitored_value(summary, config.trainer.monitor)

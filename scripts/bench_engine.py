@@ -34,7 +34,7 @@ import tensorflow as tf  # noqa: E402
 from bigtrain.cli.hydra_glue import compose  # noqa: E402
 from bigtrain.config import to_typed  # noqa: E402
 from bigtrain.train.engine import LoopState  # noqa: E402
-from bigtrain.train.run import build  # noqa: E402
+from bigtrain.train.fit import build  # noqa: E402
 
 LM = ["dataset=synthetic", "dataset.task=lm", "dataset.vocab_size=256", "dataset.seq_len=128",
       "dataset.num_examples=2048", "model=transformer", "model.d_model=256",

@@ -53,7 +53,7 @@ def test_classification_table_with_missing_values_and_a_categorical(iris_csv):
 
 
 def test_a_model_learns_the_table(iris_csv, tmp_path):
-    from bigtrain.train.run import train
+    from bigtrain.train.fit import train
 
     config = to_typed(compose(["dataset=csv", f"dataset.path={iris_csv}",
                                "dataset.label=species", "model=mlp", "trainer.epochs=30",

@@ -46,7 +46,7 @@ def test_images_are_decoded_and_resized(tmp_path):
 
 
 def test_a_model_learns_the_folder(tmp_path):
-    from bigtrain.train.run import train
+    from bigtrain.train.fit import train
 
     root = make_folder(tmp_path / "imgs")
     config = to_typed(compose(["dataset=image_folder", f"dataset.path={root}",

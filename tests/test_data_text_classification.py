@@ -12,7 +12,7 @@ from bigtrain.config import ConfigError, to_typed
 pytest.importorskip("tensorflow")
 
 from bigtrain.data import build_dataset  # noqa: E402
-from bigtrain.train.run import train  # noqa: E402
+from bigtrain.train.fit import train  # noqa: E402
 
 POS = ["what a great film", "loved it, great acting", "great fun and great music"]
 NEG = ["awful, boring film", "boring and too long", "awful acting, awful plot"]

@@ -11,7 +11,7 @@ from bigtrain.config import ConfigError, to_typed
 tfds = pytest.importorskip("tensorflow_datasets")
 
 from bigtrain.data import build_dataset  # noqa: E402
-from bigtrain.train.run import train  # noqa: E402
+from bigtrain.train.fit import train  # noqa: E402
 
 FAST = ["trainer.max_steps=4", "trainer.eval_every=4", "trainer.progress=none",
         "logger=[]", "trainer.batch_size=16"]
@@ -37,12 +37,12 @@ def test_imdb_reviews_are_bytes_for_a_token_model(tmp_path):
 
 
 def test_any_tfds_name_and_eval_of_the_run(tmp_path):
-    from bigtrain import runs
-    from bigtrain.train.saved import evaluate_run
+    from bigtrain import rundir
+    from bigtrain.train.restore import evaluate_run
 
     args = ["dataset=tfds", "dataset.name=fashion_mnist", "model=mlp", *FAST]
     with tfds.testing.mock_data(num_examples=48):
-        runs.write_config(tmp_path, OmegaConf.to_container(compose(args), resolve=True))
+        rundir.write_config(tmp_path, OmegaConf.to_container(compose(args), resolve=True))
         train(to_typed(compose(args)), tmp_path)
         result = evaluate_run(tmp_path, "test")  # the run's config maps back to TFDS
     assert "test_accuracy" in result["metrics"]

@@ -19,7 +19,7 @@ tf = pytest.importorskip("tensorflow")
 from bigtrain.train.checkpoint import CheckpointError  # noqa: E402
 from bigtrain.train.hooks import Hook  # noqa: E402
 from bigtrain.train.loop import NonFiniteLoss  # noqa: E402
-from bigtrain.train.run import build, train  # noqa: E402
+from bigtrain.train.fit import build, train  # noqa: E402
 
 SMALL = ["debug=smoke", "model=mlp", "model.hidden=[32]", "trainer.progress=none",
          "trainer.steps_per_loop=1",
@@ -123,7 +123,7 @@ class PoisonWeights(Hook):
 
 
 def _poisoned_train(cfg, run_dir, at):
-    import bigtrain.train.run as run_mod
+    import bigtrain.train.fit as run_mod
 
     hook = PoisonWeights(at)
     original = run_mod.build
@@ -232,11 +232,11 @@ def test_eval_and_export_match_the_checkpoint(tmp_path):
     import keras
     from omegaconf import OmegaConf
 
-    from bigtrain import runs
-    from bigtrain.train.saved import evaluate_run, export_run, load_run
+    from bigtrain import rundir
+    from bigtrain.train.restore import evaluate_run, export_run, load_run
 
     args = [*SMALL, "trainer.max_steps=6"]
-    runs.write_config(tmp_path, OmegaConf.to_container(compose(args), resolve=True))
+    rundir.write_config(tmp_path, OmegaConf.to_container(compose(args), resolve=True))
     summary = train(to_typed(compose(args)), tmp_path)
     result = evaluate_run(tmp_path, "val", "latest")
     assert result["metrics"]["val_loss"] == pytest.approx(summary["final"]["val_loss"], rel=1e-6)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bigtrain import devices
+from bigtrain.strategy import devices
 
 
 def test_env_reports_versions_devices_features_and_precisions(cli):

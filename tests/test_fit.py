@@ -76,7 +76,7 @@ def test_sweep_over_optimizers_issue_example(cli, tmp_path):
 
 
 def test_monitored_value_prefers_the_best():
-    from bigtrain.runs import monitored_value
+    from bigtrain.rundir import monitored_value
 
     summary = {"best": {"val_loss": 0.3}, "final": {"val_loss": 0.4, "loss": 0.2}}
     assert monitored_value(summary, "val_loss") == 0.3
@@ -130,7 +130,7 @@ def test_default_run_reaches_95_percent(cli, tmp_path, monitor):
 
 
 def test_config_changes_ignore_keys_of_another_schema_version():
-    from bigtrain.runs import config_changes
+    from bigtrain.rundir import config_changes
 
     old = {"optim": {"name": "adam", "lr": 0.1}, "trainer": {"max_steps": 5}}
     new = {"optim": {"name": "adam", "lr": 0.2, "ema": 0.0}, "trainer": {"max_steps": 9}}

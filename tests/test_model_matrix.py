@@ -12,7 +12,7 @@ from bigtrain.config import ConfigError, to_typed
 
 pytest.importorskip("tensorflow")
 
-from bigtrain.train.run import train  # noqa: E402
+from bigtrain.train.fit import train  # noqa: E402
 
 DATASETS = {
     "images": ["dataset=digits"],

@@ -80,7 +80,7 @@ def test_losses_that_do_not_fit_the_task_are_refused(task, loss, match):
 def test_binary_run_reports_auc(tmp_path):
     from bigtrain.cli.hydra_glue import compose
     from bigtrain.config import to_typed
-    from bigtrain.train.run import train
+    from bigtrain.train.fit import train
 
     config = to_typed(compose(["debug=smoke", "dataset=synthetic", "dataset.num_classes=2",
                                "model=mlp", "trainer.loss=binary_cross_entropy",

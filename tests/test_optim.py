@@ -111,7 +111,7 @@ def test_weight_decay_skips_biases_and_norm_weights():
 
 
 def test_ema_weights_are_used_for_evaluation(tmp_path):
-    from bigtrain.train.run import build
+    from bigtrain.train.fit import build
 
     config = to_typed(compose(["debug=smoke", "model=mlp", "optim=sgd", "optim.ema=0.5",
                                "trainer.progress=none"]))

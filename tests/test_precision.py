@@ -22,7 +22,7 @@ LM = ["dataset=synthetic", "dataset.task=lm", "dataset.vocab_size=64", "dataset.
 def curve(tmp_path, precision):
     from conftest import read_jsonl
 
-    from bigtrain.train.run import train
+    from bigtrain.train.fit import train
 
     run = tmp_path / precision
     train(to_typed(compose([*LM, f"strategy.precision={precision}"])), run)
@@ -38,7 +38,7 @@ def test_bf16_loss_curve_matches_fp32(tmp_path):
 
 
 def test_auto_precision_follows_native_support():
-    from bigtrain.devices import resolve_precision
+    from bigtrain.strategy.devices import resolve_precision
 
     assert resolve_precision("fp32", "cpu", gpus=[], flags={"avx512_bf16"}) == "fp32"
     assert resolve_precision("auto", "tpu", gpus=[], flags=set()) == "bf16"

@@ -154,7 +154,7 @@ def test_sigusr2_checkpoints_then_hands_over_to_the_handler_before_it(tmp_path):
     from bigtrain.config import to_typed
     from bigtrain.train.hooks import Hook
     from bigtrain.train.preemption import Preempted
-    from bigtrain.train.run import train
+    from bigtrain.train.fit import train
 
     class SignalAtStep2(Hook):
         sent = False

@@ -19,7 +19,7 @@ def _version(dist: str) -> str:
 
 
 def collect() -> dict:
-    from bigtrain import cluster, devices
+    from bigtrain.strategy import cluster, devices
     from bigtrain.logs import quiet_tensorflow
 
     quiet_tensorflow()

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import typer
 
-from bigtrain.runs import RunFailed
+from bigtrain.rundir import RunFailed
 from bigtrain.train.preemption import EXIT_PREEMPTED, Preempted
 
 EXIT_FAILED = 1

@@ -26,7 +26,7 @@ def evaluate(
         if not run_dir.is_dir():
             raise ConfigError("RUN_DIR", f"{run_dir} does not exist")
         from bigtrain.logs import quiet_tensorflow
-        from bigtrain.train.saved import evaluate_run
+        from bigtrain.train.restore import evaluate_run
 
         quiet_tensorflow()
         result = evaluate_run(run_dir, split, checkpoint)

@@ -25,7 +25,7 @@ def export(
         if not run_dir.is_dir():
             raise ConfigError("RUN_DIR", f"{run_dir} does not exist")
         from bigtrain.logs import quiet_tensorflow
-        from bigtrain.train.saved import export_run
+        from bigtrain.train.restore import export_run
 
         quiet_tensorflow()
         path = export_run(run_dir, fmt, out, checkpoint)

@@ -51,16 +51,16 @@ def fit(
         try:
             dispatch(args, fit_task)
         finally:
-            from bigtrain import sweeps
+            from bigtrain import sweep_table
 
-            sweeps.finish()
+            sweep_table.finish()
 
 
 def _check_run_dir(args: list[str]) -> None:
     """An explicit hydra.run.dir that a live run holds, or that cannot be written: refuse
     before Hydra writes into it (the task takes the lock itself; this keeps the live run's
     .hydra/ files, and names a read-only or full disk before Hydra's logging set-up trips)."""
-    from bigtrain import cluster
+    from bigtrain.strategy import cluster
 
     if any(a in ("-m", "--multirun") for a in args) or not cluster.role("multi_worker").chief:
         return  # sweeps lock per job; another worker of a multi-worker job shares the dir

@@ -56,8 +56,8 @@ def runs_cmd(
     """Tabulate runs: overrides that differ, status, best and final monitored metric."""
     from bigtrain.cli.errors import reported
     from bigtrain.config import ConfigError
-    from bigtrain.runs import resolve_mode
-    from bigtrain.sweeps import _mark_best, find_runs, rows_for, show
+    from bigtrain.rundir import resolve_mode
+    from bigtrain.sweep_table import _mark_best, find_runs, rows_for, show
 
     with reported():
         if not path.exists():

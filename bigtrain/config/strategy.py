@@ -10,7 +10,7 @@ from omegaconf import MISSING
 from bigtrain.config.base import GroupSchema
 from bigtrain.config.errors import ConfigError, check, check_choice
 
-#: auto: bf16 where the hardware has it natively, else fp32 (bigtrain.devices)
+#: auto: bf16 where the hardware has it natively, else fp32 (bigtrain.strategy.devices)
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
 
 

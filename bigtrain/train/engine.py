@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from bigtrain.runs import resolve_mode  # noqa: F401  (re-exported for the loop)
+from bigtrain.rundir import resolve_mode  # noqa: F401  (re-exported for the loop)
 from bigtrain.train.objective import Objective
 
 

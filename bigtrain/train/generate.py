@@ -36,7 +36,7 @@ def sample(model, window: int, prompt_ids: list[int], max_new: int, temperature:
 
 def generate_text(run_dir, prompt: str, max_new: int, temperature: float, top_k: int,
                   seed: int = 0, checkpoint: str = "latest") -> str:
-    from bigtrain.train.saved import load_run
+    from bigtrain.train.restore import load_run
 
     _, c, _, _ = load_run(run_dir, checkpoint)
     spec = c.splits.spec

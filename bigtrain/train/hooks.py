@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bigtrain.runs import MetricsWriter
+from bigtrain.rundir import MetricsWriter
 from bigtrain.train.engine import LoopState
 
 log = logging.getLogger("bigtrain")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bigtrain.config.errors import ConfigError
-from bigtrain.runs import atomic_write_text
+from bigtrain.rundir import atomic_write_text
 from bigtrain.train.hooks import Hook, TensorBoard
 
 log = logging.getLogger("bigtrain")

@@ -123,7 +123,7 @@ class OptunaSweeper(Sweeper):
         return self.storage_spec
 
     def _directions(self) -> list[str]:
-        from bigtrain.runs import resolve_mode
+        from bigtrain.rundir import resolve_mode
 
         out = []
         for objective, direction in zip(self.objectives, self.directions, strict=True):
@@ -223,10 +223,10 @@ class OptunaSweeper(Sweeper):
     def _tell(self, study, trial, ret) -> None:
         from optuna.trial import TrialState
 
-        from bigtrain import runs
+        from bigtrain import rundir
 
         run_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir) if ret.hydra_cfg else None
-        summary = runs.read_summary(run_dir) if run_dir else None
+        summary = rundir.read_summary(run_dir) if run_dir else None
         if ret.status == JobStatus.FAILED or not summary or summary.get("status") not in (
                 "completed", "pruned"):
             why = summary.get("error", "") if summary else str(ret._return_value)
@@ -246,10 +246,10 @@ class OptunaSweeper(Sweeper):
         study.tell(trial, values, skip_if_finished=True)
 
     def _value(self, summary: dict, name: str) -> float | None:
-        from bigtrain import runs
+        from bigtrain import rundir
 
         if name == "monitor":
-            return runs.monitored_value(summary, summary.get("monitor", "val_loss"))
+            return rundir.monitored_value(summary, summary.get("monitor", "val_loss"))
         if isinstance(summary.get(name), int | float):
             return float(summary[name])
         for part in ("final", "best"):
@@ -261,7 +261,7 @@ class OptunaSweeper(Sweeper):
     def _report(self, study, directions: list[str]) -> None:
         from optuna.trial import TrialState
 
-        from bigtrain.runs import atomic_write_text
+        from bigtrain.rundir import atomic_write_text
 
         trials = study.get_trials(deepcopy=False)
         counts = {s.name.lower(): sum(1 for t in trials if t.state == s)
@@ -280,7 +280,7 @@ class OptunaSweeper(Sweeper):
         log.info("search %s: %d completed, %d pruned, %d failed", self.study_name,
                  counts["complete"], counts["pruned"], counts["fail"])
         if not complete:
-            from bigtrain.runs import RunFailed
+            from bigtrain.rundir import RunFailed
 
             raise RunFailed(f"no trial of the search completed (see {self.sweep_dir})",
                             str(self.sweep_dir))

@@ -11,7 +11,7 @@ from bigtrain.config import to_typed
 
 pytest.importorskip("tensorflow")
 
-from bigtrain.train.run import train  # noqa: E402
+from bigtrain.train.fit import train  # noqa: E402
 
 SMALL = ["debug=smoke", "model=mlp", "model.hidden=[32]", "trainer.progress=none", "logger=[]",
          "trainer.checkpoint_every=4", "strategy.precision=fp32"]

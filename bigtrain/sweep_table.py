@@ -21,7 +21,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from bigtrain import runs
+from bigtrain import rundir
 
 log = logging.getLogger("bigtrain")
 
@@ -57,7 +57,7 @@ def rows_for(dirs: list[Path], labels: list) -> list[dict[str, Any]]:
     """One row per run dir with a summary.json: overrides that differ, status, metrics."""
     rows, all_overrides = [], []
     for d, label in zip(dirs, labels, strict=True):
-        summary = runs.read_summary(d)
+        summary = rundir.read_summary(d)
         if summary is None:
             continue
         monitor = summary.get("monitor") or "val_loss"
@@ -85,14 +85,14 @@ def _mark_best(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         r["is_best"] = False
     if done:
-        mode = runs.resolve_mode(done[0]["monitor"], "auto")
+        mode = rundir.resolve_mode(done[0]["monitor"], "auto")
         pick = min if mode == "min" else max
         pick(done, key=lambda r: r["best"])["is_best"] = True
 
 
 def write(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
     rows = [{k: v for k, v in r.items() if k != "metrics"} for r in rows]
-    runs.atomic_write_text(Path(sweep_dir) / "sweep_summary.json",
+    rundir.atomic_write_text(Path(sweep_dir) / "sweep_summary.json",
                            json.dumps(rows, indent=2) + "\n")
     buf = io.StringIO()
     varying = list(rows[0]["overrides"]) if rows else []
@@ -102,7 +102,7 @@ def write(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
     w.writeheader()
     for r in rows:
         w.writerow({**{k: r.get(k) for k in fields if k not in varying}, **r["overrides"]})
-    runs.atomic_write_text(Path(sweep_dir) / "sweep_summary.csv", buf.getvalue())
+    rundir.atomic_write_text(Path(sweep_dir) / "sweep_summary.csv", buf.getvalue())
 
 
 def show(rows: list[dict[str, Any]], title: str | None = None, stderr: bool = True,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bigtrain import runs
+from bigtrain import rundir
 from bigtrain.config.errors import ConfigError
 from bigtrain.config.schema import FitConfig
 
@@ -62,7 +62,7 @@ def _trim_metrics(run_dir: Path, step: int) -> None:
                 kept.append(line)
         except ValueError:  # a line cut short by a crash
             continue
-    runs.atomic_write_text(path, "".join(k + "\n" for k in kept))
+    rundir.atomic_write_text(path, "".join(k + "\n" for k in kept))
 
 
 def _resume(config: FitConfig, run_dir: Path, checkpointer, state) -> None:
@@ -126,7 +126,7 @@ def build(config: FitConfig, run_dir: Path) -> Components:
     import tensorflow as tf
 
     from bigtrain.data import build_dataset
-    from bigtrain.distribute import build_strategy, per_replica_batch
+    from bigtrain.strategy.builders import build_strategy, per_replica_batch
     from bigtrain.models import build_model
     from bigtrain.optim import build_optimizer
     from bigtrain.optim.builders import exclude_from_decay
@@ -157,7 +157,7 @@ def build(config: FitConfig, run_dir: Path) -> Components:
 
     steps_per_epoch = splits.steps_per_epoch(t.batch_size)
     total_steps = steps_per_epoch * t.epochs if t.max_steps <= 0 else t.max_steps
-    from bigtrain.devices import resolve_precision
+    from bigtrain.strategy.devices import resolve_precision
 
     precision = resolve_precision(s.precision, s.name)
     keras.mixed_precision.set_dtype_policy(POLICIES[precision])
@@ -252,7 +252,7 @@ def _summarize(config: FitConfig, run_dir: Path, c: Components, state, hooks: li
         "run_dir": str(run_dir),
     }
     if checkpointer.is_chief:
-        runs.write_summary(run_dir, summary)
+        rundir.write_summary(run_dir, summary)
     log.info("done: %d steps in %.1fs  %s", state.step, summary["wall_s"],
              "  ".join(f"{k} {v:.4f}" for k, v in final.items() if k.startswith(("val_", "test_"))))
     if spec.skipped:

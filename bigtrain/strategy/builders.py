@@ -1,4 +1,4 @@
-"""Strategy resolution: which tf.distribute strategy a run trains under."""
+"""The strategy builders: a tf.distribute strategy from its config."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import os
 import tensorflow as tf
 
 from bigtrain.config.errors import ConfigError
-from bigtrain.registry import Registry
+from bigtrain.strategy import STRATEGIES
 
 log = logging.getLogger("bigtrain")
-STRATEGIES: Registry = Registry("strategy")
 
 
 @STRATEGIES.register("cpu")

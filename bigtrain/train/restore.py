@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bigtrain import runs
+from bigtrain import rundir
 from bigtrain.config.errors import ConfigError
 from bigtrain.config.schema import from_resolved
 
@@ -18,10 +18,10 @@ log = logging.getLogger("bigtrain")
 def load_run(run_dir: Path, checkpoint: str = "latest"):
     """Rebuild a run's components from its config.yaml and restore a checkpoint into them."""
     from bigtrain.train.engine import LoopState
-    from bigtrain.train.run import build
+    from bigtrain.train.fit import build
 
     run_dir = Path(run_dir)
-    resolved = runs.read_config(run_dir)
+    resolved = rundir.read_config(run_dir)
     if resolved is None:
         raise ConfigError("RUN_DIR", f"{run_dir} is not a bigtrain run dir (no readable "
                           "config.yaml); pass the directory a `bigtrain fit` wrote")
@@ -43,7 +43,7 @@ def evaluate_run(run_dir: Path, split: str = "val", checkpoint: str = "latest"
     metrics = c.engine.evaluate(data, prefix=f"{split}_")
     result = {"split": split, "checkpoint": path, "step": step, "metrics": metrics,
               "time": time.time()}
-    runs.atomic_write_text(Path(run_dir) / f"eval_{split}_{checkpoint}.json",
+    rundir.atomic_write_text(Path(run_dir) / f"eval_{split}_{checkpoint}.json",
                            json.dumps(result, indent=2) + "\n")
     return result
 

@@ -1,0 +1,21 @@
+"""Strategies: which tf.distribute strategy a run trains under, registered by name.
+
+`cluster` (who is the chief, read from TF_CONFIG or SLURM) and `devices` (CPU features,
+GPUs, native precisions) need no TensorFlow at import; `builders` builds the strategies.
+"""
+
+from __future__ import annotations
+
+from bigtrain.registry import Registry
+
+STRATEGIES: Registry = Registry("strategy")
+
+
+def build_strategy(cfg):  # -> tf.distribute.Strategy
+    """Build the configured strategy (imports TensorFlow)."""
+    from bigtrain.strategy.builders import build_strategy as build
+
+    return build(cfg)
+
+
+__all__ = ["STRATEGIES", "build_strategy"]
