@@ -12,6 +12,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from bigtrain.train.state import Hook
+
 log = logging.getLogger("bigtrain")
 JOURNAL = "journal:"
 
@@ -41,14 +43,13 @@ def build_pruner(name: str, warmup: int, startup: int):
     return optuna.pruners.NopPruner()
 
 
-class TrialReporter:
+class TrialReporter(Hook):
     """A training hook: report `monitor` at each evaluation; stop when the trial is pruned."""
 
     def __init__(self, trial_cfg, monitor: str):
         import optuna
 
         self.monitor = monitor
-        self.pruned = False
         study = optuna.load_study(study_name=trial_cfg.study,
                                   storage=open_storage(trial_cfg.storage),
                                   pruner=build_pruner(trial_cfg.pruner, trial_cfg.pruner_warmup,
@@ -57,12 +58,6 @@ class TrialReporter:
         # Optuna takes intermediate values (and prunes) in single-objective studies only
         self.active = len(study.directions) == 1
         self._reported: set[int] = set()
-
-    def on_train_begin(self, state) -> None: ...
-    def on_steps(self, state) -> None: ...
-    def on_log(self, state, record: dict[str, Any]) -> None: ...
-    def on_train_end(self, state) -> None: ...
-    def close(self) -> None: ...
 
     def on_eval(self, state, record: dict[str, Any], improved: bool) -> None:
         value = record.get(self.monitor)

@@ -7,6 +7,7 @@ summary.json in its run dir saying how it ended, and one failed job never stops 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -16,10 +17,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from bigtrain import rundir
-
-from bigtrain.strategy import cluster
 from bigtrain.config import ConfigError, to_typed
 from bigtrain.rundir import RunFailed
+from bigtrain.strategy import cluster
+from bigtrain.train.state import Hook, LoopState
 
 log = logging.getLogger("bigtrain")
 
@@ -88,20 +89,23 @@ def fit_task(cfg: DictConfig) -> float:
     role = cluster.role(str(strategy.get("name", "")), str(strategy.get("cluster", "auto")))
     if not role.chief:
         _own_log_file(role.index)
-        return _worker(cfg, run_dir)
-    with RunLock(run_dir):  # a live run in this dir: refused here, before any write
-        return _chief(cfg, run_dir)
+    # a live run in this dir is refused here, before any write; only the chief writes, so
+    # only the chief takes the lock (the other workers of its run share the dir with it)
+    with RunLock(run_dir) if role.chief else contextlib.nullcontext():
+        return _run(cfg, run_dir, chief=role.chief)
 
 
-def _chief(cfg: DictConfig, run_dir: Path) -> float:
+def _run(cfg: DictConfig, run_dir: Path, chief: bool) -> float:
+    """One job, in every process of a run: the same checks, the same choice to skip or to
+    train (and resume); only the chief writes into the run dir."""
     start = time.time()
     try:
         config = to_typed(cfg)  # every range check runs here, before TensorFlow is imported
         resolved = OmegaConf.to_container(cfg, resolve=True)
         _check_resumable(run_dir, resolved, config.trainer.resume)
     except ConfigError as ex:
-        if not (run_dir / "summary.json").exists():
-            rundir.write_summary(run_dir, rundir.failed_summary(ex, start))
+        if chief and not (run_dir / "summary.json").exists():
+            _record_end(run_dir, ex, start, _steps_reached(run_dir, None))
         raise
     config = _thread_budget(config)
     previous = rundir.read_summary(run_dir) or {}
@@ -110,8 +114,9 @@ def _chief(cfg: DictConfig, run_dir: Path) -> float:
             log.info("%s already holds a completed run of this config; skipping it "
                      "(trainer.rerun=true trains it again)", run_dir)
             return rundir.monitored_value(previous, config.trainer.monitor)
-        _set_aside(run_dir)
-    return _train_here(config, run_dir, resolved, previous, start)
+        if chief:
+            _set_aside(run_dir)
+    return _train_here(config, run_dir, resolved, previous, start, chief)
 
 
 def _finished_here(run_dir: Path, resolved: dict, previous: dict) -> bool:
@@ -121,51 +126,65 @@ def _finished_here(run_dir: Path, resolved: dict, previous: dict) -> bool:
         rundir.same_run(old_config, resolved)
 
 
-def _train_here(config, run_dir: Path, resolved: dict, previous: dict, start: float) -> float:
-    """The chief's run, under the run dir's lock: write the config, train, record."""
+class _Reached(Hook):
+    """Keeps the loop's state, so that a run that ends by an exception can say how far it got."""
+
+    state: LoopState | None = None
+
+    def on_train_begin(self, state: LoopState) -> None:
+        self.state = state
+
+
+def _steps_reached(run_dir: Path, state: LoopState | None) -> int:
+    """The loop's step; before the loop began, that of the newest checkpoint (0 if none)."""
+    if state is not None:
+        return state.step
+    numbers = [p.name[len("ckpt-"):-len(".index")]
+               for p in (run_dir / "checkpoints").glob("ckpt-*.index")]
+    return max((int(n) for n in numbers if n.isdigit()), default=0)
+
+
+def _record_end(run_dir: Path, error: BaseException | str, start: float, steps: int,
+                status: str = "failed") -> None:
+    """summary.json of a run that ended by an exception: how, and how far it got."""
+    summary = rundir.failed_summary(error, start, status=status)
+    summary["steps"] = steps
+    rundir.write_summary(run_dir, summary)
+
+
+def _train_here(config, run_dir: Path, resolved: dict, previous: dict, start: float,
+                chief: bool) -> float:
+    """Train (in step with the other workers, if any) and record how the run ended; the chief
+    writes the config and summary, under the run dir's lock."""
     from bigtrain.train.preemption import Preempted
 
-    rundir.write_config(run_dir, resolved)
+    if chief:
+        rundir.write_config(run_dir, resolved)
+    reached = _Reached()
     try:
         from bigtrain.train.fit import train
 
-        summary = train(config, run_dir)
+        summary = train(config, run_dir, extra_hooks=(reached,), chief=chief)
     except ConfigError as ex:  # raised by builders that see the data (e.g. batch vs replicas)
-        if previous.get("status") not in rundir.FINISHED:  # a mistake now loses no finished run
-            rundir.write_summary(run_dir, rundir.failed_summary(ex, start))
+        # a mistake now loses no finished run
+        if chief and previous.get("status") not in rundir.FINISHED:
+            _record_end(run_dir, ex, start, _steps_reached(run_dir, reached.state))
         raise
     except Preempted as ex:
-        summary = rundir.failed_summary(str(ex), start, status="preempted")
-        summary["steps"] = ex.step
-        rundir.write_summary(run_dir, summary)
+        if chief:
+            _record_end(run_dir, str(ex), start, ex.step, status="preempted")
         raise
     except KeyboardInterrupt:
-        rundir.write_summary(run_dir, rundir.failed_summary("interrupted", start, status="interrupted"))
+        if chief:
+            _record_end(run_dir, "interrupted", start, _steps_reached(run_dir, reached.state),
+                        status="interrupted")
         raise
     except Exception as ex:
-        log.error("run failed: %s: %s (traceback in %s)", type(ex).__name__, ex,
-                  run_dir / "summary.json")
-        rundir.write_summary(run_dir, rundir.failed_summary(ex, start))
-        raise RunFailed(f"run failed: {type(ex).__name__}: {ex}", str(run_dir)) from ex
-    return rundir.monitored_value(summary, config.trainer.monitor)
-
-
-def _worker(cfg: DictConfig, run_dir: Path) -> float:
-    """A non-chief worker of a multi-worker run: it trains in step with the chief, reads the
-    run dir (to skip or resume as the chief does) and writes nothing there."""
-    from bigtrain.train.preemption import Preempted
-    from bigtrain.train.fit import train
-
-    config = _thread_budget(to_typed(cfg))
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    previous = rundir.read_summary(run_dir) or {}
-    if _finished_here(run_dir, resolved, previous) and not config.trainer.rerun:
-        return rundir.monitored_value(previous, config.trainer.monitor)
-    try:
-        summary = train(config, run_dir)
-    except (ConfigError, Preempted, KeyboardInterrupt):
-        raise
-    except Exception as ex:
-        log.error("worker failed: %s: %s", type(ex).__name__, ex)
+        if chief:
+            log.error("run failed: %s: %s (traceback in %s)", type(ex).__name__, ex,
+                      run_dir / "summary.json")
+            _record_end(run_dir, ex, start, _steps_reached(run_dir, reached.state))
+        else:
+            log.error("worker failed: %s: %s", type(ex).__name__, ex)
         raise RunFailed(f"run failed: {type(ex).__name__}: {ex}", str(run_dir)) from ex
     return rundir.monitored_value(summary, config.trainer.monitor)

@@ -16,10 +16,10 @@ from bigtrain.config import ConfigError, to_typed
 
 tf = pytest.importorskip("tensorflow")
 
+from bigtrain.train.actions import NonFiniteLoss  # noqa: E402
 from bigtrain.train.checkpoint import CheckpointError  # noqa: E402
-from bigtrain.train.hooks import Hook  # noqa: E402
-from bigtrain.train.loop import NonFiniteLoss  # noqa: E402
 from bigtrain.train.fit import build, train  # noqa: E402
+from bigtrain.train.hooks import Hook  # noqa: E402
 
 SMALL = ["debug=smoke", "model=mlp", "model.hidden=[32]", "trainer.progress=none",
          "trainer.steps_per_loop=1",
@@ -128,8 +128,8 @@ def _poisoned_train(cfg, run_dir, at):
     hook = PoisonWeights(at)
     original = run_mod.build
 
-    def build_and_remember(config, run_dir):
-        c = original(config, run_dir)
+    def build_and_remember(config, run_dir, **kwargs):
+        c = original(config, run_dir, **kwargs)
         hook.model = c.model
         return c
 
@@ -256,7 +256,7 @@ def test_only_the_chief_writes_checkpoints_into_the_run_dir(tmp_path):
     """A non-chief worker saves like the chief (every worker must join a save) but into a
     scratch dir it removes; it restores from the run dir."""
     from bigtrain.train.checkpoint import Checkpointer
-    from bigtrain.train.engine import LoopState
+    from bigtrain.train.state import LoopState
 
     c = build(config(), tmp_path / "chief")
     c.checkpointer.save(LoopState(step=3))

@@ -1,53 +1,24 @@
 """bigtrain's training step: ours, compiled, under `strategy.run`.
 
-Not `keras.Model.fit`: fit cannot run under MultiWorkerMirroredStrategy, nor run several steps
-per call, XLA or gradient accumulation under a strategy (see DESIGN.md). Here the step does
-forward, loss scaled for the global batch, gradients (accumulated over micro-batches if asked),
-clipping by the global norm of the all-reduced gradient, and the optimizer update; several steps
-run inside one `tf.function` call (`trainer.steps_per_loop`).
+Not `keras.Model.fit`, because Keras 3's fit fails under MultiWorkerMirroredStrategy
+(keras-team/keras#20585, then tensorflow/tensorflow#72388), and under MirroredStrategy with
+several steps per call (`steps_per_execution`, keras#19246), with `jit_compile=True` and with the
+optimizer's gradient accumulation (keras#20582). Here the step does forward, loss scaled for the
+global batch, gradients (accumulated over micro-batches if asked), clipping by the global norm of
+the all-reduced gradient, and the optimizer update; several steps run inside one `tf.function`
+call (`trainer.steps_per_loop`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
-from bigtrain.rundir import resolve_mode  # noqa: F401  (re-exported for the loop)
 from bigtrain.train.objective import Objective
-
-
-@dataclass
-class LoopState:
-    """Where the loop is; hooks read it and checkpoints save its bookkeeping."""
-
-    step: int = 0
-    epoch: int = 0  # the 0-based epoch of the next step
-    total_steps: int = 0
-    steps_per_epoch: int = 0
-    total_epochs: int = 0
-    best: dict[str, float] = field(default_factory=dict)
-    evals_without_improvement: int = 0
-    nan_rollbacks: int = 0
-    last_eval: dict[str, float] = field(default_factory=dict)
-    last_train: dict[str, float] = field(default_factory=dict)
-    start_time: float = field(default_factory=time.time)
-    stop_reason: str = ""
-
-    def saved(self) -> dict[str, Any]:
-        """What a checkpoint keeps of this state (step itself is a variable of its own)."""
-        return {"best": self.best, "evals_without_improvement": self.evals_without_improvement,
-                "nan_rollbacks": self.nan_rollbacks}
-
-    def load(self, saved: dict[str, Any]) -> None:
-        self.best = saved.get("best", {})
-        self.evals_without_improvement = int(saved.get("evals_without_improvement", 0))
-        self.nan_rollbacks = int(saved.get("nan_rollbacks", 0))
+from bigtrain.train.state import LoopState  # noqa: F401  (imported from here by checkpoint.py)
 
 
 @dataclass
@@ -199,20 +170,3 @@ class Engine:
         lr = opt.learning_rate
         return float(lr.numpy() if hasattr(lr, "numpy") else lr)
 
-
-def is_better(value: float | None, best: float | None, mode: str, min_delta: float = 0.0
-              ) -> bool:
-    if value is None or math.isnan(value):
-        return False
-    if best is None:
-        return True
-    return value < best - min_delta if mode == "min" else value > best + min_delta
-
-
-def summarize_interval(objective: Objective, totals: np.ndarray, seconds: float,
-                       examples: int, tokens: int) -> dict[str, Any]:
-    record: dict[str, Any] = objective.finalize(totals)
-    record["examples_per_sec"] = examples / seconds if seconds > 0 else None
-    if tokens:
-        record["tokens_per_sec"] = tokens / seconds if seconds > 0 else None
-    return record

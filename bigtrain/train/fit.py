@@ -19,10 +19,8 @@ log = logging.getLogger("bigtrain")
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
-def _hooks(config: FitConfig, run_dir: Path, checkpointer, steps_per_epoch: int,
-           chief: bool = True) -> list:
-    """The configured hooks; only the chief of a multi-worker run writes metrics and logs
-    (every worker still runs the checkpoint hook: saving is collective)."""
+def _hooks(config: FitConfig, run_dir: Path, chief: bool = True) -> list:
+    """The configured hooks; only the chief of a multi-worker run writes metrics and logs."""
     from bigtrain.logs import CONSOLE
     from bigtrain.train import hooks
 
@@ -36,17 +34,14 @@ def _hooks(config: FitConfig, run_dir: Path, checkpointer, steps_per_epoch: int,
     elif progress == "plain":
         chosen.append(hooks.PlainProgress())
     if chief:
-        from bigtrain.train.loggers import build_loggers
+        from bigtrain.loggers import build_loggers
 
         chosen.append(hooks.MetricsFile(run_dir))
         chosen += build_loggers(config, run_dir)
-    if t.patience > 0:
-        chosen.append(hooks.EarlyStopping(t.monitor, t.patience))
     if t.trial.trial_id >= 0 and chief:  # a trial of bigtrain's Optuna search
         from bigtrain.search import TrialReporter
 
         chosen.append(TrialReporter(t.trial, t.monitor))
-    chosen.append(hooks.Checkpoints(checkpointer, t.checkpoint_every, steps_per_epoch))
     return chosen
 
 
@@ -120,17 +115,18 @@ class Components:
     total_steps: int
 
 
-def build(config: FitConfig, run_dir: Path) -> Components:
-    """Seed, data, strategy, model, optimizer, engine and checkpointer for `config`."""
+def build(config: FitConfig, run_dir: Path, chief: bool = True) -> Components:
+    """Seed, data, strategy, model, optimizer, engine and checkpointer for `config`. `chief`:
+    whether this process writes the run dir's checkpoints (the task decides, once per run)."""
     import keras
     import tensorflow as tf
 
     from bigtrain.data import build_dataset
-    from bigtrain.strategy.builders import build_strategy, per_replica_batch
     from bigtrain.models import build_model
     from bigtrain.optim import build_optimizer
     from bigtrain.optim.builders import exclude_from_decay
     from bigtrain.optim.schedules import build_learning_rate
+    from bigtrain.strategy.builders import build_strategy, per_replica_batch
     from bigtrain.train.checkpoint import Checkpointer
     from bigtrain.train.engine import Engine, StepConfig
     from bigtrain.train.objective import Objective, model_outputs
@@ -184,22 +180,23 @@ def build(config: FitConfig, run_dir: Path) -> Components:
         global_batch=t.batch_size, tokens_per_example=spec.tokens_per_example,
         grad_accum=t.grad_accum, clip_norm=t.clip_norm, jit_compile=s.jit_compile,
         loss_scaling=precision == "fp16"))
-    chief = bool(getattr(strategy.extended, "should_checkpoint", True))
     checkpointer = Checkpointer(run_dir / "checkpoints", model, optimizer, t.keep_checkpoints,
                                 lr_scale=lr.scale, is_chief=chief)
     return Components(splits, strategy, model, optimizer, lr, engine, checkpointer, params,
                       total_steps)
 
 
-def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = ()) -> dict[str, Any]:
-    """Train as configured; write summary.json; return the summary. `extra_hooks` run after
-    the configured ones (tests and embedding applications use them)."""
-    from bigtrain.train.engine import LoopState
-    from bigtrain.train.loop import NanGuard, fit_loop
+def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = (), chief: bool = True
+          ) -> dict[str, Any]:
+    """Train as configured; write summary.json (the chief); return the summary.
+    `extra_hooks` run after the configured ones (the task, tests and embedding applications
+    use them); `chief` is False in the other workers of a multi-worker run."""
+    from bigtrain.train.loop import fit_loop
+    from bigtrain.train.state import LoopState
 
     t = config.trainer
     start = time.time()
-    c = build(config, run_dir)
+    c = build(config, run_dir, chief=chief)
     splits, engine, checkpointer = c.splits, c.engine, c.checkpointer
     steps_per_epoch = splits.steps_per_epoch(t.batch_size)
     total_steps = c.total_steps
@@ -209,14 +206,11 @@ def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = ()) -> dict[str
 
     hooks: list = []
     try:
-        hooks = _hooks(config, run_dir, checkpointer, steps_per_epoch,
-                       chief=checkpointer.is_chief) + list(extra_hooks)
-        nan_guard = NanGuard(t.on_nan, t.nan_max_rollbacks, checkpointer, c.lr.scale)
-        fit_loop(engine, splits, t, state, hooks, checkpointer, nan_guard)
+        hooks = _hooks(config, run_dir, chief=chief) + list(extra_hooks)
+        fit_loop(engine, splits, t, state, hooks, checkpointer, c.lr.scale)
         summary = _summarize(config, run_dir, c, state, hooks, start)
         for h in hooks:
-            if hasattr(h, "on_summary"):
-                h.on_summary(summary, model=c.model)
+            h.on_summary(summary, model=c.model)
     finally:
         for h in hooks:
             h.close()
@@ -234,7 +228,7 @@ def _summarize(config: FitConfig, run_dir: Path, c: Components, state, hooks: li
     final.update(state.last_eval)
     if spec.num_test:
         final.update(engine.evaluate(splits.eval_batches("test", t.eval_batch_size), "test_"))
-    pruned = any(getattr(h, "pruned", False) for h in hooks)
+    pruned = any(h.pruned for h in hooks)
     summary = {
         "status": "pruned" if pruned else "completed",
         "stop_reason": state.stop_reason or "reached the configured length",

@@ -1,7 +1,8 @@
-"""Hooks: the loop calls them at fixed points; each does one job.
+"""Hooks: what watches a run and writes it down (progress, metrics.jsonl); one job each.
 
-A hook sees the LoopState and the records the loop makes: a train record every `log_every`
-steps, an eval record after every evaluation. Adding a behaviour is adding a hook, not a branch.
+A hook sees the LoopState and the records the loop's actions make: a train record every
+`log_every` steps, an eval record after every evaluation. The protocol (`Hook`) lives in
+bigtrain/train/state.py, without TensorFlow; it is re-exported here.
 """
 
 from __future__ import annotations
@@ -12,18 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from bigtrain.rundir import MetricsWriter
-from bigtrain.train.engine import LoopState
+from bigtrain.train.state import Hook, LoopState
 
 log = logging.getLogger("bigtrain")
-
-
-class Hook:
-    def on_train_begin(self, state: LoopState) -> None: ...
-    def on_steps(self, state: LoopState) -> None: ...  # after every compiled call
-    def on_log(self, state: LoopState, record: dict[str, Any]) -> None: ...
-    def on_eval(self, state: LoopState, record: dict[str, Any], improved: bool) -> None: ...
-    def on_train_end(self, state: LoopState) -> None: ...
-    def close(self) -> None: ...
 
 
 def _fmt(record: dict[str, Any], keys: list[str]) -> str:
@@ -37,11 +29,12 @@ def _fmt(record: dict[str, Any], keys: list[str]) -> str:
 
 
 def _eta(state: LoopState) -> str:
-    done = state.step
-    if done == 0:
+    """Time left at this process's pace: its steps (since it started or resumed) over its time."""
+    done = state.step - state.start_step
+    if done <= 0:
         return "?"
     elapsed = time.time() - state.start_time
-    secs = int(elapsed / done * (state.total_steps - done))
+    secs = int(elapsed / done * (state.total_steps - state.step))
     return f"{secs // 60}:{secs % 60:02d}"
 
 
@@ -49,7 +42,7 @@ class PlainProgress(Hook):
     """Periodic log lines: readable in CI logs and files."""
 
     def on_log(self, state: LoopState, record: dict[str, Any]) -> None:
-        metrics = [k for k in record if k not in ("step", "epoch", "split", "time")]
+        metrics = [k for k in record if k not in ("step", "epoch")]
         log.info("step %d/%d  epoch %d/%d  %s  eta %s", state.step, state.total_steps,
                  state.epoch + 1, state.total_epochs, _fmt(record, metrics), _eta(state))
 
@@ -137,35 +130,3 @@ class TensorBoard(Hook):
             w.flush()
             w.close()
 
-
-class EarlyStopping(Hook):
-    """Stops after `patience` evaluations without an improvement of `trainer.monitor`."""
-
-    def __init__(self, monitor: str, patience: int):
-        self.monitor, self.patience = monitor, patience
-
-    def on_eval(self, state: LoopState, record: dict[str, Any], improved: bool) -> None:
-        state.evals_without_improvement = 0 if improved else state.evals_without_improvement + 1
-        if state.evals_without_improvement >= self.patience:
-            state.stop_reason = (f"early stopping: {self.monitor} did not improve in "
-                                 f"{self.patience} evaluations")
-            log.info("%s (best %s)", state.stop_reason, state.best.get(self.monitor))
-
-
-class Checkpoints(Hook):
-    """Saves every `every` steps (0: every epoch) and at the end; the best one kept apart."""
-
-    def __init__(self, checkpointer, every: int, steps_per_epoch: int):
-        self._ckpt = checkpointer
-        self._every = every if every > 0 else steps_per_epoch
-
-    def on_steps(self, state: LoopState) -> None:
-        if state.step % self._every == 0:
-            self._ckpt.save(state)
-
-    def on_eval(self, state: LoopState, record: dict[str, Any], improved: bool) -> None:
-        if improved:
-            self._ckpt.save_best(state)
-
-    def on_train_end(self, state: LoopState) -> None:
-        self._ckpt.save(state)

@@ -1,133 +1,115 @@
-"""The controller: how many steps each compiled call runs, when to log, evaluate, stop.
+"""The controller, in the shape of Orbit's (tensorflow/models orbit/controller.py):
 
-It reads top to bottom. Logging, checkpoints, progress and early stopping are hooks; the NaN
-guard and preemption are small actions called at fixed points.
+    while step < total:  n = next_chunk();  chunk = run(n);  for action in actions: action(chunk)
+
+The compiled steps are the engine's; everything done between calls (the NaN guard, train
+records, evaluation, early stopping, checkpoints, the hooks' on_steps, preemption) is an action
+(bigtrain/train/actions.py), and `_actions` fixes their order. Hooks watch; actions act.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import time
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from bigtrain import faults
-from bigtrain.train.engine import Engine, LoopState, is_better, resolve_mode, summarize_interval
-from bigtrain.train.preemption import Preempted, PreemptionWatcher
+from bigtrain.train.actions import (
+    Action,
+    Checkpoint,
+    Chunk,
+    EarlyStopping,
+    Evaluate,
+    Interval,
+    LogTrain,
+    NanGuard,
+    Preemption,
+    StepHooks,
+)
+from bigtrain.train.preemption import PreemptionWatcher
+from bigtrain.train.state import Hook, LoopState, resolve_mode
 
-log = logging.getLogger("bigtrain")
-
-
-class NonFiniteLoss(RuntimeError):
-    """The loss or the weights became NaN or infinite and the run cannot go on."""
-
-
-class NanGuard:
-    """`trainer.on_nan`: stop, or roll back to the last good checkpoint with half the learning
-    rate (at most `nan_max_rollbacks` times)."""
-
-    def __init__(self, mode: str, max_rollbacks: int, checkpointer, lr_scale):
-        self.mode, self.max_rollbacks = mode, max_rollbacks
-        self.checkpointer, self.lr_scale = checkpointer, lr_scale
-
-    def handle(self, state: LoopState, first_step: int) -> None:
-        where = f"between steps {first_step} and {state.step}"
-        if self.mode == "stop":
-            raise NonFiniteLoss(f"the loss or weights became NaN/Inf {where}; lower optim.lr, "
-                                f"set trainer.clip_norm, or trainer.on_nan=rollback")
-        if state.nan_rollbacks >= self.max_rollbacks:
-            raise NonFiniteLoss(f"the loss became NaN/Inf {where} after {state.nan_rollbacks} "
-                                f"rollbacks (trainer.nan_max_rollbacks); giving up")
-        rollbacks = state.nan_rollbacks + 1
-        path = self.checkpointer.restore(state)
-        if path is None:
-            raise NonFiniteLoss(f"the loss became NaN/Inf {where} before any checkpoint was "
-                                f"written; nothing to roll back to")
-        state.nan_rollbacks = rollbacks
-        self.lr_scale.assign(self.lr_scale.numpy() * 0.5)
-        log.warning("NaN/Inf %s: rolled back to %s (step %d), learning rate scale now %g "
-                    "(rollback %d of %d)", where, path, state.step, self.lr_scale.numpy(),
-                    rollbacks, self.max_rollbacks)
+if TYPE_CHECKING:  # the loop itself runs whatever engine it is given, without TensorFlow
+    from bigtrain.train.engine import Engine
 
 
-def _to_boundary(step: int, every: int) -> int:
-    return every - step % every if every > 0 else 1 << 62
+class Feed:
+    """Runs the engine's compiled steps on the training batches. Each epoch has its own seeded
+    order, so the data follows from the step alone: the iterator is rebuilt whenever the step
+    is not where it left off (a new epoch, a resume, a NaN rollback)."""
+
+    def __init__(self, engine: Engine, splits, batch_size: int, state: LoopState):
+        self.engine, self.splits, self.batch_size, self.state = engine, splits, batch_size, state
+        self._iterator, self._at = None, -1  # the step the iterator's next batch is for
+
+    def _batches_from(self, step: int):
+        spe = self.state.steps_per_epoch
+        if self._at != step or step % spe == 0:
+            batches = self.splits.train_batches(self.batch_size, step // spe).skip(step % spe)
+            self._iterator = iter(self.engine.strategy.experimental_distribute_dataset(batches))
+        return self._iterator
+
+    def train(self, n: int) -> Chunk:
+        """`n` steps in one compiled call; `state.step` moves on by `n`."""
+        state = self.state
+        state.epoch = state.step // state.steps_per_epoch
+        iterator = self._batches_from(state.step)
+        first = state.step + 1
+        tic = time.perf_counter()
+        totals = self.engine.train_steps(iterator, n)
+        seconds = time.perf_counter() - tic
+        state.step = self._at = state.step + n
+        faults.at("step", state.step)
+        return Chunk(first, state.step, totals, seconds, state.step >= state.total_steps)
 
 
-def fit_loop(engine: Engine, splits, t, state: LoopState, hooks: list, checkpointer,
-             nan_guard: NanGuard) -> None:
+def next_chunk(state: LoopState, steps_per_loop: int, actions: list[Action]) -> int:
+    """Steps for the next compiled call: at most `steps_per_loop`, and never past the end of
+    the epoch, of the run, or the next step at which an action has work to do."""
+    step, spe = state.step, state.steps_per_epoch
+    return min(steps_per_loop, spe - step % spe, state.total_steps - step,
+               *(a.steps_to_due(step) for a in actions))
+
+
+def _actions(engine: Engine, splits, t, state: LoopState, hooks: list[Hook], checkpointer,
+             lr_scale, preemption: PreemptionWatcher) -> list[Action]:
+    """The actions, in the order they run: the NaN guard before anything uses the steps;
+    early stopping and the checkpoints after the evaluation they judge and save; the hooks'
+    on_steps after the saves; preemption last, with the step's work all done."""
     spe = state.steps_per_epoch
-    eval_every = t.eval_every if t.eval_every > 0 else spe
-    ckpt_every = t.checkpoint_every if t.checkpoint_every > 0 else spe
-    mode = resolve_mode(t.monitor, t.monitor_mode)
-    tokens = max(0, splits.spec.tokens_per_example)
+    interval = Interval(engine.objective, t.batch_size, splits.spec.tokens_per_example)
     val_data = splits.eval_batches("val", t.eval_batch_size)
+    evaluate = Evaluate(lambda: engine.evaluate(val_data, "val_"), state, hooks,
+                        t.eval_every if t.eval_every > 0 else spe, t.monitor,
+                        resolve_mode(t.monitor, t.monitor_mode), t.min_delta)
+    checkpoint = Checkpoint(checkpointer, state,
+                            t.checkpoint_every if t.checkpoint_every > 0 else spe)
+    nan_guard = NanGuard(t.on_nan, t.nan_max_rollbacks, checkpointer, lr_scale, state=state,
+                         weights_finite=engine.weights_finite, interval=interval,
+                         before=(evaluate, checkpoint))
+    early = [EarlyStopping(state, t.monitor, t.patience)] if t.patience > 0 else []
+    return [nan_guard, LogTrain(interval, state, hooks, t.log_every, engine.learning_rate),
+            evaluate, *early, checkpoint, StepHooks(state, hooks),
+            Preemption(preemption, checkpointer, state)]
 
-    def evaluate() -> None:
-        record = engine.evaluate(val_data, "val_")
-        record.update(step=state.step, epoch=round(state.step / spe, 4))
-        state.last_eval = record
-        value = record.get(t.monitor, state.last_train.get(t.monitor.removeprefix("train_")))
-        improved = is_better(value, state.best.get(t.monitor), mode, t.min_delta)
-        if improved:
-            state.best = dict(record)
-        for h in hooks:
-            h.on_eval(state, record, improved)
 
+def fit_loop(engine: Engine, splits, t, state: LoopState, hooks: list[Hook], checkpointer,
+             lr_scale) -> None:
+    """Train from `state.step` until `state.total_steps` or an action or hook stops the run."""
+    preemption = PreemptionWatcher()
+    actions = _actions(engine, splits, t, state, hooks, checkpointer, lr_scale, preemption)
+    feed = Feed(engine, splits, t.batch_size, state)
+    state.start_step, state.start_time = state.step, time.time()
     for h in hooks:
         h.on_train_begin(state)
-    iterator, iter_epoch = None, -1
-    interval = np.zeros(len(engine.objective.stat_names))
-    interval_steps, interval_time = 0, 0.0
-    evaluated_at = -1
-    with PreemptionWatcher() as preemption:
+    with preemption:
         while state.step < state.total_steps and not state.stop_reason:
-            state.epoch = state.step // spe
-            if iter_epoch != state.epoch:  # a new or resumed epoch: its own seeded order
-                batches = splits.train_batches(t.batch_size, state.epoch).skip(state.step % spe)
-                iterator = iter(engine.strategy.experimental_distribute_dataset(batches))
-                iter_epoch = state.epoch
-            n = min(t.steps_per_loop, spe - state.step % spe, state.total_steps - state.step,
-                    _to_boundary(state.step, t.log_every), _to_boundary(state.step, eval_every),
-                    _to_boundary(state.step, ckpt_every))
-            first = state.step + 1
-            tic = time.perf_counter()
-            totals = engine.train_steps(iterator, n)
-            interval_time += time.perf_counter() - tic
-            state.step += n
-            faults.at("step", state.step)
-            finished = state.step >= state.total_steps
-            boundary = finished or state.step % eval_every == 0 or state.step % ckpt_every == 0
-            if not math.isfinite(float(totals[0])) or (boundary and not engine.weights_finite()):
-                nan_guard.handle(state, first)  # raises, or rolls back to a good checkpoint
-                iter_epoch = -1
-                interval[:] = 0
-                interval_steps, interval_time = 0, 0.0
-                continue
-            interval += totals
-            interval_steps += n
-            if state.step % t.log_every == 0 or finished:
-                record = summarize_interval(engine.objective, interval, interval_time,
-                                            interval_steps * t.batch_size,
-                                            interval_steps * t.batch_size * tokens)
-                record.update(step=state.step, epoch=round(state.step / spe, 4),
-                              lr=engine.learning_rate())
-                state.last_train = record
-                for h in hooks:
-                    h.on_log(state, record)
-                interval[:] = 0
-                interval_steps, interval_time = 0, 0.0
-            if state.step % eval_every == 0 or finished:
-                evaluate()
-                evaluated_at = state.step
-            for h in hooks:
-                h.on_steps(state)
-            if preemption.requested:
-                checkpointer.save(state)
-                preemption.hand_over()
-                raise Preempted(state.step, preemption.signal_name or "a signal")
-    if evaluated_at != state.step and state.step > 0:
-        evaluate()
+            chunk = feed.train(next_chunk(state, t.steps_per_loop, actions))
+            for action in actions:
+                action(chunk)
+                if chunk.discarded:  # rolled back: these steps never happened
+                    break
+    closing = Chunk.closing(state)
+    for action in actions:  # the final evaluation if one is missing, the last checkpoint
+        action.end(closing)
     for h in hooks:
         h.on_train_end(state)
