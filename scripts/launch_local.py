@@ -1,118 +1,14 @@
-"""Run one multi-worker job as N processes on this machine, each with its own TF_CONFIG.
+"""Kept for existing command lines: `python scripts/launch_local.py ARGS` runs
+`bigtrain launch ARGS` (bigtrain/launch.py, shipped with the package), e.g.
 
     python scripts/launch_local.py --workers 2 -- bigtrain fit strategy=multi_worker ...
-
-Free ports on 127.0.0.1 are found at start. Every worker gets the same command; when it is a
-`bigtrain fit` without `hydra.run.dir=`, one run dir is added for all of them (the workers
-must share it: the chief writes it, the others read its checkpoints). Output lines are
-prefixed with the worker's index. If one worker fails, the others are stopped; the exit status
-is the first non-zero one. `--timeout` bounds the whole job.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import signal
-import socket
-import subprocess
 import sys
-import threading
-import time
 
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _pump(stream, prefix: str, sink) -> None:
-    for line in iter(stream.readline, ""):
-        sink.write(f"{prefix}{line}")
-        sink.flush()
-
-
-def launch(command: list[str], workers: int, timeout: float | None = None,
-           env: dict | None = None) -> int:
-    if command and command[0] == "bigtrain":  # the same interpreter as this script
-        command = [sys.executable, "-m", "bigtrain.cli.main", *command[1:]]
-    if "fit" in command and not any(a.startswith("hydra.run.dir=") for a in command):
-        stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-        command = [*command, f"hydra.run.dir=outputs/multi_worker/{stamp}"]
-    hosts = [f"127.0.0.1:{p}" for p in free_ports(workers)]
-    procs = []
-    threads = []
-    for i in range(workers):
-        tf_config = {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}}
-        penv = {**os.environ, **(env or {}), "TF_CONFIG": json.dumps(tf_config),
-                "PYTHONUNBUFFERED": "1"}
-        p = subprocess.Popen(command, env=penv, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        procs.append(p)
-        t = threading.Thread(target=_pump, args=(p.stdout, f"[w{i}] ", sys.stdout), daemon=True)
-        t.start()
-        threads.append(t)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    status = 0
-    try:
-        while any(p.poll() is None for p in procs):
-            failed = [p.returncode for p in procs if p.returncode not in (None, 0)]
-            if failed:
-                status = failed[0]
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                print(f"launch_local: timed out after {timeout:.0f}s", file=sys.stderr)
-                status = 124
-                break
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        status = 130
-    finally:
-        _stop(procs)
-        for t in threads:
-            t.join(timeout=5)
-    if status == 0:
-        status = next((p.returncode for p in procs if p.returncode), 0)
-    return status
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    """SIGTERM the workers still running (the engine checkpoints), then SIGKILL."""
-    live = [p for p in procs if p.poll() is None]
-    for p in live:
-        os.killpg(p.pid, signal.SIGTERM)
-    end = time.monotonic() + 20
-    for p in live:
-        try:
-            p.wait(timeout=max(0.1, end - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--timeout", type=float, default=None, help="seconds for the whole job")
-    parser.add_argument("command", nargs=argparse.REMAINDER,
-                        help="-- then the command every worker runs")
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("give the command after --, e.g. -- bigtrain fit strategy=multi_worker")
-    if args.workers < 1:
-        parser.error("--workers must be >= 1")
-    return launch(command, args.workers, args.timeout)
-
+from bigtrain.cli.main import app
 
 if __name__ == "__main__":
-    sys.exit(main())
+    app(["launch", *sys.argv[1:]], prog_name="bigtrain")

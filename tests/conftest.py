@@ -1,51 +1,12 @@
-"""Shared helpers: run the real CLI in a subprocess, compose configs in-process."""
+"""Shared fixtures: the CLI run in a subprocess, and reference runs that resume tests compare
+against. Helpers the tests import are in helpers.py."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "bigtrain.cli.main"]
-
-
-def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None,
-            ) -> subprocess.CompletedProcess:
-    """Run `bigtrain ARGS` in a fresh process, as a user would (stdout is not a terminal)."""
-    full_env = {k: v for k, v in os.environ.items()
-                if k not in ("BIGTRAIN_DEBUG", "HYDRA_FULL_ERROR")}
-    full_env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
-    return subprocess.run([*CLI, *args], cwd=cwd, env=full_env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
-
-
-def checkpoint_tensors(prefix) -> dict[str, bytes]:
-    """Every saved tensor of a checkpoint as bytes, bookkeeping (save counter, loop state)
-    left out: two runs that end bitwise equal have equal dicts."""
-    import numpy as np
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(str(prefix))
-    out = {}
-    for name in reader.get_variable_to_shape_map():
-        if name.startswith(("save_counter", "loop_state")):
-            continue
-        value = reader.get_tensor(name)
-        out[name] = value if isinstance(value, bytes) else np.asarray(value).tobytes()
-    return out
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+from helpers import checkpoint_tensors, run_cli
 
 
 @pytest.fixture
@@ -54,3 +15,22 @@ def cli(tmp_path):
         return run_cli(*args, cwd=tmp_path, **kw)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory) -> Callable[..., dict[str, bytes]]:
+    """`reference_run(ARGS)`: the final checkpoint's tensors of an uninterrupted
+    `bigtrain fit ARGS` (see helpers.checkpoint_tensors), trained once per session (per xdist
+    worker) for each distinct ARGS. Kill-and-resume tests compare their resumed run to it."""
+    done: dict[tuple, dict[str, bytes]] = {}
+
+    def get(args: Sequence[str], step: int = 20) -> dict[str, bytes]:
+        key = (tuple(args), step)
+        if key not in done:
+            root = tmp_path_factory.mktemp("reference")
+            proc = run_cli("fit", *args, "hydra.run.dir=run", cwd=root)
+            assert proc.returncode == 0, proc.stderr
+            done[key] = checkpoint_tensors(root / "run" / "checkpoints" / f"ckpt-{step}")
+        return done[key]
+
+    return get

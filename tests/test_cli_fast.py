@@ -23,7 +23,8 @@ print("EXIT", code)
 
 @pytest.mark.parametrize("args", [["--help"], ["fit", "--help"], ["ls"], ["ls", "model"],
                                   ["show"], ["show", "model=mlp"], ["validate"],
-                                  ["validate", "optim.lr=-1"], ["fit", "model=nosuch"]])
+                                  ["validate", "optim.lr=-1"], ["fit", "model=nosuch"],
+                                  ["launch", "--help"]])
 def test_fast_commands_do_not_import_tensorflow(args, tmp_path):
     proc = subprocess.run([sys.executable, "-c", CHECK_NO_TF, *args], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import read_json
+from helpers import read_json
 
 from bigtrain.cli.hydra_glue import compose
 from bigtrain.config import ConfigError, to_typed

@@ -4,7 +4,7 @@ the CPU split must come before any TensorFlow op)."""
 from __future__ import annotations
 
 import pytest
-from conftest import read_jsonl
+from helpers import read_jsonl
 
 pytestmark = pytest.mark.slow
 

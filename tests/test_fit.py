@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import read_json, read_jsonl
+from helpers import read_json, read_jsonl
 
 pytestmark = pytest.mark.slow
 

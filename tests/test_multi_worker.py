@@ -1,5 +1,5 @@
 """strategy=multi_worker for real: two worker processes on 127.0.0.1, started by
-scripts/launch_local.py with a TF_CONFIG each (free ports found at run time)."""
+`bigtrain launch` with a TF_CONFIG each (free ports found at run time)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, read_json, read_jsonl
+from helpers import CLI, ROOT, read_json, read_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ def launch(tmp_path, run_dir, *extra, workers=2, env=None, timeout=240):
     scratch.mkdir(exist_ok=True)
     full_env = {**os.environ, "TMPDIR": str(scratch), **(env or {})}
     full_env.pop("BIGTRAIN_DEBUG", None)
-    cmd = [sys.executable, str(ROOT / "scripts" / "launch_local.py"), "--workers", str(workers),
+    cmd = [*CLI, "launch", "--workers", str(workers),
            "--timeout", str(timeout - 20), "--", "bigtrain", "fit", "strategy=multi_worker",
            *BASE, *extra, f"hydra.run.dir={run_dir}"]
     return subprocess.run(cmd, cwd=tmp_path, env=full_env, capture_output=True, text=True,
@@ -68,3 +68,17 @@ def test_launcher_reports_a_failing_worker(tmp_path):
     r = launch(tmp_path, tmp_path / "bad", "trainer.batch_size=33", timeout=120)
     assert r.returncode == 2
     assert "trainer.batch_size" in r.stdout and "Traceback" not in r.stdout
+
+
+def test_launch_local_script_is_bigtrain_launch(tmp_path):
+    """scripts/launch_local.py, kept for old command lines, runs `bigtrain launch`: one
+    TF_CONFIG per worker, each naming its own index, output prefixed with it."""
+    code = "import json, os; print(json.loads(os.environ['TF_CONFIG'])['task']['index'])"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "launch_local.py"), "--workers",
+                        "2", "--", sys.executable, "-c", code], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split()) == ["0", "1", "[w0]", "[w1]"]
+    bad = subprocess.run([*CLI, "launch", "--workers", "2"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2 and "give the command after --" in bad.stderr

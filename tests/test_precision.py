@@ -20,7 +20,7 @@ LM = ["dataset=synthetic", "dataset.task=lm", "dataset.vocab_size=64", "dataset.
 
 
 def curve(tmp_path, precision):
-    from conftest import read_jsonl
+    from helpers import read_jsonl
 
     from bigtrain.train.fit import train
 

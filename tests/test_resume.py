@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import CLI, checkpoint_tensors, read_json, read_jsonl, run_cli
+from helpers import CLI, checkpoint_tensors, read_json, read_jsonl, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -19,14 +19,6 @@ ARGS = ["debug=smoke", "trainer.deterministic=true", "trainer.max_steps=20",
         "trainer.progress=none", "model.dropout=0.2"]
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    root = tmp_path_factory.mktemp("reference")
-    proc = run_cli("fit", *ARGS, "hydra.run.dir=run", cwd=root)
-    assert proc.returncode == 0, proc.stderr
-    return checkpoint_tensors(root / "run" / "checkpoints" / "ckpt-20")
-
-
 @pytest.mark.parametrize("fault", [
     "step=7",         # mid-epoch, two steps after a checkpoint
     "step=6",         # just after the checkpoint of step 5
@@ -34,7 +26,8 @@ def reference(tmp_path_factory):
     "checkpoint=10",  # while the checkpoint of step 10 is being written
     "step=13",        # in the second epoch
 ])
-def test_sigkill_and_resume_is_bitwise_exact(reference, tmp_path, fault):
+def test_sigkill_and_resume_is_bitwise_exact(reference_run, tmp_path, fault):
+    reference = reference_run(ARGS)  # the uninterrupted run (conftest.py)
     killed = run_cli("fit", *ARGS, "hydra.run.dir=run", cwd=tmp_path,
                      env={"BIGTRAIN_FAULTS": f"sigkill@{fault}"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
@@ -152,9 +145,9 @@ def test_sigusr2_checkpoints_then_hands_over_to_the_handler_before_it(tmp_path):
 
     from bigtrain.cli.hydra_glue import compose
     from bigtrain.config import to_typed
+    from bigtrain.train.fit import train
     from bigtrain.train.hooks import Hook
     from bigtrain.train.preemption import Preempted
-    from bigtrain.train.fit import train
 
     class SignalAtStep2(Hook):
         sent = False

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import read_json
+from helpers import read_json
 
 pytestmark = pytest.mark.slow
 

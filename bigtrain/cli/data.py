@@ -12,10 +12,11 @@ from bigtrain.cli.params import OVERRIDES
 
 def data(
     overrides: list[str] | None = OVERRIDES,
-    examples: int = typer.Option(5, "--examples", help="Examples to show"),
+    examples: int = typer.Option(5, "--examples", min=0, help="Examples to show"),
     out: Path | None = typer.Option(None, "--out", help="PNG grid of images (default: "
                                     "./<dataset>_examples.png, for image data)"),
-    batches: int = typer.Option(50, "--batches", help="Batches to time the pipeline over"),
+    batches: int = typer.Option(50, "--batches", min=1,
+                                help="Batches to time the pipeline over"),
 ) -> None:
     """Show the configured dataset's spec, examples and input-pipeline speed."""
     from rich.console import Console

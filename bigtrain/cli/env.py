@@ -19,8 +19,8 @@ def _version(dist: str) -> str:
 
 
 def collect() -> dict:
-    from bigtrain.strategy import cluster, devices
     from bigtrain.logs import quiet_tensorflow
+    from bigtrain.strategy import cluster, devices
 
     quiet_tensorflow()
     import tensorflow as tf

@@ -7,24 +7,19 @@ from pathlib import Path
 import typer
 
 from bigtrain.cli.errors import reported
+from bigtrain.cli.params import CHECKPOINT, choice, run_dir_argument
 
 
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="A run dir written by `bigtrain fit`"),
-    split: str = typer.Option("val", "--split", help="val or test (or train)"),
-    checkpoint: str = typer.Option("latest", "--checkpoint", help="latest or best"),
+    run_dir: Path = run_dir_argument(),
+    split: str = choice("val", "--split", ("val", "test", "train"), "The split to evaluate"),
+    checkpoint: str = CHECKPOINT,
 ) -> None:
     """Evaluate a checkpoint on a split; print a table and write eval_<split>_<ckpt>.json."""
     from rich.console import Console
     from rich.table import Table
 
-    from bigtrain.config.errors import ConfigError, check_choice
-
     with reported():
-        check_choice("--split", split, ["val", "test", "train"])
-        check_choice("--checkpoint", checkpoint, ["latest", "best"])
-        if not run_dir.is_dir():
-            raise ConfigError("RUN_DIR", f"{run_dir} does not exist")
         from bigtrain.logs import quiet_tensorflow
         from bigtrain.train.restore import evaluate_run
 

@@ -12,6 +12,7 @@ from bigtrain.cli import (
     fit,
     generate,
     info,
+    launch,
     ls,
     plot,
     runs,
@@ -28,7 +29,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (fit, evaluate, export, generate, info, data, env, runs, plot, ls, show, validate):
+for module in (fit, launch, evaluate, export, generate, info, data, env, runs, plot, ls, show,
+               validate):
     module.register(app)
 
 

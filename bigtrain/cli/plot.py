@@ -6,9 +6,12 @@ from pathlib import Path
 
 import typer
 
+from bigtrain.cli.params import existing_dir
+
 
 def plot_cmd(
-    path: Path = typer.Argument(..., help="A run dir, a sweep dir, or a dir of runs."),
+    path: Path = typer.Argument(..., help="A run dir, a sweep dir, or a dir of runs.",
+                                metavar="RUN_OR_SWEEP_DIR", callback=existing_dir),
     metric: str = typer.Option("loss", "--metric", help="Plot this metric and val_<metric>."),
     out: Path | None = typer.Option(None, "--out", help="PNG path (default: "
                                     "DIR/plot_<metric>.png)."),

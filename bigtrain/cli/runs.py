@@ -10,6 +10,8 @@ from typing import Any
 
 import typer
 
+from bigtrain.cli.params import existing_dir
+
 WHERE = re.compile(r"^\s*([\w.\-/+]+)\s*(>=|<=|!=|=|>|<)\s*(.*?)\s*$")
 COLUMNS = ("status", "best", "final", "steps", "wall_s", "job")
 
@@ -42,15 +44,25 @@ def _matches(row: dict[str, Any], key: str, op: str, wanted: str) -> bool:
     return {">": a > b, "<": a < b, ">=": a >= b, "<=": a <= b}[op]
 
 
+def _where(exprs: list[str] | None) -> list[str]:
+    for expr in exprs or []:
+        if not WHERE.match(expr):
+            raise typer.BadParameter(f"{expr!r} is not KEY OP VALUE with OP one of "
+                                     "= != > < >= <=")
+    return list(exprs or [])
+
+
 def runs_cmd(
     path: Path = typer.Argument(Path("."), help="An outputs/ or multirun/ dir, a sweep dir, "
-                                "or one run dir."),
+                                "or one run dir.", metavar="DIR",
+                                callback=existing_dir),
     sort: str | None = typer.Option(None, "--sort", help="Sort by a metric (val_accuracy, "
                                     "test_loss, ...), an override key, best, final, steps or "
                                     "wall_s. Losses sort ascending, other metrics descending."),
     where: list[str] = typer.Option([], "--where", help="Keep rows where KEY OP VALUE holds "
                                     "(OP: = != > < >= <=), e.g. --where status=completed "
-                                    "--where 'val_accuracy>0.9' --where optim=adam. Repeatable."),
+                                    "--where 'val_accuracy>0.9' --where optim=adam. Repeatable.",
+                                    callback=_where),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ) -> None:
     """Tabulate runs: overrides that differ, status, best and final monitored metric."""
@@ -60,20 +72,12 @@ def runs_cmd(
     from bigtrain.sweep_table import _mark_best, find_runs, rows_for, show
 
     with reported():
-        if not path.exists():
-            raise ConfigError("DIR", f"{path} does not exist")
         dirs = find_runs(path)
         if not dirs:
             raise ConfigError("DIR", f"no runs under {path} (a run dir holds summary.json)")
         labels = [str(d.relative_to(path)) if d != path else d.name for d in dirs]
         rows = rows_for(dirs, labels)
-        filters = []
-        for expr in where:
-            m = WHERE.match(expr)
-            if not m:
-                raise ConfigError("--where", f"{expr!r} is not KEY OP VALUE with OP one of "
-                                  "= != > < >= <=")
-            filters.append(m.groups())
+        filters = [WHERE.match(expr).groups() for expr in where]
         rows = [r for r in rows if all(_matches(r, k, op, v) for k, op, v in filters)]
         extra: tuple[str, ...] = ()
         if sort:

@@ -22,7 +22,7 @@ class TrialConfig(GroupSchema):
     study: str = ""
     trial_id: int = -1  # -1: not a trial of a search
     pruner: str = "none"  # none | median | halving
-    pruner_warmup: int = 0  # median: evaluations before pruning; halving: min resource
+    pruner_warmup: int = 0  # median: training steps before pruning; halving: min resource
     pruner_startup: int = 2  # median: finished trials before pruning starts
 
     def validate(self) -> None:
@@ -38,7 +38,7 @@ class TrialConfig(GroupSchema):
 @dataclass
 class TrainerConfig(GroupSchema):
     group: ClassVar[str] = "trainer"
-    epochs: int = 10
+    epochs: int = 12
     max_steps: int = -1  # > 0: train exactly this many steps, whatever `epochs` says
     batch_size: int = 32  # global batch, over all replicas
     eval_batch_size: int = 256

@@ -42,7 +42,7 @@ def read_parquet(path: Path) -> tuple[list[str], list[list[str]]]:
         import pyarrow.parquet as pq
     except ImportError as ex:  # pyarrow comes with tensorflow-datasets
         raise ConfigError("dataset.path", "reading Parquet needs pyarrow: pip install "
-                          "pyarrow") from ex
+                          "'bigtrain[parquet]'") from ex
     try:
         table = pq.read_table(path)
     except Exception as ex:  # pyarrow raises its own error types for damaged files

@@ -2,9 +2,10 @@
 
 FLOPs come from TensorFlow's graph profiler on the frozen forward pass of one example (a
 multiply-add counts 2); a training step is estimated at 3x the forward pass (backward ~ 2x).
-Activation memory sums every layer's output at the configured batch in the compute dtype:
-what the forward pass keeps for the backward pass, an upper-bound estimate (XLA and Grappler
-can fuse some away).
+Activation memory sums every top-level layer's output at the configured batch in the compute
+dtype: what the forward pass keeps for the backward pass. A composite layer (a transformer
+block) counts only its output, not its internals (the attention matrix, the MLP's hidden
+activations), so for such models the figure is a lower bound.
 """
 
 from __future__ import annotations

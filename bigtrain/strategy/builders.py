@@ -93,7 +93,7 @@ def cluster_resolver(cfg):
         return tf.distribute.cluster_resolver.SlurmClusterResolver(
             port_base=cfg.port_base, gpus_per_task=cfg.gpus_per_task or None)
     raise ConfigError("strategy.cluster", "multi_worker needs a cluster: set TF_CONFIG in "
-                      "each worker (scripts/launch_local.py does it on one machine) or start "
+                      "each worker (`bigtrain launch` does it on one machine) or start "
                       "the workers with srun under SLURM")
 
 

@@ -25,7 +25,7 @@ class OptunaSweeperConf:
     # one per objective: minimize | maximize | auto (monitor: from trainer.monitor_mode)
     directions: list[str] = field(default_factory=lambda: ["auto"])
     pruner: str = "none"  # none | median | halving (single objective only)
-    pruner_warmup: int = 0  # median: steps before pruning; halving: min resource
+    pruner_warmup: int = 0  # median: training steps before pruning; halving: min resource
     pruner_startup: int = 2  # median: finished trials before pruning starts
     # where the study lives: journal (a file in the sweep dir, shared by parallel jobs), or
     # an RDB URL such as sqlite:///search.db. Re-running with the same sweep dir resumes it.

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import CLI, read_json, run_cli
+from helpers import CLI, read_json, run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import read_json, run_cli
+from helpers import read_json, run_cli
 
 pytestmark = pytest.mark.slow
 

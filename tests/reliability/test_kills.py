@@ -9,7 +9,7 @@ import re
 import signal
 
 import pytest
-from conftest import checkpoint_tensors, read_json, read_jsonl, run_cli
+from helpers import checkpoint_tensors, read_json, read_jsonl, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -30,16 +30,9 @@ def fault_for(seed: int) -> str:
     return f"checkpoint={EVERY * rng.randint(1, 3)}"
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    root = tmp_path_factory.mktemp("reference")
-    proc = run_cli("fit", *ARGS, "hydra.run.dir=run", cwd=root)
-    assert proc.returncode == 0, proc.stderr
-    return checkpoint_tensors(root / "run" / "checkpoints" / "ckpt-20")
-
-
 @pytest.mark.parametrize("seed", [0, 3, 4, 5])  # checkpoint=10, step=19, step=11, eval=3
-def test_random_sigkill_loses_nothing(reference, tmp_path, seed):
+def test_random_sigkill_loses_nothing(reference_run, tmp_path, seed):
+    reference = reference_run(ARGS)  # the uninterrupted run (conftest.py)
     fault = fault_for(seed)
     killed = run_cli("fit", *ARGS, "hydra.run.dir=run", cwd=tmp_path,
                      env={"BIGTRAIN_FAULTS": f"sigkill@{fault}"})

@@ -5,7 +5,7 @@ and its plugins unless the user allows it; job configs cannot name callables at 
 from __future__ import annotations
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 pytestmark = pytest.mark.slow
 
