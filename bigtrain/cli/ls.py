@@ -1,4 +1,7 @@
-"""`bigtrain ls [GROUP]`: config groups and their options, described by their YAML headers."""
+"""`bigtrain ls [GROUP]`: config groups and their options, described by their YAML headers.
+
+A group with a registry lists the options whose schema it knows (bigtrain/registry.py); an
+option that shares another's schema says which (`mnist` is a `tfds` dataset)."""
 
 from __future__ import annotations
 
@@ -18,7 +21,17 @@ def ls(group: str | None = typer.Argument(None, help="Show only this group, e.g.
     from bigtrain.config.errors import ConfigError
 
     with reported():
+        from bigtrain.config.schema import REGISTRIES, option_schemas
+
         groups = {g: opts for g, opts in catalog().items() if g.split("/")[0] not in HIDDEN}
+        schemas = option_schemas()
+        for g in list(groups):
+            registry = REGISTRIES.get(g.split("/")[0])
+            if registry is None:
+                continue
+            known = {o: s for (gg, o), s in schemas.items() if gg == g}
+            groups[g] = {o: _with_schema(d, known[o], o) for o, d in groups[g].items()
+                         if o in known}
         if group is not None and group not in groups:
             raise ConfigError("GROUP", f"no config group {group!r}. Available: "
                               + ", ".join(sorted(groups)))
@@ -37,6 +50,13 @@ def ls(group: str | None = typer.Argument(None, help="Show only this group, e.g.
         if not console.is_terminal:  # piped: one line per option, for grep and scripts
             console = Console(width=250)
         console.print(table)
+
+
+def _with_schema(description: str, schema: type, option: str) -> str:
+    from bigtrain.registry import option_of
+
+    base = option_of(schema)
+    return f"{description} (schema: {base})" if base not in (option, "schedule") else description
 
 
 def register(app: typer.Typer) -> None:

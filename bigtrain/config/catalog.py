@@ -49,3 +49,25 @@ def defaults() -> dict[str, str]:
                 if not key.startswith("override") and value is not None:
                     chosen[key] = ",".join(value) if isinstance(value, list) else str(value)
     return chosen
+
+
+def schema_options() -> dict[tuple[str, str], str]:
+    """(group, option) -> the schema option its YAML merges onto, from the
+    `/schema/<group>/<schema option>@_here_` entry of its defaults list."""
+    out: dict[tuple[str, str], str] = {}
+
+    def walk(node: Traversable, prefix: str) -> None:
+        for child in node.iterdir():
+            if not child.is_dir() or child.name.startswith(("_", ".")):
+                continue
+            group = f"{prefix}{child.name}"
+            for item in child.iterdir():
+                if item.is_file() and item.name.endswith(".yaml"):
+                    data = yaml.safe_load(item.read_text()) or {}
+                    for entry in data.get("defaults", []) if isinstance(data, dict) else []:
+                        if isinstance(entry, str) and entry.startswith(f"/schema/{group}/"):
+                            out[(group, item.name[:-5])] = entry.split("/")[-1].split("@")[0]
+            walk(child, group + "/")
+
+    walk(files(PACKAGE), "")
+    return out

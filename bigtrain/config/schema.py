@@ -1,11 +1,11 @@
-"""Structured schemas for every config group, and the typed view of a whole run.
+"""The typed view of a whole run, and the glue from the group registries to Hydra.
 
 Each option of a group (conf/<group>/<name>.yaml) starts its defaults list with
-`/schema/<group>/<name>@_here_`, so Hydra merges the YAML onto its dataclass (defined in
-bigtrain/config/<group>.py and listed in SCHEMAS below): unknown keys and wrong types are
-rejected while composing. Ranges are checked in `__post_init__`, which runs when the task
-converts the composed config to these objects (`to_typed`), before TensorFlow is imported.
-A new option is one YAML, one dataclass, one line in SCHEMAS, and one registered builder.
+`/schema/<group>/<option>@_here_`, so Hydra merges the YAML onto its dataclass (defined in the
+group's `schemas.py` and found by the group's registry, see bigtrain/registry.py): unknown
+keys and wrong types are rejected while composing. Ranges are checked in `__post_init__`,
+which runs when the task converts the composed config to these objects (`to_typed`), before
+TensorFlow is imported.
 """
 
 from __future__ import annotations
@@ -16,101 +16,53 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from bigtrain.config.base import GroupSchema
-from bigtrain.config.dataset import (
-    CSVConfig,
-    DatasetConfig,
-    DigitsConfig,
-    ImageFolderConfig,
-    SyntheticConfig,
-    TextClassificationConfig,
-    TextConfig,
-    TFDSConfig,
-    TFRecordConfig,
-)
 from bigtrain.config.errors import ConfigError
-from bigtrain.config.logger import (
-    CSVLoggerConfig,
-    LoggerConfig,
-    MLflowLoggerConfig,
-    TensorBoardLoggerConfig,
-)
-from bigtrain.config.model import CNNConfig, MLPConfig, ModelConfig, RNNConfig, TransformerConfig
-from bigtrain.config.optim import (
-    AdafactorConfig,
-    AdagradConfig,
-    AdamConfig,
-    AdamWConfig,
-    LionConfig,
-    MomentumConfig,
-    OptimConfig,
-    RMSpropConfig,
-    ScheduleConfig,
-    SGDConfig,
-)
-from bigtrain.config.strategy import (
-    AutoStrategyConfig,
-    CPUStrategyConfig,
-    GPUStrategyConfig,
-    MirroredStrategyConfig,
-    MultiWorkerStrategyConfig,
-    ParameterServerStrategyConfig,
-    StrategyConfig,
-    TPUStrategyConfig,
-)
-from bigtrain.config.trainer import TrainerConfig
+from bigtrain.data import DATASETS
+from bigtrain.data.schemas import DatasetConfig
+from bigtrain.loggers import LOGGERS
+from bigtrain.loggers.schemas import LoggerConfig
+from bigtrain.models import MODELS
+from bigtrain.models.schemas import ModelConfig
+from bigtrain.optim import OPTIMIZERS
+from bigtrain.optim.schemas import OptimConfig
+from bigtrain.registry import Registry
+from bigtrain.strategy import STRATEGIES
+from bigtrain.strategy.schemas import StrategyConfig
+from bigtrain.train import TRAINERS
+from bigtrain.train.schemas import TrainerConfig
 
-# ----------------------------------------------------------------------------- registry
-#: (group, option) -> schema. The YAML of option `name` in `group` merges onto this node.
-SCHEMAS: dict[tuple[str, str], type] = {
-    ("dataset", "digits"): DigitsConfig,
-    ("dataset", "synthetic"): SyntheticConfig,
-    ("dataset", "text"): TextConfig,
-    ("dataset", "text_stdlib"): TextConfig,
-    ("dataset", "csv"): CSVConfig,
-    ("dataset", "image_folder"): ImageFolderConfig,
-    ("dataset", "text_classification"): TextClassificationConfig,
-    ("dataset", "tfds"): TFDSConfig,
-    ("dataset", "mnist"): TFDSConfig,
-    ("dataset", "fashion_mnist"): TFDSConfig,
-    ("dataset", "cifar10"): TFDSConfig,
-    ("dataset", "imdb_reviews"): TFDSConfig,
-    ("dataset", "tfrecord"): TFRecordConfig,
-    ("model", "mlp"): MLPConfig,
-    ("model", "cnn"): CNNConfig,
-    ("model", "transformer"): TransformerConfig,
-    ("model", "rnn"): RNNConfig,
-    ("optim", "sgd"): SGDConfig,
-    ("optim", "momentum"): MomentumConfig,
-    ("optim", "adam"): AdamConfig,
-    ("optim", "adamw"): AdamWConfig,
-    ("optim", "adagrad"): AdagradConfig,
-    ("optim", "rmsprop"): RMSpropConfig,
-    ("optim", "lion"): LionConfig,
-    ("optim", "adafactor"): AdafactorConfig,
-    ("logger", "tensorboard"): TensorBoardLoggerConfig,
-    ("logger", "csv"): CSVLoggerConfig,
-    ("logger", "mlflow"): MLflowLoggerConfig,
-    ("strategy", "auto"): AutoStrategyConfig,
-    ("strategy", "cpu"): CPUStrategyConfig,
-    ("strategy", "mirrored"): MirroredStrategyConfig,
-    ("strategy", "gpu"): GPUStrategyConfig,
-    ("strategy", "multi_worker"): MultiWorkerStrategyConfig,
-    ("strategy", "tpu"): TPUStrategyConfig,
-    ("strategy", "parameter_server"): ParameterServerStrategyConfig,
-    ("trainer", "default"): TrainerConfig,
-}
-
+#: every config group with a schema, by the group's name
+REGISTRIES: dict[str, Registry] = {r.group: r for r in (DATASETS, MODELS, OPTIMIZERS,
+                                                          STRATEGIES, TRAINERS, LOGGERS)}
+#: the groups every run has exactly one option of (`logger` takes a list)
 GROUPS = ("dataset", "model", "optim", "strategy", "trainer")
 
 
 def register_schemas() -> None:
-    """Store every schema under `schema/<group>/<option>` in Hydra's ConfigStore (idempotent)."""
+    """Store every registered schema under `schema/<group>/<option>` in Hydra's ConfigStore
+    (sub-groups as `schema/optim/schedule/<option>`; idempotent)."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
-    for (group, option), node in SCHEMAS.items():
-        cs.store(group=f"schema/{group}", name=option, node=node)
-    cs.store(group="schema/optim/schedule", name="schedule", node=ScheduleConfig)
+    for registry in REGISTRIES.values():
+        for group, options in registry.all_schemas().items():
+            for option, node in options.items():
+                cs.store(group="schema/" + group.replace(".", "/"), name=option, node=node)
+
+
+def option_schemas() -> dict[tuple[str, str], type]:
+    """(group, option) -> schema for every YAML option shipped in conf/<group>/, read from the
+    `/schema/<group>/<schema option>@_here_` line that starts its defaults list (so
+    `dataset=mnist` is the tfds schema)."""
+    from bigtrain.config.catalog import schema_options
+
+    out: dict[tuple[str, str], type] = {}
+    for (group, option), schema_option in schema_options().items():
+        registry = REGISTRIES.get(group.split("/")[0])
+        schemas = registry.all_schemas().get(group.replace("/", "."), {}) if registry else {}
+        if schema_option in schemas:
+            out[(group, option)] = schemas[schema_option]
+    return out
 
 
 @dataclass
@@ -173,9 +125,8 @@ def _loggers(node) -> dict[str, LoggerConfig]:
         except Exception as e:
             raise ConfigError(f"logger.{name}", _omegaconf_message(e)) from e
         if not isinstance(obj, LoggerConfig) or obj.name != name:
-            known = sorted(o for g, o in SCHEMAS if g == "logger")
-            raise ConfigError(f"logger.{name}", "not a logger; choose from " + ", ".join(known)
-                              + " with logger=[...]")
+            raise ConfigError(f"logger.{name}", "not a logger; choose from "
+                              + ", ".join(LOGGERS.names()) + " with logger=[...]")
         unknown = [k for k in sub.keys() if k not in field_names(type(obj))]
         if unknown:
             raise ConfigError(f"logger.{name}.{unknown[0]}", "unknown key. Allowed keys: "
@@ -189,19 +140,26 @@ def from_resolved(resolved: dict[str, Any]) -> FitConfig:
     node = {}
     for group in GROUPS:
         part = dict(resolved.get(group) or {})
-        option = part.get("name", "default")
-        schema = SCHEMAS.get((group, option))
-        if schema is None and group == "dataset" and "data_dir" in part:
-            schema = TFDSConfig  # its `name` is the TFDS dataset's
-        if schema is None:
-            raise ConfigError(group, f"this bigtrain does not know {group} option {option!r}")
-        node[group] = OmegaConf.merge(OmegaConf.structured(schema), part)
+        node[group] = OmegaConf.merge(OmegaConf.structured(schema_of(group, part)), part)
     for name, part in (resolved.get("logger") or {}).items():
-        schema = SCHEMAS.get(("logger", name))
-        if schema is not None:
-            node.setdefault("logger", {})[name] = OmegaConf.merge(OmegaConf.structured(schema),
-                                                                  part)
+        if name in LOGGERS.schemas():
+            node.setdefault("logger", {})[name] = OmegaConf.merge(
+                OmegaConf.structured(LOGGERS.schemas()[name]), part)
     return to_typed(OmegaConf.create(node))
+
+
+def schema_of(group: str, part: dict[str, Any]) -> type:
+    """The schema of a resolved group node: the option its `name` names, else the one schema
+    whose keys are exactly the node's (`dataset.name` of a TFDS dataset is TFDS's name)."""
+    schemas = REGISTRIES[group].schemas()
+    option = part.get("name", "default")
+    if option in schemas:
+        return schemas[option]
+    keys = set(part)
+    matches = [s for s in schemas.values() if set(field_names(s)) == keys]
+    if len(matches) == 1:
+        return matches[0]
+    raise ConfigError(group, f"this bigtrain does not know {group} option {option!r}")
 
 
 def _omegaconf_message(e: Exception) -> str:

@@ -1,30 +1,19 @@
-"""Datasets: one module per source, registered by name; each returns a `Splits`."""
+"""Datasets: one module per source, each builder registered with its schema; each returns a
+`Splits`."""
 
 from __future__ import annotations
 
 from bigtrain.data.spec import DatasetSpec
 from bigtrain.registry import Registry
 
-DATASETS: Registry = Registry("dataset")
+DATASETS: Registry = Registry("dataset", "bigtrain.data")
 
 
 def build_dataset(cfg):  # -> bigtrain.data.pipeline.Splits
     """Build the configured dataset's splits (imports TensorFlow)."""
-    # importing the source modules registers them
-    from bigtrain.data import (  # noqa: F401
-        augment,
-        csv_table,
-        digits,
-        image_folder,
-        synthetic,
-        text,
-        text_classification,
-        tfds_source,
-        tfrecord,
-    )
+    from bigtrain.data import augment
 
-    # a schema may name its loader (TFDS: `name` is the TFDS dataset, the loader is tfds)
-    splits = DATASETS.get(getattr(type(cfg), "loader", None) or cfg.name)(cfg)
+    splits = DATASETS.build(cfg)
     augment.check_fits(cfg.augment, splits.spec)
     splits.augment = augment.example_fn(cfg.augment, splits.spec)
     splits.augment_batch = augment.batch_fn(cfg.augment, splits.spec)

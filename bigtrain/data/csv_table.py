@@ -19,6 +19,7 @@ import numpy as np
 from bigtrain.config.errors import ConfigError
 from bigtrain.data import DATASETS
 from bigtrain.data.pipeline import Splits, from_arrays, split_arrays
+from bigtrain.data.schemas import CSVConfig
 
 log = logging.getLogger("bigtrain")
 MISSING_VALUES = {"", "na", "nan", "null", "none", "?"}
@@ -98,7 +99,7 @@ def read_rows(path: Path, delimiter: str, on_bad: str = "fail",
     return header, rows, len(ragged)
 
 
-@DATASETS.register("csv")
+@DATASETS.register(CSVConfig)
 def build_csv(cfg) -> Splits:
     path = Path(cfg.path).expanduser()
     header, rows, skipped = read_rows(path, cfg.delimiter, cfg.on_bad_record)

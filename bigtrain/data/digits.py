@@ -6,9 +6,10 @@ import numpy as np
 
 from bigtrain.data import DATASETS
 from bigtrain.data.pipeline import Splits, from_arrays
+from bigtrain.data.schemas import DigitsConfig
 
 
-@DATASETS.register("digits")
+@DATASETS.register(DigitsConfig)
 def build_digits(cfg) -> Splits:
     from sklearn.datasets import load_digits
 

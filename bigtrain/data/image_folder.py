@@ -17,6 +17,7 @@ import tensorflow as tf
 from bigtrain.config.errors import ConfigError
 from bigtrain.data import DATASETS
 from bigtrain.data.pipeline import Splits, split_arrays
+from bigtrain.data.schemas import ImageFolderConfig
 from bigtrain.data.spec import DatasetSpec
 
 log = logging.getLogger("bigtrain")
@@ -63,7 +64,7 @@ def find_bad(paths: list[str], decode) -> list[str]:
     return [p for p in paths if p not in good]
 
 
-@DATASETS.register("image_folder")
+@DATASETS.register(ImageFolderConfig)
 def build_image_folder(cfg) -> Splits:
     root = Path(cfg.path).expanduser()
     paths, labels, classes = list_images(root)

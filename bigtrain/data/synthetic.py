@@ -6,6 +6,7 @@ import numpy as np
 
 from bigtrain.data import DATASETS
 from bigtrain.data.pipeline import Splits, from_arrays
+from bigtrain.data.schemas import SyntheticConfig
 
 
 def _classification(cfg, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -36,7 +37,7 @@ def _lm(cfg, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return seq[:, :-1], seq[:, 1:]
 
 
-@DATASETS.register("synthetic")
+@DATASETS.register(SyntheticConfig)
 def build_synthetic(cfg) -> Splits:
     rng = np.random.default_rng(cfg.seed + 12_345)
     make = {"classification": _classification, "regression": _regression, "lm": _lm}[cfg.task]

@@ -20,6 +20,7 @@ import numpy as np
 from bigtrain.config.errors import ConfigError
 from bigtrain.data import DATASETS
 from bigtrain.data.pipeline import Splits, from_arrays, split_arrays
+from bigtrain.data.schemas import TextConfig
 
 log = logging.getLogger("bigtrain")
 
@@ -90,7 +91,7 @@ def read_corpus(files: list[Path], max_chars: int, need_utf8: bool, on_bad: str,
     return (raw.decode("utf-8", errors="ignore") if need_utf8 else raw), len(skipped)
 
 
-@DATASETS.register("text")
+@DATASETS.register(TextConfig)
 def build_text(cfg) -> Splits:
     files = find_files(cfg.path)
     corpus, skipped = read_corpus(files, cfg.max_chars, cfg.vocab == "char", cfg.on_bad_record)

@@ -13,6 +13,7 @@ from bigtrain.config.errors import ConfigError
 from bigtrain.data import DATASETS
 from bigtrain.data.csv_table import read_rows
 from bigtrain.data.pipeline import Splits, from_arrays
+from bigtrain.data.schemas import TextClassificationConfig
 from bigtrain.data.text import read_utf8
 
 log = logging.getLogger("bigtrain")
@@ -50,7 +51,7 @@ def _from_csv(path: Path, cfg) -> tuple[list[bytes], list[str], int]:
     return [r[ti].encode("utf-8") for r in rows], [r[li] for r in rows], skipped
 
 
-@DATASETS.register("text_classification")
+@DATASETS.register(TextClassificationConfig)
 def build_text_classification(cfg) -> Splits:
     path = Path(cfg.path).expanduser()
     if not path.exists():

@@ -17,6 +17,7 @@ import tensorflow as tf
 from bigtrain.config.errors import ConfigError
 from bigtrain.data import DATASETS
 from bigtrain.data.pipeline import Splits
+from bigtrain.data.schemas import TFDSConfig
 from bigtrain.data.spec import DatasetSpec
 
 log = logging.getLogger("bigtrain")
@@ -40,7 +41,7 @@ def _count(ds: tf.data.Dataset) -> int:
     return int(ds.reduce(0, lambda c, _: c + 1))
 
 
-@DATASETS.register("tfds")
+@DATASETS.register(TFDSConfig)
 def build_tfds(cfg) -> Splits:
     import tensorflow_datasets as tfds
 

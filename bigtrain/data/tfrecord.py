@@ -22,6 +22,7 @@ import tensorflow as tf
 from bigtrain.config.errors import ConfigError
 from bigtrain.data import DATASETS
 from bigtrain.data.pipeline import Splits, split_arrays
+from bigtrain.data.schemas import TFRecordConfig
 from bigtrain.data.spec import DatasetSpec
 from bigtrain.data.text import find_files
 
@@ -85,7 +86,7 @@ def _scan(path: Path, n: int, cfg, parse) -> tuple[np.ndarray, np.ndarray]:
     return good, labels
 
 
-@DATASETS.register("tfrecord")
+@DATASETS.register(TFRecordConfig)
 def build_tfrecord(cfg) -> Splits:
     files = find_files(cfg.path)
     parse = parser(cfg)

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from bigtrain.config.errors import ConfigError
 from bigtrain.models import MODELS
+from bigtrain.models.schemas import CNNConfig
 
 
 @keras.saving.register_keras_serializable("bigtrain")
@@ -49,17 +50,17 @@ def _block(x, width: int, stride: int, cfg, conv, name: str):
     shortcut = x
     y = conv(width, cfg.kernel_size, strides=stride, padding="same", use_bias=False,
              name=f"{name}_conv1")(x)
-    y = FusedBatchNorm(name=f"{name}_bn1")(y)
+    y = FusedBatchNorm(momentum=cfg.bn_momentum, name=f"{name}_bn1")(y)
     y = keras.layers.Activation(cfg.activation)(y)
     y = conv(width, cfg.kernel_size, padding="same", use_bias=False, name=f"{name}_conv2")(y)
-    y = FusedBatchNorm(name=f"{name}_bn2")(y)
+    y = FusedBatchNorm(momentum=cfg.bn_momentum, name=f"{name}_bn2")(y)
     if stride != 1 or shortcut.shape[-1] != width:
         shortcut = conv(width, 1, strides=stride, use_bias=False, name=f"{name}_proj")(shortcut)
-        shortcut = FusedBatchNorm(name=f"{name}_proj_bn")(shortcut)
+        shortcut = FusedBatchNorm(momentum=cfg.bn_momentum, name=f"{name}_proj_bn")(shortcut)
     return keras.layers.Activation(cfg.activation)(keras.layers.Add()([y, shortcut]))
 
 
-@MODELS.register("cnn")
+@MODELS.register(CNNConfig)
 def build_cnn(cfg, spec) -> keras.Model:
     if spec.task == "lm":
         raise ConfigError("model", "model=cnn does not model language (dataset task 'lm'); "
@@ -83,7 +84,7 @@ def build_cnn(cfg, spec) -> keras.Model:
     pool = keras.layers.GlobalAveragePooling2D if two_d else keras.layers.GlobalAveragePooling1D
 
     x = conv(cfg.widths[0], cfg.kernel_size, padding="same", use_bias=False, name="stem")(x)
-    x = FusedBatchNorm(name="stem_bn")(x)
+    x = FusedBatchNorm(momentum=cfg.bn_momentum, name="stem_bn")(x)
     x = keras.layers.Activation(cfg.activation)(x)
     for s, width in enumerate(cfg.widths):
         for b in range(cfg.blocks_per_stage):

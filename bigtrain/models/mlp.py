@@ -5,14 +5,16 @@ from __future__ import annotations
 import keras
 
 from bigtrain.models import MODELS
+from bigtrain.models.schemas import MLPConfig
 
 
-def _norm(kind: str) -> keras.layers.Layer | None:
-    return {"batch": keras.layers.BatchNormalization, "layer": keras.layers.LayerNormalization,
-            }.get(kind, lambda: None)()
+def _norm(cfg) -> keras.layers.Layer | None:
+    if cfg.norm == "batch":
+        return keras.layers.BatchNormalization(momentum=cfg.bn_momentum)
+    return keras.layers.LayerNormalization() if cfg.norm == "layer" else None
 
 
-@MODELS.register("mlp")
+@MODELS.register(MLPConfig)
 def build_mlp(cfg, spec) -> keras.Model:
     inputs = keras.Input(shape=spec.input_shape, dtype=spec.input_dtype, name="inputs")
     if spec.task == "lm":
@@ -22,7 +24,7 @@ def build_mlp(cfg, spec) -> keras.Model:
         x = keras.layers.Flatten()(inputs)
     for i, width in enumerate(cfg.hidden):
         x = keras.layers.Dense(width, name=f"dense_{i}")(x)
-        norm = _norm(cfg.norm)
+        norm = _norm(cfg)
         if norm is not None:
             x = norm(x)
         x = keras.layers.Activation(cfg.activation)(x)

@@ -7,9 +7,10 @@ import keras
 
 from bigtrain.config.errors import ConfigError
 from bigtrain.models import MODELS
+from bigtrain.models.schemas import RNNConfig
 
 
-@MODELS.register("rnn")
+@MODELS.register(RNNConfig)
 def build_rnn(cfg, spec) -> keras.Model:
     causal = spec.task == "lm"
     if causal and cfg.bidirectional:

@@ -21,6 +21,7 @@ from keras import ops
 
 from bigtrain.config.errors import ConfigError
 from bigtrain.models import MODELS
+from bigtrain.models.schemas import TransformerConfig
 
 NEG_INF = -1e9
 
@@ -333,7 +334,7 @@ def _patches(x, spec, patch: int):
     return keras.layers.Reshape(((h // patch) * (w // patch), patch * patch * c))(x)
 
 
-@MODELS.register("transformer")
+@MODELS.register(TransformerConfig)
 def build_transformer(cfg, spec) -> keras.Model:
     _check(cfg, spec)
     d = cfg.d_model

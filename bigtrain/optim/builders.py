@@ -12,6 +12,15 @@ import keras
 import tensorflow as tf
 
 from bigtrain.optim import OPTIMIZERS
+from bigtrain.optim.schemas import (
+    AdafactorConfig,
+    AdagradConfig,
+    AdamConfig,
+    AdamWConfig,
+    LionConfig,
+    RMSpropConfig,
+    SGDConfig,
+)
 
 
 class _FusedAdamUpdate:
@@ -54,20 +63,19 @@ def _common(cfg) -> dict:
     return out
 
 
-@OPTIMIZERS.register("sgd")
-@OPTIMIZERS.register("momentum")
+@OPTIMIZERS.register(SGDConfig)  # and MomentumConfig, its subclass
 def build_sgd(cfg, lr) -> keras.optimizers.Optimizer:
     return keras.optimizers.SGD(learning_rate=lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                 **_common(cfg))
 
 
-@OPTIMIZERS.register("adam")
+@OPTIMIZERS.register(AdamConfig)
 def build_adam(cfg, lr) -> keras.optimizers.Optimizer:
     return FusedAdam(learning_rate=lr, beta_1=cfg.beta_1, beta_2=cfg.beta_2,
                      epsilon=cfg.epsilon, **_common(cfg))
 
 
-@OPTIMIZERS.register("adamw")
+@OPTIMIZERS.register(AdamWConfig)
 def build_adamw(cfg, lr) -> keras.optimizers.Optimizer:
     common = _common(cfg)
     common.setdefault("weight_decay", 0.0)
@@ -75,26 +83,26 @@ def build_adamw(cfg, lr) -> keras.optimizers.Optimizer:
                       epsilon=cfg.epsilon, **common)
 
 
-@OPTIMIZERS.register("adagrad")
+@OPTIMIZERS.register(AdagradConfig)
 def build_adagrad(cfg, lr) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adagrad(learning_rate=lr, epsilon=cfg.epsilon,
                                     initial_accumulator_value=cfg.initial_accumulator_value,
                                     **_common(cfg))
 
 
-@OPTIMIZERS.register("rmsprop")
+@OPTIMIZERS.register(RMSpropConfig)
 def build_rmsprop(cfg, lr) -> keras.optimizers.Optimizer:
     return keras.optimizers.RMSprop(learning_rate=lr, rho=cfg.rho, momentum=cfg.momentum,
                                     epsilon=cfg.epsilon, centered=cfg.centered, **_common(cfg))
 
 
-@OPTIMIZERS.register("lion")
+@OPTIMIZERS.register(LionConfig)
 def build_lion(cfg, lr) -> keras.optimizers.Optimizer:
     return keras.optimizers.Lion(learning_rate=lr, beta_1=cfg.beta_1, beta_2=cfg.beta_2,
                                  **_common(cfg))
 
 
-@OPTIMIZERS.register("adafactor")
+@OPTIMIZERS.register(AdafactorConfig)
 def build_adafactor(cfg, lr) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adafactor(learning_rate=lr, beta_2_decay=cfg.beta_2_decay,
                                       epsilon_1=cfg.epsilon_1, epsilon_2=cfg.epsilon_2,

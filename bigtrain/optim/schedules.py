@@ -1,17 +1,18 @@
 """Learning-rate schedules, and the scale the NaN guard halves.
 
-`Schedule` is one Keras LearningRateSchedule for every kind in conf/optim/schedule/: a factor
-of the base rate, computed from the optimizer's step with TensorFlow ops, so it runs inside the
-compiled step and is saved with the optimizer's iteration counter. Warmup is linear from
-lr/warmup_steps to lr, in steps or as a fraction of the run's total steps.
+`Schedule` is one Keras LearningRateSchedule for every kind registered in
+`schedule_kinds.SCHEDULES` (conf/optim/schedule/): a factor of the base rate, computed from
+the optimizer's step with TensorFlow ops, so it runs inside the compiled step and is saved
+with the optimizer's iteration counter. Warmup is linear from lr/warmup_steps to lr, in steps
+or as a fraction of the run's total steps.
 """
 
 from __future__ import annotations
 
-import math
-
 import keras
 import tensorflow as tf
+
+from bigtrain.optim.schedule_kinds import SCHEDULES, At
 
 
 def warmup_steps(warmup: float, total_steps: int) -> int:
@@ -33,22 +34,10 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
         w = float(self.warmup_steps)
         after = tf.maximum(s - w, 0.0)  # steps since warmup ended
         span = float(max(1, self.total_steps - self.warmup_steps))
-        progress = tf.minimum(after / span, 1.0)
-        m = self.min_lr_ratio
-        if self.name == "constant":
-            f = tf.constant(1.0)
-        elif self.name == "step":
-            f = tf.pow(self.decay_rate, tf.floor(after / self.decay_steps))
-        elif self.name == "exponential":
-            f = tf.pow(self.decay_rate, after / self.decay_steps)
-        elif self.name in ("cosine", "warmup_cosine"):
-            f = m + (1.0 - m) * 0.5 * (1.0 + tf.cos(math.pi * progress))
-        elif self.name == "linear":
-            f = 1.0 - (1.0 - m) * progress
-        elif self.name == "inverse_sqrt":
-            f = tf.sqrt(max(w, 1.0) / tf.maximum(s + 1.0, max(w, 1.0)))
-        else:
-            raise ValueError(f"unknown schedule {self.name!r}")
+        at = At(step=s, after=after, progress=tf.minimum(after / span, 1.0),
+                warmup_steps=self.warmup_steps, min_lr_ratio=self.min_lr_ratio,
+                decay_rate=self.decay_rate, decay_steps=self.decay_steps)
+        f = SCHEDULES.get(self.name)(at, tf)
         if self.warmup_steps > 0:
             f = f * tf.minimum(1.0, (s + 1.0) / w)
         return f

@@ -1,4 +1,5 @@
-"""Strategies: which tf.distribute strategy a run trains under, registered by name.
+"""Strategies: which tf.distribute strategy a run trains under, each builder registered with
+its schema.
 
 `cluster` (who is the chief, read from TF_CONFIG or SLURM) and `devices` (CPU features,
 GPUs, native precisions) need no TensorFlow at import; `builders` builds the strategies.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from bigtrain.registry import Registry
 
-STRATEGIES: Registry = Registry("strategy")
+STRATEGIES: Registry = Registry("strategy", "bigtrain.strategy")
 
 
 def build_strategy(cfg):  # -> tf.distribute.Strategy

@@ -2,35 +2,41 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
 import tensorflow as tf
 
 from bigtrain.config.errors import ConfigError
-from bigtrain.strategy import STRATEGIES
+from bigtrain.strategy import STRATEGIES, cluster
+from bigtrain.strategy.devices import auto_devices
+from bigtrain.strategy.schemas import (
+    AutoStrategyConfig,
+    CPUStrategyConfig,
+    GPUStrategyConfig,
+    MirroredStrategyConfig,
+    MultiWorkerStrategyConfig,
+    TPUStrategyConfig,
+)
 
 log = logging.getLogger("bigtrain")
 
 
-@STRATEGIES.register("cpu")
+@STRATEGIES.register(CPUStrategyConfig)
 def cpu_strategy(cfg) -> tf.distribute.Strategy:
     return tf.distribute.OneDeviceStrategy("/cpu:0")
 
 
-@STRATEGIES.register("auto")
+@STRATEGIES.register(AutoStrategyConfig)
 def auto_strategy(cfg) -> tf.distribute.Strategy:
-    """All local GPUs if several, the GPU if one, else the CPU."""
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy([g.name for g in gpus])
-    if len(gpus) == 1:
-        return tf.distribute.OneDeviceStrategy(gpus[0].name)
-    return tf.distribute.OneDeviceStrategy("/cpu:0")
+    """All local GPUs if several, the GPU if one, else the CPU (`devices.auto_devices`)."""
+    chosen = auto_devices([g.name for g in tf.config.list_logical_devices("GPU")])
+    if len(chosen) > 1:
+        return tf.distribute.MirroredStrategy(chosen)
+    return tf.distribute.OneDeviceStrategy(chosen[0])
 
 
-@STRATEGIES.register("mirrored")
+@STRATEGIES.register(MirroredStrategyConfig)
 def mirrored_strategy(cfg) -> tf.distribute.Strategy:
     """MirroredStrategy over local GPUs, or over logical CPU devices where there are none."""
     gpus = tf.config.list_physical_devices("GPU")
@@ -58,7 +64,7 @@ def mirrored_strategy(cfg) -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(n)])
 
 
-@STRATEGIES.register("gpu")
+@STRATEGIES.register(GPUStrategyConfig)
 def gpu_strategy(cfg) -> tf.distribute.Strategy:
     gpus = tf.config.list_physical_devices("GPU")
     if cfg.device >= len(gpus):
@@ -70,23 +76,16 @@ def gpu_strategy(cfg) -> tf.distribute.Strategy:
 
 
 def cluster_resolver(cfg):
-    """The cluster of a multi_worker run: TF_CONFIG, or SLURM's environment."""
-    use_tf_config = cfg.cluster == "tf_config" or (cfg.cluster == "auto"
-                                                  and os.environ.get("TF_CONFIG"))
-    if use_tf_config:
-        raw = os.environ.get("TF_CONFIG", "")
+    """The cluster of a multi_worker run: TF_CONFIG, or SLURM's environment (the same
+    reading as `cluster.role`, which decides who the chief is)."""
+    where = cluster.source(cfg.cluster)
+    if where == "tf_config":
         try:
-            spec = json.loads(raw)
-            workers = spec["cluster"].get("worker", []) + spec["cluster"].get("chief", [])
-            spec["task"]["type"], int(spec["task"]["index"])
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise ConfigError("strategy.cluster", "TF_CONFIG is missing or not valid JSON of "
-                              'the form {"cluster": {"worker": ["host:port", ...]}, "task": '
-                              '{"type": "worker", "index": 0}}') from None
-        if not workers:
-            raise ConfigError("strategy.cluster", "TF_CONFIG names no workers")
+            cluster.tf_config()
+        except ValueError as ex:
+            raise ConfigError("strategy.cluster", str(ex)) from None
         return tf.distribute.cluster_resolver.TFConfigClusterResolver()
-    if cfg.cluster == "slurm" or "SLURM_JOB_ID" in os.environ:
+    if where == "slurm":
         if "SLURM_PROCID" not in os.environ:
             raise ConfigError("strategy.cluster", "SLURM's task variables are not set: start "
                               "each worker with srun (one task per worker)")
@@ -97,7 +96,7 @@ def cluster_resolver(cfg):
                       "the workers with srun under SLURM")
 
 
-@STRATEGIES.register("multi_worker")
+@STRATEGIES.register(MultiWorkerStrategyConfig)
 def multi_worker_strategy(cfg) -> tf.distribute.Strategy:
     resolver = cluster_resolver(cfg)
     impl = {"auto": tf.distribute.experimental.CommunicationImplementation.AUTO,
@@ -109,7 +108,7 @@ def multi_worker_strategy(cfg) -> tf.distribute.Strategy:
                                                      communication_options=options)
 
 
-@STRATEGIES.register("tpu")
+@STRATEGIES.register(TPUStrategyConfig)
 def tpu_strategy(cfg) -> tf.distribute.Strategy:
     name = "local" if cfg.tpu in ("", "local") else cfg.tpu
     try:
@@ -125,7 +124,7 @@ def tpu_strategy(cfg) -> tf.distribute.Strategy:
 
 
 def build_strategy(cfg) -> tf.distribute.Strategy:
-    strategy = STRATEGIES.get(cfg.name)(cfg)
+    strategy = STRATEGIES.build(cfg)
     log.info("strategy %s: %s over %d replica(s)", cfg.name, type(strategy).__name__,
              strategy.num_replicas_in_sync)
     return strategy

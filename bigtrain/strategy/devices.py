@@ -69,11 +69,19 @@ def precision_support(gpus: list[tuple[str, tuple[int, int] | None]],
                 "" if "avx512_fp16" not in flags else "; AVX512-FP16 present")}
 
 
+def auto_devices(gpus: list[str]) -> list[str]:
+    """The devices `strategy=auto` trains on, given the GPUs' device names: every GPU
+    (mirrored when there are several), else the CPU. The strategy builder and `bigtrain env`
+    both ask this."""
+    return list(gpus) if gpus else ["/cpu:0"]
+
+
 def auto_strategy_choice(n_gpus: int) -> str:
-    """What `strategy=auto` resolves to with this many GPUs (mirrors distribute.auto)."""
-    if n_gpus > 1:
-        return f"MirroredStrategy over {n_gpus} GPUs"
-    return "OneDeviceStrategy on /gpu:0" if n_gpus == 1 else "OneDeviceStrategy on /cpu:0"
+    """What `strategy=auto` resolves to with this many GPUs, in words."""
+    chosen = auto_devices([f"/gpu:{i}" for i in range(n_gpus)])
+    if len(chosen) > 1:
+        return f"MirroredStrategy over {len(chosen)} GPUs"
+    return f"OneDeviceStrategy on {chosen[0]}"
 
 
 def resolve_precision(precision: str, strategy_name: str, gpus=None, flags=None) -> str:

@@ -98,35 +98,3 @@ class MetricsFile(Hook):
 
     def close(self) -> None:
         self._writer.close()
-
-
-class TensorBoard(Hook):
-    """Scalars for TensorBoard under <run_dir>/tb: train/ and val/ runs."""
-
-    def __init__(self, run_dir: Path):
-        import tensorflow as tf
-
-        self._tf = tf
-        self._writers = {s: tf.summary.create_file_writer(str(run_dir / "tb" / s))
-                         for s in ("train", "val")}
-
-    def _write(self, split: str, record: dict[str, Any], prefix: str) -> None:
-        with self._writers[split].as_default(step=record["step"]):
-            for k, v in record.items():
-                if k.startswith(prefix) and isinstance(v, float):
-                    self._tf.summary.scalar(k[len(prefix):] if prefix else k, v)
-
-    def on_log(self, state: LoopState, record: dict[str, Any]) -> None:
-        with self._writers["train"].as_default(step=record["step"]):
-            for k, v in record.items():
-                if k not in ("step", "epoch", "time") and isinstance(v, float):
-                    self._tf.summary.scalar(k, v)
-
-    def on_eval(self, state: LoopState, record: dict[str, Any], improved: bool) -> None:
-        self._write("val", record, "val_")
-
-    def close(self) -> None:
-        for w in self._writers.values():
-            w.flush()
-            w.close()
-

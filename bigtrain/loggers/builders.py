@@ -1,4 +1,4 @@
-"""Experiment loggers (`logger=[tensorboard,csv,mlflow]`), as training hooks.
+"""The logger builders: TensorBoard, CSV files and MLflow, each a training hook.
 
 Each logs the run's parameters (the resolved config), its metrics per step and, at the end,
 its summary. A logger that cannot start (MLflow not installed, a tracking URI that does not
@@ -16,8 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from bigtrain.config.errors import ConfigError
+from bigtrain.loggers import LOGGERS
+from bigtrain.loggers.schemas import (
+    CSVLoggerConfig,
+    MLflowLoggerConfig,
+    TensorBoardLoggerConfig,
+)
 from bigtrain.rundir import atomic_write_text
-from bigtrain.train.hooks import Hook, TensorBoard
+from bigtrain.train.state import Hook
 
 log = logging.getLogger("bigtrain")
 
@@ -35,6 +41,38 @@ def flat_params(config) -> dict[str, str]:
 
     walk(dataclasses.asdict(config), "")
     return out
+
+
+class TensorBoard(Hook):
+    """Scalars under <run_dir>/tb: train/ and val/ runs; the parameters as a text table."""
+
+    def __init__(self, run_dir: Path, config=None):
+        import tensorflow as tf
+
+        self._tf = tf
+        self._writers = {s: tf.summary.create_file_writer(str(run_dir / "tb" / s))
+                         for s in ("train", "val")}
+        if config is not None:
+            rows = "\n".join(f"| {k} | {v} |" for k, v in flat_params(config).items())
+            with self._writers["train"].as_default(step=0):
+                tf.summary.text("config", "| key | value |\n|---|---|\n" + rows)
+
+    def on_log(self, state, record: dict[str, Any]) -> None:
+        with self._writers["train"].as_default(step=record["step"]):
+            for k, v in record.items():
+                if k not in ("step", "epoch", "time") and isinstance(v, float):
+                    self._tf.summary.scalar(k, v)
+
+    def on_eval(self, state, record: dict[str, Any], improved: bool) -> None:
+        with self._writers["val"].as_default(step=record["step"]):
+            for k, v in record.items():
+                if k.startswith("val_") and isinstance(v, float):
+                    self._tf.summary.scalar(k[len("val_"):], v)
+
+    def close(self) -> None:
+        for w in self._writers.values():
+            w.flush()
+            w.close()
 
 
 class CSVLogger(Hook):
@@ -150,16 +188,19 @@ class MLflowLogger(Hook):
             self.mlflow.end_run(status=self._status)
 
 
-def build_loggers(config, run_dir: Path) -> list[Hook]:
-    out: list[Hook] = []
-    for name, cfg in config.logger.items():
-        if name == "tensorboard":
-            out.append(TensorBoard(run_dir))
-        elif name == "csv":
-            out.append(CSVLogger(run_dir, config))
-        elif name == "mlflow":
-            out.append(MLflowLogger(run_dir, config, cfg))
-    return out
+@LOGGERS.register(TensorBoardLoggerConfig)
+def build_tensorboard(cfg, run_dir: Path, config) -> Hook:
+    return TensorBoard(run_dir, config)
+
+
+@LOGGERS.register(CSVLoggerConfig)
+def build_csv(cfg, run_dir: Path, config) -> Hook:
+    return CSVLogger(run_dir, config)
+
+
+@LOGGERS.register(MLflowLoggerConfig)
+def build_mlflow(cfg, run_dir: Path, config) -> Hook:
+    return MLflowLogger(run_dir, config, cfg)
 
 
 def _int(v: Any) -> int:

@@ -9,9 +9,7 @@ from omegaconf import MISSING
 
 from bigtrain.config.base import GroupSchema, positive, unit_interval
 from bigtrain.config.errors import check, check_choice
-
-SCHEDULES = ["constant", "step", "exponential", "cosine", "warmup_cosine", "linear",
-             "inverse_sqrt"]
+from bigtrain.optim.schedule_kinds import SCHEDULES
 
 
 @dataclass
@@ -20,14 +18,15 @@ class ScheduleConfig(GroupSchema):
     do not use."""
 
     group: ClassVar[str] = "optim.schedule"
-    name: str = "constant"
+    option: ClassVar[str] = "schedule"  # one schema for every kind
+    name: str = "constant"  # a kind registered in bigtrain/optim/schedule_kinds.py
     warmup: float = 0.0  # steps if >= 1, else a fraction of the run's total steps
     min_lr_ratio: float = 0.0  # cosine and linear end at lr * min_lr_ratio
     decay_rate: float = 0.5  # step and exponential: multiply by this every decay_steps
     decay_steps: int = 1000
 
     def validate(self) -> None:
-        check_choice(self.key("name"), self.name, SCHEDULES)
+        check_choice(self.key("name"), self.name, SCHEDULES.names())
         check(self.warmup >= 0, self.key("warmup"), self.warmup,
               "must be >= 0 (steps if >= 1, else a fraction of training)")
         check(0 <= self.min_lr_ratio <= 1, self.key("min_lr_ratio"), self.min_lr_ratio,

@@ -27,9 +27,11 @@ class MLPConfig(ModelConfig):
     hidden: list[int] = field(default_factory=lambda: [256, 128])
     activation: str = "relu"
     norm: str = "none"  # none | batch | layer
+    bn_momentum: float = 0.9  # norm=batch: moving statistics' momentum (see CNNConfig)
 
     def validate(self) -> None:
         super().validate()
+        unit_interval(self, "bn_momentum")
         for i, h in enumerate(self.hidden):
             check(h > 0, self.key(f"hidden[{i}]"), h, "layer sizes must be > 0")
         check_choice(self.key("activation"), self.activation, ACTIVATIONS)
@@ -44,9 +46,14 @@ class CNNConfig(ModelConfig):
     kernel_size: int = 3
     activation: str = "relu"
     vocab_size: int = 0  # classification over token ids (1-D convolutions over embeddings)
+    # batch norm's moving statistics: new = m * old + (1 - m) * batch. Keras's 0.99 averages
+    # over ~100 steps and leaves inference-mode outputs wrong for the first few hundred steps
+    # of a short run; 0.9 tracks the training weights within a few dozen steps.
+    bn_momentum: float = 0.9
 
     def validate(self) -> None:
         super().validate()
+        unit_interval(self, "bn_momentum")
         check(self.vocab_size >= 0, self.key("vocab_size"), self.vocab_size, "must be >= 0")
         check(len(self.widths) > 0, self.key("widths"), self.widths, "needs at least one stage")
         for i, w in enumerate(self.widths):

@@ -65,7 +65,7 @@ class GPUStrategyConfig(StrategyConfig):
 @dataclass
 class MultiWorkerStrategyConfig(StrategyConfig):
     """MultiWorkerMirroredStrategy over the hosts of a cluster. The cluster comes from
-    TF_CONFIG (scripts/launch_local.py writes it) or from SLURM's environment (srun)."""
+    TF_CONFIG (`bigtrain launch` writes it) or from SLURM's environment (srun)."""
 
     name: str = "multi_worker"
     cluster: str = "auto"  # auto (TF_CONFIG, else SLURM) | tf_config | slurm

@@ -160,7 +160,7 @@ class TFDSConfig(DatasetConfig):
     """Any TensorFlow Datasets name (`dataset=tfds dataset.name=mnist`): images or text with
     integer labels. `name` is the TFDS name here; the loader is always `tfds`."""
 
-    loader: ClassVar[str] = "tfds"
+    option: ClassVar[str] = "tfds"  # `name` is the TFDS dataset's
     name: str = MISSING
     data_dir: str = "~/tensorflow_datasets"  # where TFDS downloads and prepares data
     download: bool = True

@@ -38,6 +38,7 @@ class TrialConfig(GroupSchema):
 @dataclass
 class TrainerConfig(GroupSchema):
     group: ClassVar[str] = "trainer"
+    option: ClassVar[str] = "default"  # the one option (conf/trainer/default.yaml)
     epochs: int = 12
     max_steps: int = -1  # > 0: train exactly this many steps, whatever `epochs` says
     batch_size: int = 32  # global batch, over all replicas

@@ -23,7 +23,7 @@ class LoggerConfig(GroupSchema):
 
 @dataclass
 class TensorBoardLoggerConfig(LoggerConfig):
-    """Scalars under <run dir>/tb/{train,val}, and the resolved config as text."""
+    """Scalars under <run dir>/tb/{train,val}, and the resolved config as a text table."""
 
     name: str = "tensorboard"
 
