@@ -72,3 +72,42 @@ def test_a_logger_that_cannot_start_is_a_clear_error_before_training(cli, tmp_pa
         tmp_path / "run" / "metrics.jsonl")
     bad = cli(*BASE, "logger=[tensorboard,wandb]", "hydra.run.dir=run2")
     assert bad.returncode == 2 and "logger" in bad.stderr and "wandb" in bad.stderr
+
+
+def _tb_scalars(directory) -> dict[str, list[tuple[int, float]]]:
+    import tensorflow as tf
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(directory.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for v in event.summary.value:
+                if v.metadata.plugin_data.plugin_name == "scalars":
+                    value = float(tf.make_ndarray(v.tensor))
+                    out.setdefault(v.tag, []).append((event.step, value))
+    return out
+
+
+def test_test_metrics_reach_metrics_jsonl_tensorboard_and_every_logger(cli, tmp_path):
+    pytest.importorskip("mlflow")
+    store = tmp_path / "mlruns"
+    r = cli(*BASE, "logger=[tensorboard,csv,mlflow]", f"logger.mlflow.tracking_uri=file:{store}",
+            "hydra.run.dir=run")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = tmp_path / "run"
+    test_accuracy = read_json(run / "summary.json")["final"]["test_accuracy"]
+    (record,) = [x for x in read_jsonl(run / "metrics.jsonl") if "test_accuracy" in x]
+    assert record["step"] == 6 and record["test_accuracy"] == pytest.approx(test_accuracy)
+    tb = _tb_scalars(run / "tb" / "test")
+    assert tb["accuracy"] == [(6, pytest.approx(test_accuracy, abs=1e-6))]
+    assert "loss" in tb and "accuracy" in _tb_scalars(run / "tb" / "val")
+    (row,) = rows(run / "metrics_test.csv")
+    assert float(row["test_accuracy"]) == pytest.approx(test_accuracy)
+    import os
+
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"file:{store}")
+    (found,) = client.search_runs([client.get_experiment_by_name("bigtrain").experiment_id])
+    history = client.get_metric_history(found.info.run_id, "test_accuracy")
+    assert [(m.step, m.value) for m in history] == [(6, pytest.approx(test_accuracy))]

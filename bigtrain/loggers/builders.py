@@ -44,14 +44,15 @@ def flat_params(config) -> dict[str, str]:
 
 
 class TensorBoard(Hook):
-    """Scalars under <run_dir>/tb: train/ and val/ runs; the parameters as a text table."""
+    """Scalars under <run_dir>/tb: train/, val/ and test/ runs; the parameters as a text
+    table."""
 
     def __init__(self, run_dir: Path, config=None):
         import tensorflow as tf
 
         self._tf = tf
         self._writers = {s: tf.summary.create_file_writer(str(run_dir / "tb" / s))
-                         for s in ("train", "val")}
+                         for s in ("train", "val", "test")}
         if config is not None:
             rows = "\n".join(f"| {k} | {v} |" for k, v in flat_params(config).items())
             with self._writers["train"].as_default(step=0):
@@ -63,11 +64,17 @@ class TensorBoard(Hook):
                 if k not in ("step", "epoch", "time") and isinstance(v, float):
                     self._tf.summary.scalar(k, v)
 
-    def on_eval(self, state, record: dict[str, Any], improved: bool) -> None:
-        with self._writers["val"].as_default(step=record["step"]):
+    def _split(self, split: str, record: dict[str, Any]) -> None:
+        with self._writers[split].as_default(step=record["step"]):
             for k, v in record.items():
-                if k.startswith("val_") and isinstance(v, float):
-                    self._tf.summary.scalar(k[len("val_"):], v)
+                if k.startswith(f"{split}_") and isinstance(v, float):
+                    self._tf.summary.scalar(k[len(split) + 1:], v)
+
+    def on_eval(self, state, record: dict[str, Any], improved: bool) -> None:
+        self._split("val", record)
+
+    def on_test(self, state, record: dict[str, Any]) -> None:
+        self._split("test", record)
 
     def close(self) -> None:
         for w in self._writers.values():
@@ -76,8 +83,9 @@ class TensorBoard(Hook):
 
 
 class CSVLogger(Hook):
-    """metrics_train.csv and metrics_val.csv (columns from the first record of each), and
-    params.csv. On a resume the files are rewritten without the steps trained again."""
+    """metrics_train.csv, metrics_val.csv and metrics_test.csv (columns from the first record
+    of each), and params.csv. On a resume the files are rewritten without the steps trained
+    again."""
 
     def __init__(self, run_dir: Path, config):
         self.dir = Path(run_dir)
@@ -119,6 +127,9 @@ class CSVLogger(Hook):
 
     def on_eval(self, state, record: dict[str, Any], improved: bool) -> None:
         self._write("val", state, record)
+
+    def on_test(self, state, record: dict[str, Any]) -> None:
+        self._write("test", state, record)
 
     def close(self) -> None:
         for f, _ in self._files.values():
@@ -167,6 +178,9 @@ class MLflowLogger(Hook):
         self._metrics(record)
 
     def on_eval(self, state, record: dict[str, Any], improved: bool) -> None:
+        self._metrics(record)
+
+    def on_test(self, state, record: dict[str, Any]) -> None:
         self._metrics(record)
 
     def on_summary(self, summary: dict[str, Any], model=None) -> None:

@@ -30,7 +30,8 @@ class TensorBoardLoggerConfig(LoggerConfig):
 
 @dataclass
 class CSVLoggerConfig(LoggerConfig):
-    """metrics_train.csv and metrics_val.csv, and params.csv (the resolved config)."""
+    """metrics_train.csv, metrics_val.csv, metrics_test.csv, and params.csv (the resolved
+    config)."""
 
     name: str = "csv"
 

@@ -227,7 +227,11 @@ def _summarize(config: FitConfig, run_dir: Path, c: Components, state, hooks: li
     final = dict(state.last_train)
     final.update(state.last_eval)
     if spec.num_test:
-        final.update(engine.evaluate(splits.eval_batches("test", t.eval_batch_size), "test_"))
+        test = engine.evaluate(splits.eval_batches("test", t.eval_batch_size), "test_")
+        final.update(test)
+        record = {**test, "step": state.step, "epoch": round(state.step / steps_per_epoch, 4)}
+        for h in hooks:
+            h.on_test(state, record)
     pruned = any(h.pruned for h in hooks)
     summary = {
         "status": "pruned" if pruned else "completed",

@@ -96,5 +96,8 @@ class MetricsFile(Hook):
     def on_eval(self, state: LoopState, record: dict[str, Any], improved: bool) -> None:
         self._writer.write(record)
 
+    def on_test(self, state: LoopState, record: dict[str, Any]) -> None:
+        self._writer.write(record)
+
     def close(self) -> None:
         self._writer.close()
