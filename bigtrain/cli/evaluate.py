@@ -14,11 +14,24 @@ def evaluate(
     run_dir: Path = run_dir_argument(),
     split: str = choice("val", "--split", ("val", "test", "train"), "The split to evaluate"),
     checkpoint: str = CHECKPOINT,
+    watch: bool = typer.Option(False, "--watch", help="Evaluate each new checkpoint as a "
+                               "running `bigtrain fit` writes it (into eval_watch_<split>.jsonl "
+                               "and tb/eval_<split>); ends when the run ends"),
+    interval: float = typer.Option(5.0, "--interval", min=0.1,
+                                   help="--watch: seconds between looks for a new checkpoint"),
 ) -> None:
     """Evaluate a checkpoint on a split; print a table and write eval_<split>_<ckpt>.json."""
     from rich.console import Console
     from rich.table import Table
 
+    if watch:
+        with reported():
+            from bigtrain.logs import quiet_tensorflow
+            from bigtrain.train.watch import watch as watch_run
+
+            quiet_tensorflow()
+            watch_run(run_dir, split, interval)
+        return
     with reported():
         from bigtrain.logs import quiet_tensorflow
         from bigtrain.train.restore import evaluate_run

@@ -146,6 +146,15 @@ class Checkpointer:
                               f"directory away to start over, or pass trainer.resume=never with "
                               f"a new hydra.run.dir")
 
+    def restore_from(self, path: str, state: LoopState) -> None:
+        """Restore exactly the checkpoint `path`, with no fallback to an older one (`eval
+        --watch` reads each checkpoint as it appears). Damaged or removed files raise
+        OSError, tf.errors.OpError or IndexError."""
+        self._ckpt.restore(path).assert_existing_objects_matched()
+        state.step = int(self._step.numpy())
+        state.load(json.loads(self._state.numpy().decode()))
+        self._last_saved = -1
+
 
 def _candidates(directory: Path) -> list[str]:
     """Checkpoint prefixes in `directory`, newest first (from the index file, else the files)."""
