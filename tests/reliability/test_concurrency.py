@@ -69,3 +69,87 @@ def test_lock_of_another_host_is_refused_with_the_file_to_remove(tmp_path):
     r = run_cli("fit", "debug=smoke", "hydra.run.dir=run", cwd=tmp_path)
     assert r.returncode == 2
     assert "node-17" in r.stderr and "remove" in r.stderr and ".lock" in r.stderr
+
+
+def _start_fit(tmp_path, args):
+    return subprocess.Popen([*CLI, *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("before", ["fresh", "stale lock of a SIGKILLed run"])
+def test_eight_fits_started_together_exactly_one_trains(tmp_path, before):
+    """The kernel's lock decides: of 8 processes started at once into one run dir (fresh, or
+    over the lock a SIGKILLed run left behind), one trains and 7 exit 2 naming it."""
+    args = ["fit", "model=mlp", "trainer.max_steps=300", "trainer.checkpoint_every=50",
+            "trainer.progress=none", "hydra.run.dir=run"]
+    if before != "fresh":
+        first = _start_fit(tmp_path, args)
+        deadline = time.time() + 120
+        while time.time() < deadline and not list((tmp_path / "run" / "checkpoints").glob(
+                "ckpt-*.index")):
+            assert first.poll() is None, first.communicate()[1][-2000:]
+            time.sleep(0.1)
+        first.kill()
+        first.communicate()
+        assert json.loads((tmp_path / "run" / ".lock").read_text())["pid"] == first.pid
+    procs = [_start_fit(tmp_path, args) for _ in range(8)]
+    results = [(p.pid, p.returncode, err) for p in procs
+               for _, err in [p.communicate(timeout=300)]]
+    winners = [pid for pid, rc, _ in results if rc == 0]
+    assert len(winners) == 1, [(rc, err[-300:]) for _, rc, err in results]
+    refused = [err for _, rc, err in results if rc == 2]
+    assert len(refused) == 7
+    for err in refused:
+        assert f"in use by a running bigtrain (pid {winners[0]} on {socket.gethostname()}" \
+            in err, err[-500:]
+    summary = read_json(tmp_path / "run" / "summary.json")
+    assert summary["status"] == "completed" and summary["steps"] == 300
+    assert not (tmp_path / "run" / ".lock").exists()
+
+
+def test_a_dead_runs_lock_whose_pid_was_reused_is_stale(tmp_path):
+    """The lock file names a pid that is alive again, as another program: no process holds
+    the kernel lock, so the run dir is free (a pid file alone would refuse it forever)."""
+    other = subprocess.Popen(["sleep", "120"])
+    try:
+        run = tmp_path / "run"
+        run.mkdir()
+        (run / ".lock").write_text(json.dumps({"pid": other.pid, "host": socket.gethostname(),
+                                               "time": time.time() - 600}))
+        r = run_cli("fit", "debug=smoke", "trainer.progress=none", "hydra.run.dir=run",
+                    cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert f"taking over a stale lock on {run}" in r.stderr
+        assert read_json(run / "summary.json")["status"] == "completed"
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_without_file_locks_a_soft_lock_still_refuses_a_live_holder(tmp_path, monkeypatch):
+    """On a file system where flock fails (ENOLCK), the lock falls back to an exclusively
+    created file with the pid: a live holder is refused, a dead one taken over."""
+    import errno
+    import fcntl
+
+    from bigtrain import runlock
+    from bigtrain.config import ConfigError
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    run = tmp_path / "run"
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        run.mkdir()
+        (run / ".lock").write_text(json.dumps({"pid": sleeper.pid,
+                                               "host": socket.gethostname(), "time": 0}))
+        with pytest.raises(ConfigError, match=f"pid {sleeper.pid}"):
+            runlock.RunLock(run).__enter__()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    with runlock.RunLock(run) as lock:  # the holder is gone now: taken over
+        assert lock.held and json.loads((run / ".lock").read_text())["pid"] == os.getpid()
+    assert not (run / ".lock").exists()
