@@ -108,7 +108,6 @@ def write(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
 def show(rows: list[dict[str, Any]], title: str | None = None, stderr: bool = True,
          extra: tuple[str, ...] = ()) -> None:
     """The rich table; `extra` adds columns of final metrics (e.g. the sort key)."""
-    from rich.console import Console
     from rich.table import Table
 
     if not rows:
@@ -128,10 +127,16 @@ def show(rows: list[dict[str, Any]], title: str | None = None, stderr: bool = Tr
                         if joined else [r["overrides"][k] for k in varying]),
                       str(r["status"]), *fmt,
                       str(r["steps"]), f"{r['wall_s']:.1f}" if r["wall_s"] else "")
+    _console(stderr).print(table)
+
+
+def _console(stderr: bool):
+    from rich.console import Console
+
     console = Console(stderr=stderr)
     if not console.is_terminal:  # logs and pipes: wide enough that no cell is cut
         console.width = 200
-    console.print(table)
+    return console
 
 
 class SweepSummary(Callback):
@@ -153,6 +158,11 @@ class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _current
         _current = self._sweep_dir(config)
+        if _current is not None:
+            from bigtrain.logs import shown_path
+
+            log.info("sweep dir: %s (one run dir per job; table: sweep_summary.csv)",
+                     shown_path(_current))
 
 
 #: the sweep dir of the multirun this process launched, for `finish` (set by the callback in
@@ -168,5 +178,10 @@ def finish() -> None:
         return
     rows = collect(sweep_dir)
     if rows:
+        from bigtrain.logs import shown_path
+
         write(sweep_dir, rows)
         show(rows)
+        _console(stderr=True).print(f"sweep dir: {shown_path(sweep_dir)}; table: "
+                                    f"{shown_path(sweep_dir / 'sweep_summary.csv')} (and .json)",
+                                    soft_wrap=True, highlight=False)

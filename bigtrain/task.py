@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bigtrain import rundir
 from bigtrain.config import ConfigError, to_typed
+from bigtrain.logs import shown_path as shown
 from bigtrain.rundir import RunFailed
 from bigtrain.strategy import cluster
 from bigtrain.train.state import Hook, LoopState
@@ -84,7 +85,6 @@ def fit_task(cfg: DictConfig) -> float:
     from bigtrain.runlock import RunLock
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ chatter out
     strategy = cfg.get("strategy") or {}
     role = cluster.role(str(strategy.get("name", "")), str(strategy.get("cluster", "auto")))
     if not role.chief:
@@ -92,6 +92,8 @@ def fit_task(cfg: DictConfig) -> float:
     # a live run in this dir is refused here, before any write; only the chief writes, so
     # only the chief takes the lock (the other workers of its run share the dir with it)
     with RunLock(run_dir) if role.chief else contextlib.nullcontext():
+        if role.chief:
+            log.info("run dir: %s", shown(run_dir))
         return _run(cfg, run_dir, chief=role.chief)
 
 
@@ -162,6 +164,9 @@ def _train_here(config, run_dir: Path, resolved: dict, previous: dict, start: fl
         rundir.write_config(run_dir, resolved)
     reached = _Reached()
     try:
+        from bigtrain.logs import import_tensorflow
+
+        import_tensorflow()  # its start-up chatter into fit.log, not onto the console
         from bigtrain.train.fit import train
 
         summary = train(config, run_dir, extra_hooks=(reached,), chief=chief)

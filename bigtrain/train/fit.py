@@ -251,9 +251,10 @@ def _summarize(config: FitConfig, run_dir: Path, c: Components, state, hooks: li
     }
     if checkpointer.is_chief:
         rundir.write_summary(run_dir, summary)
-    log.info("done: %d steps in %.1fs  %s", state.step, summary["wall_s"],
-             "  ".join(f"{k} {v:.4f}" for k, v in final.items() if k.startswith(("val_", "test_"))))
     if spec.skipped:
         log.warning("the data had %d bad record(s), left out (dataset.on_bad_record=skip)",
                     spec.skipped)
+    from bigtrain.logs import closing_line
+
+    log.info("%s", closing_line(state.step, summary["wall_s"], final, run_dir, t.monitor))
     return summary

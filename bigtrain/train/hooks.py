@@ -80,6 +80,11 @@ class RichProgress(PlainProgress):
         keys = [k for k in ("loss", "accuracy", "mae", "examples_per_sec") if k in record]
         self._progress.update(self._task, metrics=_fmt(record, keys))
 
+    def on_train_end(self, state: LoopState) -> None:
+        # the finished bar stays above the test metrics and the closing line, which is last
+        self._progress.update(self._task, completed=state.step)
+        self._progress.stop()
+
     def close(self) -> None:
         self._progress.stop()
 
