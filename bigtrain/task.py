@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -24,6 +26,61 @@ from bigtrain.strategy import cluster
 from bigtrain.train.state import Hook, LoopState
 
 log = logging.getLogger("bigtrain")
+
+
+def check_config(cfg: DictConfig):
+    """Every check that needs no TensorFlow, in order: required keys (named with what they
+    are for), types and ranges (the schemas), then the data the config names (the dataset
+    schema's `precheck`: paths exist, a header has its columns, a folder has class folders).
+    `bigtrain fit` runs it before Hydra makes a run dir, `validate` and `data` run it, and each
+    job runs it again. Returns the typed config; raises ConfigError naming the key."""
+    check_required(cfg)
+    config = to_typed(cfg)
+    config.dataset.precheck()
+    return config
+
+
+def check_required(cfg: DictConfig) -> None:
+    """A key left `???` (MISSING) in a group: 'dataset.path: required; <what it is>', where
+    the words are the comment on that field in the group's schema."""
+    from bigtrain.config.schema import GROUPS
+
+    missing: list[tuple[str, type | None, str]] = []
+    for group in (*GROUPS, "logger"):
+        if group in cfg and isinstance(cfg[group], DictConfig):
+            _missing(cfg[group], group, missing)
+    if missing:
+        key, schema, name = missing[0]
+        what = field_help(schema, name) if schema is not None else None
+        more = [k for k, _, _ in missing[1:]]
+        raise ConfigError(key, "required; " + (what or f"set it with {key}=VALUE")
+                          + (f" (also required: {', '.join(more)})" if more else ""))
+
+
+def _missing(node: DictConfig, prefix: str, out: list) -> None:
+    for k in node.keys():
+        if OmegaConf.is_missing(node, k):
+            out.append((f"{prefix}.{k}", OmegaConf.get_type(node), str(k)))
+            continue
+        child = node._get_node(k)
+        if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
+            _missing(child, f"{prefix}.{k}", out)
+
+
+def field_help(schema: type, name: str) -> str | None:
+    """The comment on `name`'s line in the schema dataclass (or a base class): what the key
+    is, in the schema author's words."""
+    line = re.compile(rf"^\s*{re.escape(name)}\s*:[^#\n]*#\s*(.+?)\s*$")
+    for klass in getattr(schema, "__mro__", ()):
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for text in source.splitlines():
+            m = line.match(text)
+            if m:
+                return m.group(1)
+    return None
 
 
 def _check_resumable(run_dir: Path, resolved: dict, resume: str) -> None:
@@ -97,12 +154,32 @@ def fit_task(cfg: DictConfig) -> float:
         return _run(cfg, run_dir, chief=role.chief)
 
 
+def _continue_hint(run_dir: Path) -> str:
+    """How to continue a run stopped by Ctrl-C: the same command, which resumes only if it
+    names the same run (or sweep) dir."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        hc = HydraConfig.get()
+    except ValueError:  # not under Hydra (tests, embedding code)
+        return f"continue it with hydra.run.dir={shown(run_dir)}"
+    given = list(hc.overrides.hydra)
+    if hc.mode == RunMode.MULTIRUN:
+        if any(o.startswith("hydra.sweep.dir=") for o in given):
+            return "run the same command to continue"
+        return f"run the same command with hydra.sweep.dir={shown(Path(hc.sweep.dir))} to continue"
+    if any(o.startswith("hydra.run.dir=") for o in given):
+        return "run the same command to continue"
+    return f"run the same command with hydra.run.dir={shown(run_dir)} to continue"
+
+
 def _run(cfg: DictConfig, run_dir: Path, chief: bool) -> float:
     """One job, in every process of a run: the same checks, the same choice to skip or to
     train (and resume); only the chief writes into the run dir."""
     start = time.time()
     try:
-        config = to_typed(cfg)  # every range check runs here, before TensorFlow is imported
+        config = check_config(cfg)  # every check that needs no TensorFlow runs here
         resolved = OmegaConf.to_container(cfg, resolve=True)
         _check_resumable(run_dir, resolved, config.trainer.resume)
     except ConfigError as ex:
@@ -176,6 +253,8 @@ def _train_here(config, run_dir: Path, resolved: dict, previous: dict, start: fl
             _record_end(run_dir, ex, start, _steps_reached(run_dir, reached.state))
         raise
     except Preempted as ex:
+        if ex.signal_name == "SIGINT":
+            ex.hint = _continue_hint(run_dir)
         if chief:
             _record_end(run_dir, str(ex), start, ex.step, status="preempted")
         raise

@@ -1,29 +1,28 @@
 """Turn exceptions into what a user should see: a short message and an exit status.
 
 Exit statuses: 0 success; 1 the run failed (its summary.json and log say why); 2 a usage or
-config mistake; 75 preempted (SIGTERM or Ctrl-C: checkpoint written, requeue to resume);
-130 interrupted. `BIGTRAIN_DEBUG=1` re-raises, showing the traceback.
+config mistake; 75 preempted (SIGTERM, SIGUSR2 or Ctrl-C: checkpoint written; requeue, or
+run the same command, to resume); 130 interrupted. `BIGTRAIN_DEBUG=1` also prints the
+traceback, with the same exit status.
 """
 
 from __future__ import annotations
 
-import os
+import re
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
 
+from bigtrain.logs import debug_enabled
 from bigtrain.rundir import RunFailed
 from bigtrain.train.preemption import EXIT_PREEMPTED, Preempted
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-
-def _err(msg: str) -> None:
-    sys.stderr.write(f"bigtrain: error: {msg}\n")
 
 
 def _first_line(text: str) -> str:
@@ -58,6 +57,9 @@ def describe_config_error(ex: BaseException) -> str | None:
         return _first_line(str(ex))
     if isinstance(ex, ConfigCompositionException):
         head = _first_line(str(ex))
+        sweep = _sweep_in_a_run(head)
+        if sweep:
+            return sweep
         cause = ex.__cause__
         if isinstance(cause, OmegaConfBaseException):
             key = getattr(cause, "full_key", None)
@@ -75,6 +77,27 @@ def describe_config_error(ex: BaseException) -> str | None:
     return None
 
 
+#: Hydra's words for a sweep given to a single run
+_AMBIGUOUS = re.compile(r"^Ambiguous value for argument '(?P<arg>.*)'$")
+_NEEDS_MULTIRUN = re.compile(r"^Sweep parameters '(?P<arg>.*)' requires --multirun$")
+
+
+def _sweep_in_a_run(head: str) -> str | None:
+    """`optim.lr=1e-3,1e-2` without -m: what a comma list means, and the other two ways."""
+    m = _AMBIGUOUS.match(head)
+    if m:
+        arg = m.group("arg")
+        key, _, value = arg.partition("=")
+        return (f"{arg}: a comma list is a sweep; add -m to run one job per value "
+                f"(bigtrain fit -m {arg}), or for one list value write {key}=[{value}] "
+                f"(a string: {key}=\"'{value}'\")")
+    m = _NEEDS_MULTIRUN.match(head)
+    if m:
+        arg = m.group("arg")
+        return f"{arg}: a sweep runs one job per value; add -m (bigtrain fit -m {arg})"
+    return None
+
+
 def _os_error(ex: BaseException) -> OSError | None:
     """The OSError (full disk, read-only file system, permissions) an error came from."""
     seen = 0
@@ -88,38 +111,45 @@ def _os_error(ex: BaseException) -> OSError | None:
 
 @contextmanager
 def reported() -> Iterator[None]:
-    """Run a command body, mapping exceptions to messages and exit statuses."""
-    debug = os.environ.get("BIGTRAIN_DEBUG", "") not in ("", "0")
+    """Run a command body, mapping exceptions to messages and exit statuses. With
+    `BIGTRAIN_DEBUG=1` the traceback is printed too; the exit status stays the same."""
     try:
         yield
     except (typer.Exit, typer.Abort, SystemExit):
         raise
-    except Preempted as ex:
-        _err(f"{ex} (exit status {EXIT_PREEMPTED}: requeue to resume)")
-        raise typer.Exit(EXIT_PREEMPTED) from None
-    except KeyboardInterrupt:
-        if debug:
+    except BaseException as ex:  # noqa: BLE001 - Preempted and KeyboardInterrupt included
+        outcome = _outcome(ex)
+        if outcome is None:
             raise
-        _err("interrupted")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except RunFailed as ex:
-        if debug:
-            raise
-        _err(f"{ex} (details: {ex.run_dir})")
-        raise typer.Exit(EXIT_FAILED) from None
-    except Exception as ex:
-        if debug:
-            raise
-        msg = describe_config_error(ex)
-        if msg is None:
-            if isinstance(ex, ValueError) and ("--resolve" in str(ex) or "Only one of" in str(ex)):
-                msg = str(ex)
-            else:
-                os_error = _os_error(ex)
-                if os_error is not None:  # a disk or permission problem behind the error
-                    _err(f"{ex}: {os_error.strerror}: {os_error.filename or ''}".rstrip(": "))
-                else:
-                    _err(f"{type(ex).__name__}: {ex} (set BIGTRAIN_DEBUG=1 for the traceback)")
-                raise typer.Exit(EXIT_FAILED) from None
-        _err(msg)
-        raise typer.Exit(EXIT_USAGE) from None
+        status, message = outcome
+        if debug_enabled():
+            traceback.print_exception(ex)
+        sys.stderr.write(message + "\n")
+        raise typer.Exit(status) from None
+
+
+def _outcome(ex: BaseException) -> tuple[int, str] | None:
+    """The exit status and the line to print for `ex`; None for what is not ours to report."""
+    if isinstance(ex, Preempted):
+        if ex.by_user:  # Ctrl-C: the user's own choice, not an error
+            return EXIT_PREEMPTED, f"bigtrain: {ex}"
+        return EXIT_PREEMPTED, f"bigtrain: error: {ex} (exit status {EXIT_PREEMPTED}: " \
+                               "requeue to resume)"
+    if isinstance(ex, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "bigtrain: error: interrupted"
+    if isinstance(ex, RunFailed):
+        return EXIT_FAILED, f"bigtrain: error: {ex} (details: {ex.run_dir})"
+    if not isinstance(ex, Exception):
+        return None
+    msg = describe_config_error(ex)
+    if msg is None and isinstance(ex, ValueError) and ("--resolve" in str(ex)
+                                                       or "Only one of" in str(ex)):
+        msg = str(ex)
+    if msg is not None:
+        return EXIT_USAGE, f"bigtrain: error: {msg}"
+    os_error = _os_error(ex)
+    if os_error is not None:  # a disk or permission problem behind the error
+        text = f"{ex}: {os_error.strerror}: {os_error.filename or ''}".rstrip(": ")
+        return EXIT_FAILED, f"bigtrain: error: {text}"
+    hint = "" if debug_enabled() else " (set BIGTRAIN_DEBUG=1 for the traceback)"
+    return EXIT_FAILED, f"bigtrain: error: {type(ex).__name__}: {ex}{hint}"

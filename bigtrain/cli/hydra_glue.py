@@ -40,7 +40,9 @@ def dispatch(args: Sequence[str], task_function: Callable[[Any], Any]) -> None:
     parser = get_args_parser()
     parsed = parser.parse_intermixed_args(list(args))
     if not (parsed.help or parsed.hydra_help or parsed.shell_completion or parsed.info):
-        check_targets(parsed)
+        cfg = check_targets(parsed)
+        if not parsed.multirun and parsed.cfg is None:
+            precheck(cfg)
     _run_hydra(
         args=parsed,
         args_parser=parser,
@@ -55,11 +57,32 @@ TRUSTED_PREFIXES = ("bigtrain.", "hydra.", "hydra_plugins.", "logging.", "ext://
 ALLOW_ENV = "BIGTRAIN_ALLOW_TARGETS"
 
 
-def check_targets(parsed: Any) -> None:
+def precheck(cfg: Any) -> None:
+    """A single run's every check that needs no TensorFlow (`bigtrain.task.check_config`),
+    before Hydra makes the run dir: a mistake leaves nothing behind. (Each job of a sweep
+    checks itself, and records the mistake in its own summary.json.)"""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from bigtrain.config.errors import ConfigError
+    from bigtrain.task import check_config
+
+    HydraConfig.instance().set_config(cfg)  # ${hydra:...} in a job's config resolves as there
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
+    try:
+        check_config(job)
+    except ConfigError as ex:
+        if "hydra" in str(ex.__cause__ or ""):  # needs what only the job has (its run dir)
+            return
+        raise
+
+
+def check_targets(parsed: Any) -> Any:
     """Refuse a config that would make Hydra import and call code outside bigtrain, Hydra
     and its plugins (a callback, launcher, sweeper or log handler named in a YAML file or an
     override), unless the user allows that module with BIGTRAIN_ALLOW_TARGETS=prefix[,...].
-    The job's own groups have schemas, which reject `_target_` keys anyway."""
+    The job's own groups have schemas, which reject `_target_` keys anyway. Returns the
+    composed config (with its `hydra` node)."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra._internal.utils import create_automatic_config_search_path
     from hydra.core.config_search_path import SearchPathQuery
@@ -88,6 +111,7 @@ def check_targets(parsed: Any) -> None:
             raise ConfigError(key, f"{target!r} is outside bigtrain, Hydra and its plugins; "
                               f"a config may not make bigtrain import it. If you trust it, "
                               f"allow it: {ALLOW_ENV}={str(target).rsplit('.', 1)[0]}")
+    return cfg
 
 
 def _targets(node: Any, prefix: str):

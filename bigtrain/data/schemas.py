@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import glob
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 from omegaconf import MISSING
 
 from bigtrain.config.base import GroupSchema, positive, unit_interval
-from bigtrain.config.errors import check, check_choice
+from bigtrain.config.errors import ConfigError, check, check_choice
+
+#: the image files image_folder reads (bigtrain/data/image_folder.py keeps the same list)
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 
 
 @dataclass
@@ -45,7 +52,7 @@ class AugmentConfig(GroupSchema):
 @dataclass
 class DatasetConfig(GroupSchema):
     group: ClassVar[str] = "dataset"
-    name: str = MISSING
+    name: str = MISSING  # the source; each option sets it (dataset=<option>, see bigtrain ls)
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     fraction: float = 1.0  # train on this share of the training split
@@ -65,6 +72,13 @@ class DatasetConfig(GroupSchema):
               "val_fraction + test_fraction must leave data to train on (< 1)")
         positive(self, "shuffle_buffer")
         check_choice(self.key("shard"), self.shard, ["data", "off"])
+
+    def precheck(self) -> None:
+        """What can be checked of the data without TensorFlow and without reading it all
+        (paths exist, a header has its columns, a folder has class folders): `bigtrain fit`
+        runs it before TensorFlow loads and before Hydra makes a run dir, `bigtrain validate`
+        too. Raises ConfigError naming the key. Sources that read no local files check
+        nothing."""
 
 
 @dataclass
@@ -98,7 +112,7 @@ class TextConfig(DatasetConfig):
     recursively), a glob, or `stdlib` (this Python's standard-library .py sources)."""
 
     name: str = "text"
-    path: str = MISSING
+    path: str = MISSING  # the text to train on: a file, a directory, a glob, or stdlib
     vocab: str = "byte"  # byte (256 ids, any file) | char (characters of the training split)
     seq_len: int = 128
     max_chars: int = 2_000_000  # read at most this much of the corpus (files in sorted order)
@@ -113,13 +127,17 @@ class TextConfig(DatasetConfig):
         positive(self, "max_chars")
         check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
 
+    def precheck(self) -> None:
+        if self.path != "stdlib":
+            _check_files(self.key("path"), self.path)
+
 
 @dataclass
 class CSVConfig(DatasetConfig):
     """A table in a CSV file: one label column, numeric and categorical features."""
 
     name: str = "csv"
-    path: str = MISSING
+    path: str = MISSING  # the CSV or Parquet file to train on
     label: str = MISSING  # the label column's name
     task: str = "auto"  # auto | classification | regression
     categorical: list[str] = field(default_factory=list)  # also: every non-numeric column
@@ -135,13 +153,23 @@ class CSVConfig(DatasetConfig):
               "must be one character")
         check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
 
+    def precheck(self) -> None:
+        path = _existing_file(self.key("path"), self.path)
+        header = _columns(self.key("path"), path, self.delimiter)
+        if header is None:  # Parquet without pyarrow: the builder says what to install
+            return
+        _has_column(self.key("label"), path, header, self.label)
+        for c in self.categorical:
+            if c not in header:
+                raise ConfigError(self.key("categorical"), f"{path} has no column {c!r}")
+
 
 @dataclass
 class ImageFolderConfig(DatasetConfig):
     """One sub-directory per class of images (jpg, png, bmp, gif), decoded in the pipeline."""
 
     name: str = "image_folder"
-    path: str = MISSING
+    path: str = MISSING  # a directory with one sub-directory of images per class
     image_size: list[int] = field(default_factory=lambda: [32, 32])  # height, width
     channels: int = 3  # 1 = grayscale, 3 = RGB
     on_bad_record: str = "fail"  # fail | skip: an image that does not decode
@@ -154,6 +182,13 @@ class ImageFolderConfig(DatasetConfig):
         check_choice(self.key("channels"), self.channels, [1, 3])
         check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
 
+    def precheck(self) -> None:
+        root = _existing_dir(self.key("path"), self.path)
+        for d in _class_dirs(self.key("path"), root, IMAGE_EXTENSIONS):
+            if not _any_file(d, IMAGE_EXTENSIONS):
+                raise ConfigError(self.key("path"), f"class directory {d} has no images ("
+                                  + ", ".join(IMAGE_EXTENSIONS) + ")")
+
 
 @dataclass
 class TFDSConfig(DatasetConfig):
@@ -161,7 +196,7 @@ class TFDSConfig(DatasetConfig):
     integer labels. `name` is the TFDS name here; the loader is always `tfds`."""
 
     option: ClassVar[str] = "tfds"  # `name` is the TFDS dataset's
-    name: str = MISSING
+    name: str = MISSING  # the TensorFlow Datasets name, e.g. mnist, kmnist, imdb_reviews
     data_dir: str = "~/tensorflow_datasets"  # where TFDS downloads and prepares data
     download: bool = True
     max_len: int = 256  # text: bytes kept per example (padded with 0, bytes shifted by 1)
@@ -178,7 +213,7 @@ class TextClassificationConfig(DatasetConfig):
     CSV with a text column and a label column. Texts become UTF-8 bytes (ids 1..256; 0 pads)."""
 
     name: str = "text_classification"
-    path: str = MISSING
+    path: str = MISSING  # a directory with a sub-directory of text files per class, or a CSV
     text_column: str = "text"  # CSV only
     label_column: str = "label"  # CSV only
     max_len: int = 256  # bytes kept per text
@@ -189,6 +224,19 @@ class TextClassificationConfig(DatasetConfig):
         check(bool(self.path), self.key("path"), self.path, "name a directory or a CSV file")
         positive(self, "max_len")
         check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
+
+    def precheck(self) -> None:
+        path = Path(self.path).expanduser()
+        if not path.exists():
+            raise ConfigError(self.key("path"), f"{path} does not exist")
+        if path.is_dir():
+            for d in _class_dirs(self.key("path"), path, None):
+                if not _any_file(d, None):
+                    raise ConfigError(self.key("path"), f"class directory {d} has no files")
+            return
+        header = _columns(self.key("path"), path, ",") or []
+        _has_column(self.key("text_column"), path, header, self.text_column)
+        _has_column(self.key("label_column"), path, header, self.label_column)
 
 
 @dataclass
@@ -201,10 +249,10 @@ class TFRecordConfig(DatasetConfig):
     path: str = MISSING  # a file, a directory (every *.tfrecord* in it) or a glob
     compression: str = ""  # "" | GZIP | ZLIB
     task: str = "classification"  # classification | regression | lm
-    input: str = MISSING  # feature name of the input
+    input: str = MISSING  # the input's feature name in the records
     input_shape: list[int] = field(default_factory=list)  # [] for a scalar
     input_dtype: str = "float32"  # float32 | int64 | image
-    label: str = MISSING  # feature name of the label (lm: the target tokens)
+    label: str = MISSING  # the label's feature name in the records (lm: the target tokens)
     label_shape: list[int] = field(default_factory=list)
     label_dtype: str = "int64"  # int64 | float32
     num_classes: int = 0  # classification: classes; lm: vocabulary (0: largest label + 1)
@@ -228,3 +276,94 @@ class TFRecordConfig(DatasetConfig):
               self.label_dtype, f"must be int64 for task {self.task}")
         check(self.num_classes >= 0, self.key("num_classes"), self.num_classes, "must be >= 0")
         check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
+
+    def precheck(self) -> None:
+        _check_files(self.key("path"), self.path)
+
+
+# ---- TF-free checks of the files a config names (used by the schemas' `precheck`)
+
+
+def _any_file(root: Path, suffixes: tuple[str, ...] | None) -> bool:
+    """Whether `root` holds (recursively) a file, of one of `suffixes` if given; stops at
+    the first one, so a large folder costs little."""
+    for _dirpath, _dirs, files in os.walk(root):
+        if any(suffixes is None or os.path.splitext(f)[1].lower() in suffixes for f in files):
+            return True
+    return False
+
+
+def _check_files(key: str, path: str) -> None:
+    """A file, a directory with files in it, or a glob matching files (text, tfrecord)."""
+    if any(ch in path for ch in "*?["):
+        if not any(os.path.isfile(p)
+                   for p in glob.iglob(os.path.expanduser(path), recursive=True)):
+            raise ConfigError(key, f"no files found in the glob {path!r}")
+        return
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ConfigError(key, f"{p} does not exist")
+    if p.is_dir() and not _any_file(p, None):
+        raise ConfigError(key, f"no files found in {p}")
+
+
+def _existing_file(key: str, path: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ConfigError(key, f"{p} does not exist" if not p.exists() else f"{p} is not a file")
+    return p
+
+
+def _existing_dir(key: str, path: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise ConfigError(key, f"{p} does not exist" if not p.exists()
+                          else f"{p} is not a directory")
+    return p
+
+
+def _class_dirs(key: str, root: Path, suffixes: tuple[str, ...] | None) -> list[Path]:
+    """The class sub-directories of `root` (at least 2), in sorted order."""
+    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if len(dirs) < 2:
+        loose = any(f.is_file() and (suffixes is None or f.suffix.lower() in suffixes)
+                    for f in root.iterdir())
+        raise ConfigError(key, f"{root} needs one sub-directory per class (at least 2); found "
+                          f"{len(dirs)}" + ("; its files lie in it directly: move each "
+                                            "class's files into a folder named after the class"
+                                            if loose else ""))
+    return dirs
+
+
+def _columns(key: str, path: Path, delimiter: str) -> list[str] | None:
+    """The column names of a CSV (its header) or Parquet file; None for Parquet without
+    pyarrow."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            return None
+        try:
+            return [str(n) for n in pq.read_schema(path).names]
+        except Exception as ex:  # pyarrow's own error types for damaged files
+            raise ConfigError(key, f"{path} is not a readable Parquet file: "
+                              f"{str(ex).splitlines()[0][:200]}") from ex
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f, delimiter=delimiter), None)
+    except UnicodeDecodeError as ex:
+        raise ConfigError(key, f"{path} is not UTF-8 text ({ex.reason} at byte "
+                          f"{ex.start})") from ex
+    except csv.Error as ex:
+        raise ConfigError(key, f"{path}: {ex}") from ex
+    except OSError as ex:
+        raise ConfigError(key, f"cannot read {path}: {ex.strerror}") from ex
+    if not header:
+        raise ConfigError(key, f"{path} is empty")
+    return [h.strip() for h in header]
+
+
+def _has_column(key: str, path: Path, header: list[str], column: str) -> None:
+    if column not in header:
+        raise ConfigError(key, f"{path} has no column {column!r}. Columns: "
+                          + ", ".join(header))

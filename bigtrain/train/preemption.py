@@ -1,5 +1,6 @@
 """SIGTERM, SIGUSR2 and Ctrl-C: finish the step, checkpoint, record `preempted`, exit with a
-code a scheduler can requeue on. A second Ctrl-C exits at once.
+code a scheduler can requeue on (75). A second Ctrl-C exits at once. SIGTERM and SIGUSR2 come
+from a cluster and are worded for one; Ctrl-C is the user's own choice and says how to go on.
 
 SIGUSR2 is what SLURM (`--signal`) and submitit send before a job's time limit. A handler that
 was installed before the run (submitit's, which requeues the job) is called after the
@@ -24,7 +25,19 @@ class Preempted(BaseException):
     def __init__(self, step: int, signal_name: str):
         self.step = step
         self.signal_name = signal_name
-        super().__init__(f"preempted by {signal_name} at step {step}; checkpoint written")
+        #: how to continue (set by the task, which knows the run dir and the command)
+        self.hint = "run the same command to continue"
+        super().__init__(step, signal_name)
+
+    @property
+    def by_user(self) -> bool:
+        """Ctrl-C, not a scheduler."""
+        return self.signal_name == "SIGINT"
+
+    def __str__(self) -> str:
+        if self.by_user:
+            return f"stopped at step {self.step}, checkpoint written; {self.hint}"
+        return f"preempted by {self.signal_name} at step {self.step}; checkpoint written"
 
 
 class PreemptionWatcher:
@@ -43,8 +56,12 @@ class PreemptionWatcher:
         if self.signal_name is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # the second Ctrl-C: stop now
         self.signal_name = name
-        log.warning("%s received: finishing the step and writing a checkpoint "
-                    "(Ctrl-C again to stop at once)", name)
+        if signum == signal.SIGINT:
+            log.warning("Ctrl-C: stopping after this step and writing a checkpoint "
+                        "(Ctrl-C again to stop at once, without one)")
+        else:
+            log.warning("%s received: finishing the step and writing a checkpoint "
+                        "(Ctrl-C again to stop at once)", name)
 
     def __enter__(self) -> PreemptionWatcher:
         if threading.current_thread() is threading.main_thread():
