@@ -23,26 +23,38 @@ def data(
     from rich.table import Table
 
     from bigtrain.cli.hydra_glue import compose
-    from bigtrain.config import to_typed
+    from bigtrain.task import check_config
 
     with reported():
-        config = to_typed(compose(overrides or []))
+        config = check_config(compose(overrides or []))  # before TensorFlow loads
         from bigtrain.logs import quiet_tensorflow
 
         quiet_tensorflow()
         from bigtrain.data import build_dataset
-        from bigtrain.data.inspect import describe_example, image_grid, pipeline_examples_per_sec
+        from bigtrain.data.inspect import (
+            class_label,
+            class_names,
+            describe_example,
+            describe_target,
+            image_grid,
+            pipeline_examples_per_sec,
+        )
 
         splits = build_dataset(config.dataset)
         spec = splits.spec
+        names = class_names(splits) if spec.task == "classification" else None
         batch = min(config.trainer.batch_size, spec.num_train)
         speed = pipeline_examples_per_sec(splits, batch, batches)
         shown = list(splits.train.take(max(examples, 16)).as_numpy_iterator())
 
     console = Console()
     facts = Table(show_header=False, box=None, title=f"dataset {spec.name}")
+    outputs = str(spec.num_outputs)
+    if names:
+        shown_names = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+        outputs = f"{spec.num_outputs} classes: {shown_names}"
     for k, v in [("task", spec.task), ("input", f"{spec.input_shape} {spec.input_dtype}"),
-                 ("outputs", spec.num_outputs),
+                 ("outputs", outputs),
                  ("splits", f"{spec.num_train} train / {spec.num_val} val / {spec.num_test} test"),
                  ("pipeline", f"{speed:,.0f} examples/s at batch {batch} over {batches} batches")]:
         facts.add_row(k, str(v))
@@ -52,15 +64,17 @@ def data(
     table.add_column("input")
     table.add_column("target")
     for i, (x, y) in enumerate(shown[:examples]):
-        table.add_row(str(i), describe_example(x, spec), describe_example(y, spec)
-                      if spec.task == "lm" else str(y.tolist()))
+        table.add_row(str(i), describe_example(x, spec), describe_target(y, spec, names))
     console.print(table)
     if len(spec.input_shape) >= 2 and spec.input_dtype.startswith("float"):
         import numpy as np
 
         path = out or Path(f"{spec.name}_examples.png")
-        image_grid(np.stack([x for x, _ in shown]), path)
-        console.print(f"image grid: {path}")
+        titles = [class_label(y, names) for _, y in shown] \
+            if spec.task == "classification" else None
+        image_grid(np.stack([x for x, _ in shown]), path, titles)
+        console.print(f"image grid: {path}" + (" (each image titled with its class)"
+                                               if titles else ""))
 
 
 def register(app: typer.Typer) -> None:

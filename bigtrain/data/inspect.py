@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 
 def describe_example(x: np.ndarray, spec) -> str:
@@ -20,22 +19,64 @@ def describe_example(x: np.ndarray, spec) -> str:
     return f"[{shown}{' ...' if flat.size > 8 else ''}] mean {flat.mean():.3f}"
 
 
-def image_grid(images: np.ndarray, path: Path, columns: int = 8) -> Path:
-    """Tile up to 64 images (values in [0, 1]) into one PNG."""
+def class_names(splits) -> list[str] | None:
+    """The class names of a classification dataset in label order, as its builder recorded
+    them (`splits.preprocessing["classes"]`); None where there are none."""
+    doc = getattr(splits, "preprocessing", None) or {}
+    names = doc.get("classes") if isinstance(doc, dict) else None
+    return [str(n) for n in names] if names else None
+
+
+def class_label(y: np.ndarray, names: list[str] | None) -> str:
+    """A class id as its name (the id itself where no name is known)."""
+    k = int(np.asarray(y).reshape(-1)[0])
+    return names[k] if names and 0 <= k < len(names) else str(k)
+
+
+def describe_target(y: np.ndarray, spec, names: list[str] | None) -> str:
+    """A target as people read it: the class name (and its id), else the value."""
+    if spec.task == "lm":
+        return describe_example(y, spec)
+    if spec.task == "classification" and names and np.size(y) == 1:
+        return f"{class_label(y, names)} ({int(np.asarray(y).reshape(-1)[0])})"
+    return str(np.asarray(y).tolist())
+
+
+def image_grid(images: np.ndarray, path: Path, titles: list[str] | None = None,
+               columns: int = 8) -> Path:
+    """Tile up to 64 images (any value range, shown min..max) into one PNG, each titled with
+    its entry of `titles` (its class). The PNG's text chunk `bigtrain` lists the titles."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     imgs = np.asarray(images[:64], np.float32)
     if imgs.ndim == 3:
         imgs = imgs[..., None]
     lo, hi = float(imgs.min()), float(imgs.max())
     imgs = (imgs - lo) / (hi - lo) if hi > lo else imgs * 0
-    n, h, w, c = imgs.shape
-    rows = -(-n // columns)
-    grid = np.ones((rows * (h + 1) + 1, columns * (w + 1) + 1, c), np.float32)
+    titles = list(titles[: len(imgs)]) if titles is not None else None
+    n = len(imgs)
+    cols = max(1, min(columns, n))
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.35 * cols, 1.5 * rows if titles else
+                                                  1.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
     for i, img in enumerate(imgs):
-        r, k = divmod(i, columns)
-        grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + k * (w + 1):1 + k * (w + 1) + w] = img
-    scale = max(1, 256 // max(grid.shape[:2]))
-    grid = np.kron(grid, np.ones((scale, scale, 1), np.float32))
-    path.write_bytes(tf.io.encode_png((grid * 255).astype(np.uint8)).numpy())
+        ax = axes.flat[i]
+        if img.shape[-1] == 1:
+            ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            ax.imshow(img, vmin=0, vmax=1, interpolation="nearest")
+        if titles:
+            ax.set_title(titles[i], fontsize=8, pad=2)
+    fig.tight_layout(pad=0.3)
+    fig.savefig(path, dpi=100, metadata={"bigtrain": json.dumps({"titles": titles or []})})
+    plt.close(fig)
     return path
 
 

@@ -61,6 +61,8 @@ def build_text_classification(cfg) -> Splits:
     classes = sorted(set(labels))
     if len(classes) < 2:
         raise ConfigError("dataset.path", f"{path} has {len(classes)} class(es); need 2 or more")
+    log.info("text_classification: %d texts in %d classes (%s)", len(texts), len(classes),
+             ", ".join(classes[:10]) + (" ..." if len(classes) > 10 else ""))
     x = np.zeros((len(texts), cfg.max_len), np.int32)
     for i, t in enumerate(texts):
         ids = np.frombuffer(t[: cfg.max_len], np.uint8).astype(np.int32) + 1
