@@ -10,10 +10,12 @@ DATASETS: Registry = Registry("dataset", "bigtrain.data")
 
 
 def build_dataset(cfg):  # -> bigtrain.data.pipeline.Splits
-    """Build the configured dataset's splits (imports TensorFlow)."""
-    from bigtrain.data import augment
+    """Build the configured dataset's splits (imports TensorFlow); `splits.preprocessing`
+    is then the run's preprocessing.json document (bigtrain/data/preprocess.py)."""
+    from bigtrain.data import augment, preprocess
 
     splits = DATASETS.build(cfg)
+    splits.preprocessing = preprocess.document(splits.spec, splits.preprocessing, cfg)
     augment.check_fits(cfg.augment, splits.spec)
     splits.augment = augment.example_fn(cfg.augment, splits.spec)
     splits.augment_batch = augment.batch_fn(cfg.augment, splits.spec)

@@ -9,6 +9,7 @@ is a number and there are more than 20 distinct ones, classification otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -17,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from bigtrain.config.errors import ConfigError
-from bigtrain.data import DATASETS
+from bigtrain.data import DATASETS, preprocess
 from bigtrain.data.pipeline import Splits, from_arrays, split_arrays
 from bigtrain.data.schemas import CSVConfig
 
 log = logging.getLogger("bigtrain")
-MISSING_VALUES = {"", "na", "nan", "null", "none", "?"}
+MISSING_VALUES = set(preprocess.MISSING_VALUES)
 
 
 def _is_missing(v: str) -> bool:
@@ -54,25 +55,31 @@ def read_parquet(path: Path) -> tuple[list[str], list[list[str]]]:
     return header, [list(r) for r in zip(*columns, strict=True)]
 
 
-def read_rows(path: Path, delimiter: str, on_bad: str = "fail",
+def read_rows(path: Path, delimiter: str, on_bad: str = "fail", min_rows: int = 3,
+              key: str = "dataset.path", stream=None,
               ) -> tuple[list[str], list[list[str]], int]:
-    """Header, rows and the number of rows skipped, of a CSV (or Parquet) file. A ragged row
-    is an error naming its line, or (`on_bad` skip) is left out and counted."""
-    if not path.is_file():
-        raise ConfigError("dataset.path", f"{path} does not exist" if not path.exists()
+    """Header, rows and the number of rows skipped, of a CSV (or Parquet) file (or of the
+    text `stream`, named `path`). A ragged row is an error naming its line, or (`on_bad`
+    skip) is left out and counted. Errors name `key`."""
+    if stream is None and not path.is_file():
+        raise ConfigError(key, f"{path} does not exist" if not path.exists()
                           else f"{path} is not a file")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        header, rows = read_parquet(path)
-        if len(rows) < 3:
-            raise ConfigError("dataset.path", f"{path} has {len(rows)} data rows; need at "
-                              "least 3")
+    if stream is None and path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            header, rows = read_parquet(path)
+        except ConfigError as ex:
+            raise ConfigError(key, str(ex).split(": ", 1)[-1]) from ex
+        if len(rows) < min_rows:
+            raise ConfigError(key, f"{path} has {len(rows)} data rows; need at "
+                              f"least {min_rows}")
         return header, rows, 0
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with (open(path, newline="", encoding="utf-8") if stream is None
+              else contextlib.nullcontext(stream)) as f:
             reader = csv.reader(f, delimiter=delimiter)
             header = next(reader, None)
             if not header:
-                raise ConfigError("dataset.path", f"{path} is empty")
+                raise ConfigError(key, f"{path} is empty")
             header = [h.strip() for h in header]
             rows, ragged = [], []
             for row in reader:
@@ -82,20 +89,21 @@ def read_rows(path: Path, delimiter: str, on_bad: str = "fail",
                     if on_bad == "skip":
                         ragged.append(reader.line_num)
                         continue
-                    raise ConfigError("dataset.path", f"{path}, line {reader.line_num}: "
+                    fix = ("dataset.on_bad_record=skip" if key == "dataset.path"
+                           else "--on-bad skip")
+                    raise ConfigError(key, f"{path}, line {reader.line_num}: "
                                       f"{len(row)} fields where the header has "
-                                      f"{len(header)}; fix the row or set "
-                                      "dataset.on_bad_record=skip")
+                                      f"{len(header)}; fix the row or set {fix}")
                 rows.append(row)
     except UnicodeDecodeError as ex:
-        raise ConfigError("dataset.path", f"{path} is not UTF-8 text ({ex.reason} at byte "
+        raise ConfigError(key, f"{path} is not UTF-8 text ({ex.reason} at byte "
                           f"{ex.start})") from ex
     except csv.Error as ex:
-        raise ConfigError("dataset.path", f"{path}: {ex}") from ex
+        raise ConfigError(key, f"{path}: {ex}") from ex
     if ragged:
         log.warning("skipped %d ragged row(s) of %s, e.g. line %d", len(ragged), path, ragged[0])
-    if len(rows) < 3:
-        raise ConfigError("dataset.path", f"{path} has {len(rows)} data rows; need at least 3")
+    if len(rows) < min_rows:
+        raise ConfigError(key, f"{path} has {len(rows)} data rows; need at least {min_rows}")
     return header, rows, len(ragged)
 
 
@@ -130,6 +138,7 @@ def build_csv(cfg) -> Splits:
                               f"{labels[bad]!r} is not a number (task regression)")
         y = np.array(numbers, np.float32)[:, None]
         num_outputs = 1
+        classes = None
     else:
         classes = sorted({labels[i] for i in train})
         index = {c: k for k, c in enumerate(classes)}
@@ -141,7 +150,7 @@ def build_csv(cfg) -> Splits:
         num_outputs = max(2, len(classes))
 
     # ---- features
-    feats = []
+    feats, described = [], []
     for ci, name in enumerate(header):
         if ci == li:
             continue
@@ -155,6 +164,7 @@ def build_csv(cfg) -> Splits:
             std = known.std() if known.size and known.std() > 0 else 1.0
             col = np.array([mean if p is None else p for p in parsed], np.float64)
             feats.append(((col - mean) / std)[:, None])
+            described.append(preprocess.numeric(name, mean, std))
         else:
             cats = sorted({values[i] for i in train if not _is_missing(values[i])})
             index = {c: k for k, c in enumerate(cats)}
@@ -162,7 +172,12 @@ def build_csv(cfg) -> Splits:
             for r, v in enumerate(values):
                 onehot[r, index.get(v, len(cats)) if not _is_missing(v) else len(cats)] = 1.0
             feats.append(onehot)
+            described.append(preprocess.categorical(name, cats))
     if not feats:
         raise ConfigError("dataset.path", f"{path} has no feature columns besides the label")
     x = np.concatenate(feats, axis=1).astype(np.float32)
-    return from_arrays("csv", task, x, y, num_outputs=num_outputs, cfg=cfg, skipped=skipped)
+    doc = {"input": preprocess.table(described, x.shape[1:], "float32", label=cfg.label,
+                                     delimiter=cfg.delimiter),
+           "classes": classes, "targets": [cfg.label] if task == "regression" else None}
+    return from_arrays("csv", task, x, y, num_outputs=num_outputs, cfg=cfg, skipped=skipped,
+                       preprocessing=doc)

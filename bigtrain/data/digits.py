@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bigtrain.data import DATASETS
+from bigtrain.data import DATASETS, preprocess
 from bigtrain.data.pipeline import Splits, from_arrays
 from bigtrain.data.schemas import DigitsConfig
 
@@ -18,4 +18,11 @@ def build_digits(cfg) -> Splits:
     if cfg.normalize:
         x = x / 16.0
     y = bunch.target.astype(np.int32)
-    return from_arrays("digits", "classification", x, y, num_outputs=10, cfg=cfg)
+    # raw inputs: scikit-learn's 64 pixel values (0..16) of each image, row by row
+    names = [f"pixel_{r}_{c}" for r in range(8) for c in range(8)]
+    scale = 16.0 if cfg.normalize else 1.0
+    doc = {"input": preprocess.table([preprocess.numeric(n, 0.0, scale) for n in names],
+                                     (8, 8)),
+           "classes": preprocess.index_classes(10)}
+    return from_arrays("digits", "classification", x, y, num_outputs=10, cfg=cfg,
+                       preprocessing=doc)

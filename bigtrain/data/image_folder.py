@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from bigtrain.config.errors import ConfigError
-from bigtrain.data import DATASETS
+from bigtrain.data import DATASETS, preprocess
 from bigtrain.data.pipeline import Splits, split_arrays
 from bigtrain.data.schemas import ImageFolderConfig
 from bigtrain.data.spec import DatasetSpec
@@ -96,5 +96,6 @@ def build_image_folder(cfg) -> Splits:
     fits = len(train) * size[0] * size[1] * cfg.channels * 4 < CACHE_LIMIT
     log.info("image_folder: %d images in %d classes (%s)", len(paths), len(classes),
              ", ".join(classes[:10]) + (" ..." if len(classes) > 10 else ""))
+    doc = {"input": preprocess.image(size[0], size[1], cfg.channels), "classes": classes}
     return Splits(spec, ds(train, fits), ds(val, fits), ds(test, fits), seed=cfg.seed,
-                  shuffle_buffer=cfg.shuffle_buffer)
+                  shuffle_buffer=cfg.shuffle_buffer, preprocessing=doc)

@@ -30,6 +30,9 @@ class Splits:
     augment_batch: Callable | None = None
     shard: str = "data"  # multi-worker auto-sharding: data | off
     threads: int = 0  # > 0: tf.data's private thread pool size (trainer.threads)
+    # what the builder computed to turn raw inputs into model inputs ({"input", "classes"
+    # or "targets"}); build_dataset completes it into preprocessing.json (preprocess.py)
+    preprocessing: dict | None = None
 
     def train_batches(self, batch_size: int, epoch: int) -> tf.data.Dataset:
         """Epoch `epoch` of training: shuffled with a seed of its own, full batches only.
@@ -87,7 +90,8 @@ def split_arrays(n: int, val_fraction: float, test_fraction: float, seed: int,
 
 
 def from_arrays(name: str, task: str, x: np.ndarray, y: np.ndarray, num_outputs: int, cfg,
-                input_vocab: int = 0, skipped: int = 0) -> Splits:
+                input_vocab: int = 0, skipped: int = 0, preprocessing: dict | None = None
+                ) -> Splits:
     """Splits of in-memory arrays, following the dataset config's fractions and seed."""
     train, val, test = split_arrays(len(x), cfg.val_fraction, cfg.test_fraction, cfg.seed,
                                     cfg.fraction)
@@ -100,4 +104,4 @@ def from_arrays(name: str, task: str, x: np.ndarray, y: np.ndarray, num_outputs:
         return tf.data.Dataset.from_tensor_slices((x[idx], y[idx]))
 
     return Splits(spec, ds(train), ds(val), ds(test), seed=cfg.seed,
-                  shuffle_buffer=cfg.shuffle_buffer)
+                  shuffle_buffer=cfg.shuffle_buffer, preprocessing=preprocessing)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bigtrain.data import DATASETS
+from bigtrain.data import DATASETS, preprocess
 from bigtrain.data.pipeline import Splits, from_arrays
 from bigtrain.data.schemas import SyntheticConfig
 
@@ -43,4 +43,12 @@ def build_synthetic(cfg) -> Splits:
     make = {"classification": _classification, "regression": _regression, "lm": _lm}[cfg.task]
     x, y = make(cfg, rng)
     outputs = {"classification": cfg.num_classes, "regression": 1, "lm": cfg.vocab_size}
-    return from_arrays("synthetic", cfg.task, x, y, num_outputs=outputs[cfg.task], cfg=cfg)
+    if cfg.task == "lm":
+        doc = {"input": preprocess.lm_ids(cfg.seq_len, cfg.vocab_size)}
+    else:
+        names = [f"x{i}" for i in range(cfg.num_features)]
+        doc = {"input": preprocess.identity_table(names, (cfg.num_features,)),
+               "classes": preprocess.index_classes(cfg.num_classes),
+               "targets": ["y"]}
+    return from_arrays("synthetic", cfg.task, x, y, num_outputs=outputs[cfg.task], cfg=cfg,
+                       preprocessing=doc)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bigtrain.config.errors import ConfigError
-from bigtrain.data import DATASETS
+from bigtrain.data import DATASETS, preprocess
 from bigtrain.data.pipeline import Splits, from_arrays, split_arrays
 from bigtrain.data.schemas import TextConfig
 
@@ -103,6 +103,7 @@ def build_text(cfg) -> Splits:
     if cfg.vocab == "byte":
         ids = np.frombuffer(corpus, dtype=np.uint8).astype(np.int32)
         vocab_size = 256
+        doc = {"input": preprocess.lm_bytes(cfg.seq_len)}
     else:
         train_idx, _, _ = split_arrays(n, cfg.val_fraction, cfg.test_fraction, cfg.seed)
         span = cfg.seq_len + 1
@@ -111,8 +112,9 @@ def build_text(cfg) -> Splits:
         ids = np.fromiter((table.get(ch, 1) for ch in corpus), dtype=np.int32,
                           count=len(corpus))
         vocab_size = len(seen) + 2
+        doc = {"input": preprocess.lm_chars(cfg.seq_len, seen)}
     seqs = ids[: n * (cfg.seq_len + 1)].reshape(n, cfg.seq_len + 1)
     log.info("text: %d file(s), %d %ss, %d sequences of %d", len(files), len(corpus),
              cfg.vocab, n, cfg.seq_len)
     return from_arrays("text", "lm", seqs[:, :-1], seqs[:, 1:], num_outputs=vocab_size,
-                       cfg=cfg, skipped=skipped)
+                       cfg=cfg, skipped=skipped, preprocessing=doc)

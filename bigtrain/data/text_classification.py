@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from bigtrain.config.errors import ConfigError
-from bigtrain.data import DATASETS
+from bigtrain.data import DATASETS, preprocess
 from bigtrain.data.csv_table import read_rows
 from bigtrain.data.pipeline import Splits, from_arrays
 from bigtrain.data.schemas import TextClassificationConfig
@@ -69,5 +69,8 @@ def build_text_classification(cfg) -> Splits:
         x[i, : len(ids)] = ids
     index = {c: k for k, c in enumerate(classes)}
     y = np.array([index[v] for v in labels], np.int32)
+    columns = (None, None) if path.is_dir() else (cfg.text_column, cfg.label_column)
+    doc = {"input": preprocess.text(cfg.max_len, *columns), "classes": classes}
     return from_arrays("text_classification", "classification", x, y,
-                       num_outputs=len(classes), cfg=cfg, input_vocab=257, skipped=skipped)
+                       num_outputs=len(classes), cfg=cfg, input_vocab=257, skipped=skipped,
+                       preprocessing=doc)

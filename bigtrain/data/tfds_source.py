@@ -15,7 +15,7 @@ import os
 import tensorflow as tf
 
 from bigtrain.config.errors import ConfigError
-from bigtrain.data import DATASETS
+from bigtrain.data import DATASETS, preprocess
 from bigtrain.data.pipeline import Splits
 from bigtrain.data.schemas import TFDSConfig
 from bigtrain.data.spec import DatasetSpec
@@ -96,4 +96,9 @@ def build_tfds(cfg) -> Splits:
     if spec.num_train == 0:
         raise ConfigError("dataset.name", f"TFDS dataset {cfg.name!r} has an empty train split")
     log.info("tfds %s: %s -> %s", cfg.name, x_key, input_shape)
-    return Splits(spec, train, val, test, seed=cfg.seed, shuffle_buffer=cfg.shuffle_buffer)
+    names = list(getattr(info.features[y_key], "names", None) or [])
+    doc = {"input": preprocess.image(*input_shape) if is_image and len(input_shape) == 3
+           else preprocess.text(cfg.max_len) if not is_image else None,
+           "classes": names or preprocess.index_classes(spec.num_outputs)}
+    return Splits(spec, train, val, test, seed=cfg.seed, shuffle_buffer=cfg.shuffle_buffer,
+                  preprocessing=doc)

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from bigtrain.config.errors import ConfigError
-from bigtrain.data import DATASETS
+from bigtrain.data import DATASETS, preprocess
 from bigtrain.data.pipeline import Splits, split_arrays
 from bigtrain.data.schemas import TFRecordConfig
 from bigtrain.data.spec import DatasetSpec
@@ -155,7 +155,24 @@ def build_tfrecord(cfg) -> Splits:
     fits = len(train) * math.prod(shape or (1,)) * 4 < CACHE_LIMIT
     log.info("tfrecord: %d records in %d file(s)", int(good.sum()), len(kept))
     return Splits(spec, split(0, fits), split(1, fits), split(2, fits), seed=cfg.seed,
-                  shuffle_buffer=cfg.shuffle_buffer)
+                  shuffle_buffer=cfg.shuffle_buffer, preprocessing=_describe(cfg, spec))
+
+
+def _describe(cfg, spec: DatasetSpec) -> dict:
+    """Raw inputs of a TFRecord-trained model: an encoded image, the input feature's values
+    as numeric columns (`<input>_<i>`, flattened), or the token ids of a language model."""
+    if cfg.task == "lm":
+        return {"input": preprocess.lm_ids(int(math.prod(spec.input_shape or (1,))),
+                                           spec.num_outputs)}
+    if cfg.input_dtype == "image":
+        return {"input": preprocess.image(*spec.input_shape),
+                "classes": preprocess.index_classes(spec.num_outputs)}
+    n = int(math.prod(spec.input_shape)) if spec.input_shape else 1
+    names = [cfg.input] if not spec.input_shape else [f"{cfg.input}_{i}" for i in range(n)]
+    return {"input": preprocess.identity_table(names, spec.input_shape, spec.input_dtype),
+            "classes": preprocess.index_classes(spec.num_outputs),
+            "targets": [cfg.label] if spec.num_outputs == 1 else
+            [f"{cfg.label}_{i}" for i in range(spec.num_outputs)]}
 
 
 def _first_error(path: Path, index: int, cfg, parse) -> str:

@@ -122,14 +122,7 @@ def build(config: FitConfig, run_dir: Path, chief: bool = True) -> Components:
     import tensorflow as tf
 
     from bigtrain.data import build_dataset
-    from bigtrain.models import build_model
-    from bigtrain.optim import build_optimizer
-    from bigtrain.optim.builders import exclude_from_decay
-    from bigtrain.optim.schedules import build_learning_rate
-    from bigtrain.strategy.builders import build_strategy, per_replica_batch
-    from bigtrain.train.checkpoint import Checkpointer
-    from bigtrain.train.engine import Engine, StepConfig
-    from bigtrain.train.objective import Objective, model_outputs
+    from bigtrain.strategy.builders import build_strategy
 
     t, s = config.trainer, config.strategy
     _limit_threads(t.threads)
@@ -144,14 +137,47 @@ def build(config: FitConfig, run_dir: Path, chief: bool = True) -> Components:
     if splits.steps_per_epoch(t.batch_size) == 0:
         raise ConfigError("trainer.batch_size", f"{t.batch_size} is larger than the training "
                           f"split ({spec.num_train} examples); use a smaller batch")
+    log.info("data %s: %s, input %s, %d train / %d val / %d test", spec.name, spec.task,
+             spec.input_shape, spec.num_train, spec.num_val, spec.num_test)
+    return _assemble(config, run_dir, strategy, splits, spec, chief)
+
+
+def build_from_spec(config: FitConfig, run_dir: Path, spec) -> Components:
+    """The run's model, optimizer, engine and checkpointer from the DatasetSpec recorded in
+    its preprocessing.json, without reading the data (`eval`, `export`, `predict` and
+    `generate` of a trained run); `splits` is None. Runs under the default strategy: a run
+    trained on GPUs or several workers is evaluated and exported where the command runs."""
+    import keras
+    import tensorflow as tf
+
+    t = config.trainer
+    _limit_threads(t.threads)
+    keras.utils.set_random_seed(t.seed)
+    return _assemble(config, run_dir, tf.distribute.get_strategy(), None, spec, chief=True)
+
+
+def _assemble(config: FitConfig, run_dir: Path, strategy, splits, spec, chief: bool
+              ) -> Components:
+    """Model, optimizer, engine and checkpointer for the dataset described by `spec`."""
+    import keras
+    import tensorflow as tf
+
+    from bigtrain.models import build_model
+    from bigtrain.optim import build_optimizer
+    from bigtrain.optim.builders import exclude_from_decay
+    from bigtrain.optim.schedules import build_learning_rate
+    from bigtrain.strategy.builders import per_replica_batch
+    from bigtrain.train.checkpoint import Checkpointer
+    from bigtrain.train.engine import Engine, StepConfig
+    from bigtrain.train.objective import Objective, model_outputs
+
+    t, s = config.trainer, config.strategy
     per_replica = per_replica_batch(t.batch_size, strategy)
     if per_replica % t.grad_accum:
         raise ConfigError("trainer.grad_accum", f"{t.grad_accum} must divide the per-replica "
                           f"batch ({per_replica})")
-    log.info("data %s: %s, input %s, %d train / %d val / %d test", spec.name, spec.task,
-             spec.input_shape, spec.num_train, spec.num_val, spec.num_test)
 
-    steps_per_epoch = splits.steps_per_epoch(t.batch_size)
+    steps_per_epoch = max(1, spec.num_train // t.batch_size)
     total_steps = steps_per_epoch * t.epochs if t.max_steps <= 0 else t.max_steps
     from bigtrain.strategy.devices import resolve_precision
 
@@ -202,7 +228,13 @@ def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = (), chief: bool
     total_steps = c.total_steps
     state = LoopState(total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                       total_epochs=-(-total_steps // steps_per_epoch))
+    preprocessing = _preprocessing_to_record(config, run_dir, splits.preprocessing,
+                                             checkpointer) if chief else None
     _resume(config, run_dir, checkpointer, state)
+    if preprocessing is not None:
+        from bigtrain.data import preprocess
+
+        preprocess.write(run_dir, preprocessing)
 
     hooks: list = []
     try:
@@ -216,6 +248,48 @@ def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = (), chief: bool
             h.close()
         checkpointer.close()
     return summary
+
+
+def _preprocessing_to_record(config: FitConfig, run_dir: Path, new: dict | None, checkpointer
+                             ) -> dict | None:
+    """What preprocessing.json will hold: the data's preprocessing as built now; on a resume of
+    this run dir's checkpoints, the recorded file unchanged, refused if the data now gives
+    another preprocessing (trainer.resume=force takes the new one). Written after `_resume`."""
+    from bigtrain.data import preprocess
+
+    if new is None:
+        return None
+    try:
+        old = preprocess.read(run_dir)
+    except ConfigError as ex:
+        log.warning("%s; writing it again", ex)
+        old = None
+    if old is None or config.trainer.resume not in ("auto", "force") or \
+            not checkpointer.has_checkpoints():
+        return new
+    changed = [k for k in preprocess.differences(old, new) if not k.startswith("source.")]
+    if not changed:
+        return old  # the same preprocessing, perhaps from another directory: keep the file
+    if config.trainer.resume == "force":
+        log.warning("the data's preprocessing differs from the recorded one (%s); "
+                    "trainer.resume=force: continuing with the new one", ", ".join(changed[:5]))
+        return new
+    raise ConfigError("trainer.resume", f"the data now gives another preprocessing than the "
+                      f"one {run_dir} was trained with ({', '.join(changed[:5])}"
+                      f"{', ...' if len(changed) > 5 else ''}; see "
+                      f"{run_dir / preprocess.FILENAME}): the data changed. Pass "
+                      "trainer.resume=force to continue with the new one, or choose a new "
+                      "hydra.run.dir")
+
+
+def _preprocessing_digest(run_dir: Path) -> str | None:
+    """SHA-256 of the run's preprocessing.json (the checkpoints were trained with it)."""
+    from bigtrain.data import preprocess
+
+    try:
+        return preprocess.digest(preprocess.path_in(run_dir).read_text(encoding="utf-8"))
+    except OSError:
+        return None
 
 
 def _summarize(config: FitConfig, run_dir: Path, c: Components, state, hooks: list,
@@ -248,6 +322,7 @@ def _summarize(config: FitConfig, run_dir: Path, c: Components, state, hooks: li
         "nan_rollbacks": state.nan_rollbacks,
         "data_skipped": spec.skipped,  # bad records left out (dataset.on_bad_record=skip)
         "run_dir": str(run_dir),
+        "preprocessing_sha256": _preprocessing_digest(run_dir),
     }
     if checkpointer.is_chief:
         rundir.write_summary(run_dir, summary)
