@@ -82,3 +82,81 @@ def test_launch_local_script_is_bigtrain_launch(tmp_path):
     bad = subprocess.run([*CLI, "launch", "--workers", "2"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and "give the command after --" in bad.stderr
+
+
+def _start_workers(tmp_path, run_dir, *extra):
+    """Two workers started by hand, each with its own TF_CONFIG (no launcher between them and
+    the signal)."""
+    import json
+
+    from bigtrain.launch import free_ports
+
+    hosts = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    scratch = tmp_path / "tmp"
+    scratch.mkdir(exist_ok=True)
+    procs = []
+    for i in range(2):
+        env = {**os.environ, "TMPDIR": str(scratch), "PYTHONUNBUFFERED": "1",
+               "TF_CONFIG": json.dumps({"cluster": {"worker": hosts},
+                                        "task": {"type": "worker", "index": i}})}
+        env.pop("BIGTRAIN_DEBUG", None)
+        procs.append(subprocess.Popen(
+            [*CLI, "fit", "strategy=multi_worker", *BASE, *extra, f"hydra.run.dir={run_dir}"],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True))
+    return procs
+
+
+LONG = ["trainer.max_steps=400", "trainer.eval_every=100"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The final checkpoint of the LONG two-worker run, never interrupted."""
+    from helpers import checkpoint_tensors
+
+    root = tmp_path_factory.mktemp("uninterrupted")
+    r = launch(root, root / "run", *LONG)
+    assert r.returncode == 0, r.stdout[-3000:]
+    return checkpoint_tensors(root / "run" / "checkpoints" / "ckpt-400")
+
+
+@pytest.mark.parametrize("signalled", [1, 0], ids=["non-chief", "chief"])
+def test_a_signal_to_one_worker_preempts_both_at_the_same_step(tmp_path, signalled,
+                                                                uninterrupted):
+    import signal
+    import time
+
+    from helpers import checkpoint_tensors
+
+    run = tmp_path / "run"
+    procs = _start_workers(tmp_path, run, *LONG)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and not any(
+                r.get("step", 0) >= 60 for r in (read_jsonl(run / "metrics.jsonl")
+                                                 if (run / "metrics.jsonl").exists() else [])):
+            assert all(p.poll() is None for p in procs), procs[0].communicate()[0][-3000:]
+            time.sleep(0.1)
+        tic = time.time()
+        procs[signalled].send_signal(signal.SIGTERM)
+        outs = [p.communicate(timeout=90)[0] for p in procs]
+        took = time.time() - tic
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [75, 75], [o[-1500:] for o in outs]
+    assert took < 60
+    summary = read_json(run / "summary.json")
+    assert summary["status"] == "preempted"
+    step = summary["steps"]
+    assert 60 <= step < 400
+    for out in outs:  # both stopped at that step, each with its part of the checkpoint
+        assert f"at step {step}" in out, out[-1500:]
+    assert (run / f"checkpoints/ckpt-{step}.index").exists()
+    # relaunched, it ends bitwise equal to a run that was never interrupted
+    again = launch(tmp_path, run, *LONG)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert f"at step {step}" in again.stdout and "resumed from" in again.stdout
+    assert checkpoint_tensors(run / "checkpoints" / "ckpt-400") == uninterrupted

@@ -271,14 +271,19 @@ class StepHooks(Action):
 
 class Preemption(Action):
     """After SIGTERM, SIGUSR2 or Ctrl-C: save a checkpoint, hand the signal over to the
-    handler that was there before (submitit's requeue), raise `Preempted`."""
+    handler that was there before (submitit's requeue), raise `Preempted`. In a multi-worker
+    run the flag is all-reduced at every boundary (`any_worker`), so a signal to any one
+    worker stops every worker at the same step, each with its part of the checkpoint."""
 
-    def __init__(self, watcher: PreemptionWatcher, checkpointer, state: LoopState):
+    def __init__(self, watcher: PreemptionWatcher, checkpointer, state: LoopState,
+                 any_worker: Callable[[bool], bool] = lambda flag: flag):
         self.watcher, self.checkpointer, self.state = watcher, checkpointer, state
+        self.any_worker = any_worker
 
     def __call__(self, chunk: Chunk) -> None:
-        if not self.watcher.requested:
+        if not self.any_worker(self.watcher.requested):
             return
         self.checkpointer.save(self.state)
         self.watcher.hand_over()
-        raise Preempted(self.state.step, self.watcher.signal_name or "a signal")
+        raise Preempted(self.state.step, self.watcher.signal_name
+                        or "a signal to another worker")

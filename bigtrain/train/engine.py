@@ -42,6 +42,9 @@ class Engine:
         self.objective = objective
         self.cfg = step
         self._replicas = strategy.num_replicas_in_sync
+        self._multi_worker = bool(getattr(strategy.extended, "_in_multi_worker_mode",
+                                          lambda: False)())
+        self._any_fn = None
         # XLA: on one replica the whole step (with the optimizer update) is compiled; across
         # replicas only forward and backward, since the update all-reduces
         whole = step.jit_compile and self._replicas == 1
@@ -160,6 +163,23 @@ class Engine:
         finally:
             for (v, _), value in zip(pairs, saved, strict=True):
                 v.assign(value)
+
+    def any_worker(self, flag: bool) -> bool:
+        """Whether `flag` holds in any worker of a multi-worker run (one all-reduce of a
+        scalar; every worker must call it at the same point), else `flag` itself. A signal
+        seen by one worker thus stops all of them at the same step: saving is collective."""
+        if not self._multi_worker:
+            return flag
+        if self._any_fn is None:
+            strategy = self.strategy
+
+            @tf.function
+            def any_fn(value):
+                per_replica = strategy.run(lambda v: tf.identity(v), args=(value,))
+                return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+            self._any_fn = any_fn
+        return bool(self._any_fn(tf.constant(1.0 if flag else 0.0)).numpy() > 0)
 
     def weights_finite(self) -> bool:
         return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.variables
