@@ -3,8 +3,9 @@
 A Hydra callback (configured in fit.yaml) rewrites `sweep_summary.csv` and `sweep_summary.json`
 in the sweep dir after every job, from the jobs' own summary.json files, so a crashed or failed
 sweep still has its table; `bigtrain fit` prints the table when the multirun ends. Columns:
-the job number, the overrides that differ between jobs, status, best and final
-`trainer.monitor`, steps, wall time; the best completed job is marked.
+the job number, the overrides that differ between jobs, status, dataset, best and final
+`trainer.monitor`, steps, wall time; the best completed job of each dataset and monitor is
+marked.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def rows_for(dirs: list[Path], labels: list) -> list[dict[str, Any]]:
             continue
         monitor = summary.get("monitor") or "val_loss"
         rows.append({"job": label, "status": summary.get("status"),
-                     "monitor": monitor,
+                     "dataset": _dataset(d), "monitor": monitor,
                      "best": summary.get("best", {}).get(monitor),
                      "final": summary.get("final", {}).get(monitor),
                      "steps": summary.get("steps"), "wall_s": summary.get("wall_s"),
@@ -79,14 +80,26 @@ def rows_for(dirs: list[Path], labels: list) -> list[dict[str, Any]]:
     return rows
 
 
+def _dataset(run_dir: Path) -> str:
+    """What a run trained on, as far as comparing results goes: the source and its path."""
+    data = (rundir.read_config(run_dir) or {}).get("dataset") or {}
+    name, path = data.get("name"), data.get("path")
+    if name is None:
+        return ""
+    return f"{name} {path}" if path else str(name)
+
+
 def _mark_best(rows: list[dict[str, Any]]) -> None:
-    done = [r for r in rows if r["status"] == "completed" and isinstance(r["best"], float)
-            and math.isfinite(r["best"])]
+    """The best completed run of each group of runs that share dataset and monitor: results
+    of different data, or of different metrics, are not compared."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         r["is_best"] = False
-    if done:
-        mode = rundir.resolve_mode(done[0]["monitor"], "auto")
-        pick = min if mode == "min" else max
+        if r["status"] == "completed" and isinstance(r["best"], float) and \
+                math.isfinite(r["best"]):
+            groups.setdefault((r.get("dataset", ""), r["monitor"]), []).append(r)
+    for (_, monitor), done in groups.items():
+        pick = min if rundir.resolve_mode(monitor, "auto") == "min" else max
         pick(done, key=lambda r: r["best"])["is_best"] = True
 
 
@@ -96,8 +109,8 @@ def write(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
                            json.dumps(rows, indent=2) + "\n")
     buf = io.StringIO()
     varying = list(rows[0]["overrides"]) if rows else []
-    fields = ["job", *varying, "status", "monitor", "best", "final", "steps", "wall_s",
-              "is_best", "error"]
+    fields = ["job", *varying, "status", "dataset", "monitor", "best", "final", "steps",
+              "wall_s", "is_best", "error"]
     w = csv.DictWriter(buf, fieldnames=fields)
     w.writeheader()
     for r in rows:
@@ -107,16 +120,24 @@ def write(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
 
 def show(rows: list[dict[str, Any]], title: str | None = None, stderr: bool = True,
          extra: tuple[str, ...] = ()) -> None:
-    """The rich table; `extra` adds columns of final metrics (e.g. the sort key)."""
+    """The rich table; `extra` adds columns of final metrics (e.g. the sort key). Runs of
+    several datasets or monitors get a column for each, and a best (*) per group."""
     from rich.table import Table
 
     if not rows:
         return
     varying = list(rows[0]["overrides"])
     joined = len(varying) > MAX_OVERRIDE_COLUMNS  # many runs of many kinds: one text column
-    table = Table(title=title or f"sweep: {len(rows)} jobs, monitor {rows[0]['monitor']}")
-    for col in ["job", *(["overrides"] if joined else varying), "status", "best", "final",
-                *extra, "steps", "wall s"]:
+    monitors = {r["monitor"] for r in rows}
+    group_cols = [c for c, many in (("dataset", len({r.get("dataset") for r in rows}) > 1),
+                                    ("monitor", len(monitors) > 1)) if many]
+    headers = {"dataset": "data"}  # an override column may be called `dataset` already
+    table = Table(title=title or f"sweep: {len(rows)} jobs"
+                  + (f", monitor {rows[0]['monitor']}" if len(monitors) == 1 else ""),
+                  caption="* best of its dataset and monitor" if group_cols else None)
+    for col in ["job", *(["overrides"] if joined else varying),
+                *(headers.get(c, c) for c in group_cols), "status", "best", "final", *extra,
+                "steps", "wall s"]:
         table.add_column(col)
     for r in rows:
         values = (r["best"], r["final"], *(r.get("metrics", {}).get(k) for k in extra))
@@ -125,6 +146,7 @@ def show(rows: list[dict[str, Any]], title: str | None = None, stderr: bool = Tr
         table.add_row(f"{r['job']}{' *' if r['is_best'] else ''}",
                       *([" ".join(f"{k}={v}" for k, v in r["overrides"].items() if v)]
                         if joined else [r["overrides"][k] for k in varying]),
+                      *(str(r.get(c) or "") for c in group_cols),
                       str(r["status"]), *fmt,
                       str(r["steps"]), f"{r['wall_s']:.1f}" if r["wall_s"] else "")
     _console(stderr).print(table)

@@ -12,11 +12,13 @@ from bigtrain.cli.params import existing_dir
 def plot_cmd(
     path: Path = typer.Argument(..., help="A run dir, a sweep dir, or a dir of runs.",
                                 metavar="RUN_OR_SWEEP_DIR", callback=existing_dir),
-    metric: str = typer.Option("loss", "--metric", help="Plot this metric and val_<metric>."),
+    metric: str = typer.Option("loss", "--metric", help="A metric, as x or val_x alike: "
+                               "training x on the left, validation val_x on the right."),
     out: Path | None = typer.Option(None, "--out", help="PNG path (default: "
                                     "DIR/plot_<metric>.png)."),
 ) -> None:
-    """Write training and validation curves, one line per run; for a search also the
+    """Write training and validation curves, one line per run, labelled by the overrides that
+    differ; losses get limits that leave out outliers. For a search also the
     monitored metric against each searched parameter (DIR/plot_<metric>_params.png)."""
     from bigtrain.cli.errors import reported
     from bigtrain.plots import plot
