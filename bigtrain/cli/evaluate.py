@@ -7,13 +7,18 @@ from pathlib import Path
 import typer
 
 from bigtrain.cli.errors import reported
-from bigtrain.cli.params import CHECKPOINT, choice, run_dir_argument
+from bigtrain.cli.params import choice, run_dir_argument
+from bigtrain.cli.predict import CHECKPOINT
 
 
 def evaluate(
     run_dir: Path = run_dir_argument(),
     split: str = choice("val", "--split", ("val", "test", "train"), "The split to evaluate"),
     checkpoint: str = CHECKPOINT,
+    data: Path | None = typer.Option(
+        None, "--data", help="Evaluate on this labelled data instead of a split (the training "
+        "format: a CSV with the label column, a folder of class folders), read with the "
+        "run's preprocessing"),
     watch: bool = typer.Option(False, "--watch", help="Evaluate each new checkpoint as a "
                                "running `bigtrain fit` writes it (into eval_watch_<split>.jsonl "
                                "and tb/eval_<split>); ends when the run ends"),
@@ -37,8 +42,12 @@ def evaluate(
         from bigtrain.train.restore import evaluate_run
 
         quiet_tensorflow()
-        result = evaluate_run(run_dir, split, checkpoint)
-    table = Table(title=f"{run_dir} · {checkpoint} checkpoint (step {result['step']}) · {split}")
+        result = evaluate_run(run_dir, split, checkpoint, data)
+    which = "checkpoint" if result["checkpoint_kind"] == "path" else \
+        f"{result['checkpoint_kind']} checkpoint"
+    on = split if data is None else f"{data} ({result['examples']} examples)"
+    table = Table(title=f"{run_dir} · {which} {Path(result['checkpoint']).name} "
+                        f"(step {result['step']}) · {on}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in result["metrics"].items():

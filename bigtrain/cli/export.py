@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from bigtrain.cli.errors import reported
-from bigtrain.cli.params import CHECKPOINT, choice, run_dir_argument
+from bigtrain.cli.params import choice, run_dir_argument
+from bigtrain.cli.predict import CHECKPOINT
 
 
 def export(
@@ -18,7 +19,9 @@ def export(
                                     help="Where to write (default: RUN_DIR/export/)"),
     checkpoint: str = CHECKPOINT,
 ) -> None:
-    """Export a checkpoint as a TensorFlow SavedModel (signature `serve`) or a .keras file."""
+    """Export a checkpoint: a TensorFlow SavedModel that takes raw inputs (signatures
+    serving_default, serve_strings for tables, serve for model inputs), or a .keras file of
+    standard Keras layers that loads without bigtrain."""
     with reported():
         from bigtrain.logs import quiet_tensorflow
         from bigtrain.train.restore import export_run

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from bigtrain.cli.errors import reported
-from bigtrain.cli.params import CHECKPOINT, run_dir_argument
+from bigtrain.cli.params import run_dir_argument
+from bigtrain.cli.predict import CHECKPOINT
 
 
 def generate(

@@ -15,6 +15,7 @@ from bigtrain.cli import (
     launch,
     ls,
     plot,
+    predict,
     runs,
     show,
     validate,
@@ -29,8 +30,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (fit, launch, evaluate, export, generate, info, data, env, runs, plot, ls, show,
-               validate):
+for module in (fit, launch, evaluate, export, predict, generate, info, data, env, runs, plot, ls,
+               show, validate):
     module.register(app)
 
 

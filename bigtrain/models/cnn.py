@@ -44,6 +44,11 @@ class FusedBatchNorm(keras.layers.BatchNormalization):
                 variance=self.moving_variance, epsilon=self.epsilon, is_training=False)
         return tf.cast(y, self.compute_dtype)
 
+    def standard_equivalent(self) -> keras.layers.BatchNormalization:
+        """Keras's own BatchNormalization with this layer's config (the same weights fit it):
+        what `bigtrain export --format keras` writes, so the file loads without bigtrain."""
+        return keras.layers.BatchNormalization.from_config(self.get_config())
+
 
 def _block(x, width: int, stride: int, cfg, conv, name: str):
     """conv-bn-act-conv-bn plus a (projected) shortcut, then the activation."""

@@ -155,6 +155,46 @@ class Checkpointer:
         state.load(json.loads(self._state.numpy().decode()))
         self._last_saved = -1
 
+    def restore_for_inference(self, state: LoopState, which: str = "best") -> tuple[str, str]:
+        """Restore the checkpoint `eval`, `export`, `predict` and `generate` asked for and
+        return (its path, what it is: best, latest or path). `which`: best (the best by
+        `trainer.monitor`, kept in checkpoints/best/; a run without one falls back to the
+        latest, with a warning), latest, or a path: a checkpoint prefix (`.../ckpt-12`, also
+        relative to the checkpoints dir) or a directory of checkpoints (its newest)."""
+        from bigtrain.config.errors import ConfigError
+
+        if which in ("best", "latest"):
+            path = self.restore(state, which)
+            if path is None and which == "best":
+                path = self.restore(state, "latest")
+                if path is not None:
+                    log.warning("no best checkpoint in %s (the run has not evaluated yet); "
+                                "using the latest, %s", self.directory / "best", path)
+                    return path, "latest"
+            if path is None:
+                raise ConfigError("--checkpoint", f"{self.directory.parent} has no "
+                                  f"checkpoint (looked in {self.directory}); train it first")
+            return path, which
+        given = Path(which).expanduser()
+        for place in ([given] if given.is_absolute() else [given, self.directory / given]):
+            if place.is_dir() and _candidates(place):
+                return self.restore(state, source=place), "path"
+            if Path(f"{place}.index").is_file():
+                try:
+                    self.restore_from(str(place), state)
+                except _DAMAGED as ex:
+                    reason = (getattr(ex, "message", None) or str(ex)).splitlines()[0]
+                    raise CheckpointError(f"checkpoint {place} is damaged ({reason})") from ex
+                except (AssertionError, ValueError) as ex:
+                    detail = str(ex).splitlines()[0].split(". Showing")[0][:300]
+                    raise CheckpointError(f"checkpoint {place} does not match this model and "
+                                          f"optimizer (a checkpoint of another config?): "
+                                          f"{detail}") from ex
+                return str(place), "path"
+        raise ConfigError("--checkpoint", f"{which!r} is not a checkpoint; allowed: best, "
+                          f"latest, a checkpoint prefix such as {self.directory / 'ckpt-N'}, "
+                          "or a directory of checkpoints")
+
 
 def _candidates(directory: Path) -> list[str]:
     """Checkpoint prefixes in `directory`, newest first (from the index file, else the files)."""

@@ -2,8 +2,9 @@
 
 No KV cache: each new token reruns the model over the whole window (the dataset's sequence
 length), so generating N tokens costs N full forward passes, O(N * T^2) attention work for a
-window of T. Fine for the small models trained here; a cache is future work. Text is encoded as
-UTF-8 bytes, so the model's vocabulary must cover 256 byte values.
+window of T. Fine for the small models trained here; a cache is future work. Text is encoded
+with the run's vocabulary (preprocessing.json): UTF-8 bytes, or the characters of a `char`
+vocabulary.
 """
 
 from __future__ import annotations
@@ -34,18 +35,48 @@ def sample(model, window: int, prompt_ids: list[int], max_new: int, temperature:
     return ids
 
 
-def generate_text(run_dir, prompt: str, max_new: int, temperature: float, top_k: int,
-                  seed: int = 0, checkpoint: str = "latest") -> str:
-    from bigtrain.train.restore import load_run
+def vocabulary(pre: dict) -> tuple:
+    """(encode, decode) of a language model's text, from its preprocessing.json: bytes, the
+    characters of a `char` vocabulary, or (ids vocabularies of >= 256 tokens) bytes."""
+    vocab = (pre.get("input") or {}).get("vocab") or {}
+    if vocab.get("type") == "char":
+        first, unknown = int(vocab["first_id"]), int(vocab["unknown_id"])
+        table = {ch: first + i for i, ch in enumerate(vocab["chars"])}
+        chars = {first + i: ch for i, ch in enumerate(vocab["chars"])}
 
-    _, c, _, _ = load_run(run_dir, checkpoint)
-    spec = c.splits.spec
+        def encode(text: str) -> list[int]:
+            return [table.get(ch, unknown) for ch in text]
+
+        def decode(ids: list[int]) -> str:
+            return "".join(chars.get(i, "") for i in ids)
+
+        return encode, decode
+    size = int(pre["spec"]["num_outputs"])
+    if vocab.get("type") not in (None, "byte") and size < 256:
+        raise ConfigError("RUN_DIR", f"its vocabulary has {size} token ids and no text "
+                          "encoding; generate encodes text as bytes, which needs 256")
+
+    def encode_bytes(text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode_bytes(ids: list[int]) -> str:
+        return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
+
+    return encode_bytes, decode_bytes
+
+
+def generate_text(run_dir, prompt: str, max_new: int, temperature: float, top_k: int,
+                  seed: int = 0, checkpoint: str = "best") -> str:
+    from bigtrain.train.restore import open_run
+
+    r = open_run(run_dir, checkpoint)
+    spec = r.spec
     if spec.task != "lm":
         raise ConfigError("RUN_DIR", f"{run_dir} trained a {spec.task} model; generate needs a "
                           "language model (dataset task lm)")
-    if spec.num_outputs < 256:
-        raise ConfigError("RUN_DIR", f"its vocabulary has {spec.num_outputs} tokens; text is "
-                          "encoded as bytes, which needs 256")
-    prompt_ids = list(prompt.encode("utf-8")) or [0]
-    ids = sample(c.model, spec.input_shape[0], prompt_ids, max_new, temperature, top_k, seed)
-    return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
+    encode, decode = vocabulary(r.preprocessing)
+    prompt_ids = encode(prompt) or [0]
+    with r.ema_weights():
+        ids = sample(r.model, spec.input_shape[0], prompt_ids, max_new, temperature, top_k,
+                     seed)
+    return decode(ids)

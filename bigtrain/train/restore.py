@@ -1,68 +1,243 @@
-"""Finished runs: load one back from its run dir, evaluate it, export it."""
+"""Trained runs: load one back from its run dir, evaluate it, export it.
+
+A run dir's preprocessing.json holds the DatasetSpec its model is built from and everything
+its inputs need, so loading a run reads neither the training data nor its path: only `eval`
+on one of the training splits builds the data (on first use of `splits`). Run dirs from
+before bigtrain wrote the file are rebuilt from their data, with a log line saying so.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import glob
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from bigtrain import rundir
 from bigtrain.config.errors import ConfigError
 from bigtrain.config.schema import from_resolved
+from bigtrain.data import preprocess
 
 log = logging.getLogger("bigtrain")
 
+#: --checkpoint: best (the default), latest, or a checkpoint path
+CHECKPOINT_HELP = ("Which checkpoint: best (by trainer.monitor; the latest if the run has no "
+                   "best), latest, or a path (a ckpt-N prefix or a checkpoints directory)")
 
-def load_run(run_dir: Path, checkpoint: str = "latest"):
-    """Rebuild a run's components from its config.yaml and restore a checkpoint into them."""
-    from bigtrain.train.engine import LoopState
-    from bigtrain.train.fit import build
 
-    run_dir = Path(run_dir)
+class _DataOnDemand:
+    """The run's data splits, built from the training data the first time they are used."""
+
+    def __init__(self, build):
+        self._build, self._splits = build, None
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if self._splits is None:
+            self._splits = self._build()
+        return getattr(self._splits, name)
+
+
+@dataclasses.dataclass
+class Restored:
+    """A trained run loaded for inference: its config, its preprocessing document, the
+    components built from them (model, engine, ...), and the checkpoint restored into them."""
+
+    run_dir: Path
+    config: Any
+    preprocessing: dict[str, Any]
+    components: Any
+    step: int
+    checkpoint: str  # the checkpoint's path
+    kind: str  # best | latest | path: what was restored
+    recorded: bool  # preprocessing came from the run dir's preprocessing.json
+    _serving: Any = None
+
+    @property
+    def model(self):
+        return self.components.model
+
+    @property
+    def engine(self):
+        return self.components.engine
+
+    @property
+    def splits(self):
+        return self.components.splits
+
+    @property
+    def spec(self):
+        return preprocess.spec_of(self.preprocessing)
+
+    def serving(self):
+        """The model with its preprocessing (bigtrain.serving.Serving), built once."""
+        if self._serving is None:
+            from bigtrain.serving import Serving
+
+            self._serving = Serving(self.preprocessing, self.model)
+        return self._serving
+
+    def ema_weights(self):
+        """The weights evaluation uses (optim.ema's average, if the run kept one)."""
+        return self.engine.ema_weights()
+
+    def describe(self) -> str:
+        """Which checkpoint this is, for the output: `best checkpoint PATH (step N)`."""
+        what = "checkpoint" if self.kind == "path" else f"{self.kind} checkpoint"
+        return f"{what} {self.checkpoint} (step {self.step})"
+
+    @property
+    def checkpoint_tag(self) -> str:
+        """best, latest, or the checkpoint's name (ckpt-N): in the names of eval files."""
+        return self.kind if self.kind != "path" else Path(self.checkpoint).name
+
+
+def _read_config(run_dir: Path):
     resolved = rundir.read_config(run_dir)
     if resolved is None:
         raise ConfigError("RUN_DIR", f"{run_dir} is not a bigtrain run dir (no readable "
                           "config.yaml); pass the directory a `bigtrain fit` wrote")
-    config = from_resolved(resolved)
-    c = build(config, run_dir)
+    return from_resolved(resolved)
+
+
+def _exists(path: str) -> bool:
+    full = os.path.expanduser(path)
+    if any(ch in path for ch in "*?["):
+        return bool(glob.glob(full, recursive=True))
+    return os.path.exists(full)
+
+
+def data_config(config, run_dir: Path, pre: dict[str, Any] | None):
+    """The run's config with `dataset.path` made usable from here: a relative path that
+    does not exist from this directory is looked up where the run was trained (the absolute
+    path preprocessing.json recorded, else Hydra's record of the working directory)."""
+    ds = config.dataset
+    path = getattr(ds, "path", None)
+    if not isinstance(path, str) or not path or path == "stdlib" or _exists(path):
+        return config
+    candidates = []
+    if pre and (pre.get("source") or {}).get("absolute_path"):
+        candidates.append(pre["source"]["absolute_path"])
+    try:
+        hydra = yaml.safe_load((Path(run_dir) / ".hydra" / "hydra.yaml").read_text())
+        cwd = hydra["hydra"]["runtime"]["cwd"]
+        candidates.append(os.path.join(cwd, os.path.expanduser(path)))
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        pass
+    for place in candidates:
+        if _exists(place):
+            log.info("dataset.path %r is relative to where the run was trained; reading %s",
+                     path, place)
+            return dataclasses.replace(config, dataset=dataclasses.replace(ds, path=place))
+    return config
+
+
+def _build_splits(config, run_dir: Path, pre: dict[str, Any]):
+    """The training data's splits, for `eval --split` (the only command that needs them)."""
+    from bigtrain.data import build_dataset
+
+    config = data_config(config, run_dir, pre)
+    log.info("building the %s dataset's splits to evaluate on", config.dataset.name)
+    splits = build_dataset(config.dataset)
+    splits.threads = config.trainer.threads
+    changed = [k for k in preprocess.differences(pre, splits.preprocessing)
+               if not k.startswith("source.")]
+    if changed:
+        log.warning("the training data now gives another preprocessing than %s records (%s): "
+                    "it changed since the run; its splits are rebuilt from the data as it is "
+                    "now", preprocess.path_in(run_dir), ", ".join(changed[:5]))
+    return splits
+
+
+def open_run(run_dir: Path, checkpoint: str = "best") -> Restored:
+    """Build a run's model from its config.yaml and preprocessing.json (no training data),
+    restore the checkpoint `checkpoint` (best, latest or a path) into it."""
+    from bigtrain.train.fit import build, build_from_spec
+    from bigtrain.train.state import LoopState
+
+    run_dir = Path(run_dir)
+    config = _read_config(run_dir)
+    pre = preprocess.read(run_dir)
+    recorded = pre is not None
+    if recorded:
+        c = build_from_spec(config, run_dir, preprocess.spec_of(pre))
+        c.splits = _DataOnDemand(lambda: _build_splits(config, run_dir, pre))
+    else:
+        log.info("%s has no %s (a run from before bigtrain recorded its preprocessing): "
+                 "rebuilding it from the training data", run_dir, preprocess.FILENAME)
+        c = build(data_config(config, run_dir, None), run_dir)
+        pre = c.splits.preprocessing
     state = LoopState()
-    path = c.checkpointer.restore(state, which=checkpoint)
-    if path is None:
-        raise ConfigError("--checkpoint", f"{run_dir} has no {checkpoint} checkpoint "
-                          f"(looked in {c.checkpointer.directory})")
-    return config, c, state.step, path
+    path, kind = c.checkpointer.restore_for_inference(state, checkpoint)
+    restored = Restored(run_dir, config, pre, c, state.step, path, kind, recorded)
+    log.info("restored the %s", restored.describe())
+    return restored
 
 
-def evaluate_run(run_dir: Path, split: str = "val", checkpoint: str = "latest"
-                 ) -> dict[str, Any]:
-    """Metrics of a checkpoint on a split; also written to eval_<split>_<checkpoint>.json."""
-    config, c, step, path = load_run(run_dir, checkpoint)
-    data = c.splits.eval_batches(split, config.trainer.eval_batch_size)
-    metrics = c.engine.evaluate(data, prefix=f"{split}_")
-    result = {"split": split, "checkpoint": path, "step": step, "metrics": metrics,
-              "time": time.time()}
-    rundir.atomic_write_text(Path(run_dir) / f"eval_{split}_{checkpoint}.json",
-                           json.dumps(result, indent=2) + "\n")
+def load_run(run_dir: Path, checkpoint: str = "best"):
+    """(config, components, step, checkpoint path) of a run, its checkpoint restored; the
+    components' `splits` are built from the training data on first use."""
+    r = open_run(run_dir, checkpoint)
+    return r.config, r.components, r.step, r.checkpoint
+
+
+def evaluate_run(run_dir: Path, split: str = "val", checkpoint: str = "best",
+                 data: Path | None = None) -> dict[str, Any]:
+    """Metrics of a checkpoint on a split of the training data, or on the labelled data at
+    `data` (in the training data's format, read with the run's preprocessing); written to
+    eval_<split>_<checkpoint>.json (eval_data-<name>_<checkpoint>.json)."""
+    r = open_run(run_dir, checkpoint)
+    batch = r.config.trainer.eval_batch_size
+    if data is None:
+        batches, prefix, name, examples = r.splits.eval_batches(split, batch), f"{split}_", \
+            split, None
+    else:
+        from bigtrain.inference import labelled_dataset
+
+        dataset, examples = labelled_dataset(r, Path(data))
+        batches, prefix, name = dataset.batch(batch), "", f"data-{Path(data).stem}"
+    metrics = r.engine.evaluate(batches, prefix=prefix)
+    result = {"split": split if data is None else None,
+              "data": str(data) if data is not None else None, "examples": examples,
+              "checkpoint": r.checkpoint, "checkpoint_kind": r.kind, "step": r.step,
+              "metrics": metrics, "time": time.time()}
+    rundir.atomic_write_text(Path(run_dir) / f"eval_{name}_{r.checkpoint_tag}.json",
+                             json.dumps(result, indent=2) + "\n")
     return result
 
 
-def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str = "latest"
+def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str = "best"
                ) -> Path:
-    """Write a SavedModel (serving signature `serve`) or a `.keras` file."""
-    _, c, step, path = load_run(run_dir, checkpoint)
-    model = c.model
-    if fmt == "savedmodel":
-        out = Path(out or Path(run_dir) / "export" / "savedmodel")
-        model.export(str(out), format="tf_saved_model", verbose=False)
-    elif fmt == "keras":
+    """Write a SavedModel whose signatures take raw inputs (see bigtrain.serving), or a
+    `.keras` file of standard Keras layers (with `<name>.preprocessing.json` beside it)."""
+    if fmt not in ("savedmodel", "keras"):
+        raise ConfigError("--format", f"{fmt!r} is not valid; allowed: savedmodel, keras")
+    if fmt == "keras":
         out = Path(out or Path(run_dir) / "export" / "model.keras")
         if out.suffix != ".keras":
             raise ConfigError("--out", f"{out} must end in .keras for --format keras")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        model.save(str(out))
     else:
-        raise ConfigError("--format", f"{fmt!r} is not valid; allowed: savedmodel, keras")
-    log.info("exported %s (step %d) to %s", path, step, out)
+        out = Path(out or Path(run_dir) / "export" / "savedmodel")
+    r = open_run(run_dir, checkpoint)
+    from bigtrain.serving import export_savedmodel, portable_model
+
+    with r.ema_weights():
+        if fmt == "savedmodel":
+            names = export_savedmodel(r.serving(), out)
+            what = "signatures " + ", ".join(names)
+        else:
+            model = portable_model(r.model)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            model.save(str(out))
+            side = out.with_name(f"{out.stem}.{preprocess.FILENAME}")
+            side.write_text(preprocess.dumps(r.preprocessing), encoding="utf-8")
+            what = f"standard Keras layers, float32; preprocessing in {side}"
+    log.info("exported the %s to %s (%s)", r.describe(), out, what)
     return out

@@ -1,0 +1,81 @@
+"""`bigtrain predict RUN_DIR INPUT...`: a trained model's answers for raw inputs.
+
+The inputs go through the run's preprocessing.json inside the graph (bigtrain.serving, the
+functions its SavedModel exports): CSV/Parquet rows with the training columns, image files,
+folders or globs, text files or stdin lines. No training data is read.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from bigtrain.cli.errors import reported
+from bigtrain.cli.params import choice, run_dir_argument
+
+#: --checkpoint of eval, export, predict and generate: best by default, latest, or a path
+CHECKPOINT = typer.Option(
+    "best", "--checkpoint", metavar="best|latest|PATH",
+    help="Which checkpoint: best (by trainer.monitor; the latest when the run has no best "
+         "yet), latest, or a path (a ckpt-N prefix, or a directory of checkpoints)")
+
+
+def predict(
+    run_dir: Path = run_dir_argument(),
+    inputs: list[str] = typer.Argument(
+        ..., metavar="INPUT...",
+        help="CSV/Parquet files with the training columns (a label column adds accuracy), "
+             "image files, folders or globs, text files; - reads stdin (CSV rows for tables, "
+             "one text per line)"),
+    out: Path | None = typer.Option(
+        None, "--out", help="Write FILE.csv or FILE.jsonl (default: a table on a terminal, "
+                            "CSV when piped)"),
+    top_k: int = typer.Option(1, "--top-k", min=1,
+                              help="List the k likeliest classes with their probabilities"),
+    checkpoint: str = CHECKPOINT,
+    on_bad: str = choice("fail", "--on-bad", ("fail", "skip"),
+                         "A bad input (a missing column, an image that does not decode): "
+                         "fail naming it (exit 2), or skip and count it"),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Inputs per model call"),
+) -> None:
+    """Predict: class names and probabilities (or values) for raw inputs, one row each."""
+    with reported():
+        from bigtrain import inference
+
+        inference.check_out(out)
+        from bigtrain.logs import CONSOLE, quiet_tensorflow
+
+        quiet_tensorflow()
+        from bigtrain.train.restore import open_run
+
+        restored = open_run(run_dir, checkpoint)
+        data = inference.read_inputs(restored.preprocessing, inputs, on_bad)
+        result = inference.run(restored, data, batch_size, on_bad,
+                               progress=CONSOLE.is_terminal and len(data) > 4 * batch_size)
+        rows = inference.rows_of(restored.preprocessing, result, top_k)
+        inference.write_rows(rows, out, terminal=sys.stdout.isatty())
+        score = inference.scores(restored.preprocessing, rows)
+    n = len(rows)
+    rate = n / result.seconds if result.seconds > 0 else float("inf")
+    line = (f"predicted {n} input(s) with the {restored.describe()}: {result.seconds:.2f} s, "
+            f"{rate:,.0f}/s")
+    if "accuracy" in score:
+        line += f"; accuracy {score['accuracy']:.4f} on the {score['labelled']} with a label"
+    elif "mae" in score:
+        line += f"; MAE {score['mae']:.4g}, RMSE {score['rmse']:.4g} on the " \
+                f"{score['labelled']} with a label"
+    if out is not None:
+        line += f"; written to {out}"
+    typer.echo(line, err=True)
+    if score.get("unknown_labels"):
+        typer.echo("labels that are not among the run's classes (counted as wrong): "
+                   + ", ".join(map(repr, score["unknown_labels"])), err=True)
+    if result.skipped:
+        typer.echo(f"left out {result.skipped} bad input(s) (--on-bad skip), e.g. "
+                   + "; ".join(result.bad[:3]), err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict)
