@@ -2,7 +2,7 @@
 joblib sweep killed as a whole, each relaunched until done, then compared to an uninterrupted
 run.
 
-    python scripts/soak.py [--kills 20] [--terms 5] [--sweep-kills 2] [--seed 0]
+    python scripts/soak.py [--kills 20] [--terms 5] [--sweep-kills 2] [--steps 200] [--seed 0]
 
 Faults land at random points: after a training step, during an evaluation, while a
 checkpoint is written (bigtrain's BIGTRAIN_FAULTS hooks), in the first seconds of start-up
@@ -28,11 +28,18 @@ import time
 from pathlib import Path
 
 CLI = [sys.executable, "-m", "bigtrain.cli.main"]
-TOTAL, EVERY = 60, 5
-ARGS = ["debug=smoke", "trainer.deterministic=true", f"trainer.max_steps={TOTAL}",
-        f"trainer.checkpoint_every={EVERY}", "trainer.eval_every=8", "trainer.log_every=1",
-        "trainer.progress=none", "model.dropout=0.2", "dataset.augment.crop=1",
-        "logger=[csv]"]
+EVERY = 5
+TOTAL = 200  # steps of the soaked run (--steps)
+ARGS: list[str] = []
+
+
+def set_steps(total: int) -> None:
+    global TOTAL, ARGS
+    TOTAL = total
+    ARGS = ["debug=smoke", "trainer.deterministic=true", f"trainer.max_steps={TOTAL}",
+            f"trainer.checkpoint_every={EVERY}", "trainer.eval_every=8", "trainer.log_every=1",
+            "trainer.progress=none", "model.dropout=0.2", "dataset.augment.crop=1",
+            "logger=[csv]"]
 SWEEP = ["fit", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model=mlp",
          "optim.lr=0.001,0.002,0.003,0.004", "trainer.max_steps=150", "trainer.checkpoint_every=25",
          "trainer.progress=none", "hydra.sweep.dir=sweep"]
@@ -74,6 +81,13 @@ def logged_steps(run: Path) -> list[int]:
     return out
 
 
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
 def one_fault(rng: random.Random, kind: str, cwd: Path) -> dict:
     """Launch the run once with one fault; return what happened."""
     run = cwd / "run"
@@ -97,8 +111,11 @@ def one_fault(rng: random.Random, kind: str, cwd: Path) -> dict:
         proc.kill()
     elif timer:  # SIGTERM once this process has trained a step past its start
         deadline = time.time() + 120
+        target = start + rng.randint(1, 6)
+        before = _inode(run / "metrics.jsonl")  # a resumed run rewrites the file first
         while proc.poll() is None and time.time() < deadline:
-            if max(logged_steps(run), default=0) > start + rng.randint(1, 6):
+            fresh = _inode(run / "metrics.jsonl") not in (before, None)
+            if (fresh or before is None) and max(logged_steps(run), default=0) >= target:
                 proc.send_signal(signal.SIGTERM)
                 break
             time.sleep(0.05)
@@ -189,8 +206,10 @@ def main() -> None:
     parser.add_argument("--terms", type=int, default=5)
     parser.add_argument("--sweep-kills", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=200, help="length of the soaked run")
     parser.add_argument("--out", default="scripts/results/soak.json")
     args = parser.parse_args()
+    set_steps(args.steps)
     with tempfile.TemporaryDirectory() as d:
         tic = time.time()
         result = {"run": soak_run(args.kills, args.terms, args.seed, Path(d))}

@@ -77,8 +77,8 @@ def _resume(config: FitConfig, run_dir: Path, checkpointer, state) -> None:
             raise ConfigError("trainer.resume", f"{mode} has no checkpoint to continue from")
     if path is not None:
         log.info("resumed from %s at step %d", path, state.step)
-        if checkpointer.is_chief:
-            _trim_metrics(run_dir, state.step)
+    if checkpointer.is_chief:  # also the records of a run killed before its first checkpoint
+        _trim_metrics(run_dir, state.step)
 
 
 def _limit_threads(threads: int) -> None:
