@@ -94,12 +94,14 @@ def one_fault(rng: random.Random, kind: str, cwd: Path) -> dict:
     start = latest_step(run)
     env, timer = {}, None
     if kind == "step":
-        env["BIGTRAIN_FAULTS"] = f"sigkill@step={rng.randint(start + 1, TOTAL - 1)}"
+        # near where it resumed, so that all the faults fit in one run
+        env["BIGTRAIN_FAULTS"] = f"sigkill@step={rng.randint(start + 1, min(TOTAL - 1, start + 8))}"
     elif kind == "eval":
         env["BIGTRAIN_FAULTS"] = "sigkill@eval=1"
     elif kind == "checkpoint":
         first = (start // EVERY + 1) * EVERY
-        env["BIGTRAIN_FAULTS"] = f"sigkill@checkpoint={rng.randrange(first, TOTAL, EVERY)}"
+        last = min(TOTAL, first + 2 * EVERY)
+        env["BIGTRAIN_FAULTS"] = f"sigkill@checkpoint={rng.randrange(first, last, EVERY)}"
     elif kind == "startup":
         timer = ("kill", rng.uniform(0.3, 4.0))
     elif kind == "term":
