@@ -48,10 +48,16 @@ def predict(
         from bigtrain.logs import CONSOLE, quiet_tensorflow
 
         quiet_tensorflow()
+        if inputs == ["-"] and sys.stdin.isatty():
+            typer.echo("reading inputs from stdin (Ctrl-D ends them)", err=True)
+        from bigtrain.data import preprocess
         from bigtrain.train.restore import open_run
 
+        recorded = preprocess.read(run_dir)  # the inputs are read (and checked) first
+        data = inference.read_inputs(recorded, inputs, on_bad) if recorded else None
         restored = open_run(run_dir, checkpoint)
-        data = inference.read_inputs(restored.preprocessing, inputs, on_bad)
+        if data is None:  # a run dir from before preprocessing.json
+            data = inference.read_inputs(restored.preprocessing, inputs, on_bad)
         result = inference.run(restored, data, batch_size, on_bad,
                                progress=CONSOLE.is_terminal and len(data) > 4 * batch_size)
         rows = inference.rows_of(restored.preprocessing, result, top_k)

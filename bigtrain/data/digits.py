@@ -22,7 +22,7 @@ def build_digits(cfg) -> Splits:
     names = [f"pixel_{r}_{c}" for r in range(8) for c in range(8)]
     scale = 16.0 if cfg.normalize else 1.0
     doc = {"input": preprocess.table([preprocess.numeric(n, 0.0, scale) for n in names],
-                                     (8, 8)),
+                                     (8, 8), label="target"),
            "classes": preprocess.index_classes(10)}
     return from_arrays("digits", "classification", x, y, num_outputs=10, cfg=cfg,
                        preprocessing=doc)

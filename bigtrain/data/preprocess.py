@@ -90,9 +90,10 @@ def table(columns: list[dict[str, Any]], shape, dtype: str = "float32", label: s
             "shape": list(shape), "dtype": dtype, "label": label, "delimiter": delimiter}
 
 
-def identity_table(names: list[str], shape, dtype: str = "float32") -> dict[str, Any]:
+def identity_table(names: list[str], shape, dtype: str = "float32", label: str | None = None
+                   ) -> dict[str, Any]:
     """Numeric columns taken as they are (mean 0, deviation 1)."""
-    return table([numeric(n) for n in names], shape, dtype)
+    return table([numeric(n) for n in names], shape, dtype, label=label)
 
 
 def image(height: int, width: int, channels: int) -> dict[str, Any]:

@@ -47,7 +47,7 @@ def build_synthetic(cfg) -> Splits:
         doc = {"input": preprocess.lm_ids(cfg.seq_len, cfg.vocab_size)}
     else:
         names = [f"x{i}" for i in range(cfg.num_features)]
-        doc = {"input": preprocess.identity_table(names, (cfg.num_features,)),
+        doc = {"input": preprocess.identity_table(names, (cfg.num_features,), label="y"),
                "classes": preprocess.index_classes(cfg.num_classes),
                "targets": ["y"]}
     return from_arrays("synthetic", cfg.task, x, y, num_outputs=outputs[cfg.task], cfg=cfg,

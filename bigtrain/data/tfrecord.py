@@ -169,7 +169,8 @@ def _describe(cfg, spec: DatasetSpec) -> dict:
                 "classes": preprocess.index_classes(spec.num_outputs)}
     n = int(math.prod(spec.input_shape)) if spec.input_shape else 1
     names = [cfg.input] if not spec.input_shape else [f"{cfg.input}_{i}" for i in range(n)]
-    return {"input": preprocess.identity_table(names, spec.input_shape, spec.input_dtype),
+    return {"input": preprocess.identity_table(names, spec.input_shape, spec.input_dtype,
+                                               label=cfg.label),
             "classes": preprocess.index_classes(spec.num_outputs),
             "targets": [cfg.label] if spec.num_outputs == 1 else
             [f"{cfg.label}_{i}" for i in range(spec.num_outputs)]}
