@@ -18,6 +18,9 @@ def test_eval_on_train_split_tracks_the_loop_after_three_epochs(cli, tmp_path):
     loop_accuracy = train_records[-1]["accuracy"]
     ev = cli("eval", "run", "--split", "train", "--checkpoint", "latest")
     assert ev.returncode == 0, ev.stderr
+    # what was evaluated is one line of its own, not a title wrapped to the table's width
+    assert any(line.startswith("run · latest checkpoint ckpt-") and line.endswith("· train")
+               for line in ev.stdout.splitlines()), ev.stdout
     result = read_json(tmp_path / "run" / "eval_train_latest.json")
     assert loop_accuracy > 0.9
     assert abs(result["metrics"]["train_accuracy"] - loop_accuracy) < 0.05, (

@@ -46,13 +46,17 @@ def evaluate(
     which = "checkpoint" if result["checkpoint_kind"] == "path" else \
         f"{result['checkpoint_kind']} checkpoint"
     on = split if data is None else f"{data} ({result['examples']} examples)"
-    table = Table(title=f"{run_dir} · {which} {Path(result['checkpoint']).name} "
-                        f"(step {result['step']}) · {on}")
+    # what was evaluated, as a line of its own: a table wraps its title to its own width
+    console = Console()
+    console.print(f"{run_dir} · {which} {Path(result['checkpoint']).name} "
+                  f"(step {result['step']}) · {on}", soft_wrap=True, highlight=False,
+                  markup=False)
+    table = Table(title=f"{split if data is None else 'data'} metrics")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in result["metrics"].items():
         table.add_row(k, f"{v:.6g}")
-    Console().print(table)
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
