@@ -9,6 +9,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 from helpers import CLI, run_cli
@@ -121,3 +122,13 @@ def test_regression_gives_values_and_a_language_model_is_sent_to_generate(tmp_pa
     assert lm.returncode == 0, lm.stderr[-2000:]
     p = run_cli("predict", "lm", "x.csv", cwd=tmp_path)
     assert p.returncode == 2 and "bigtrain generate" in p.stderr, p.stderr[-1500:]
+
+
+def test_predict_help_imports_no_tensorflow(tmp_path):
+    code = ("import sys\nfrom bigtrain.cli.main import app\n"
+            "try:\n    app(['predict', '--help'])\nexcept SystemExit:\n    pass\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-1500:]
+    assert "--checkpoint" in p.stdout and "best|latest|PATH" in p.stdout
