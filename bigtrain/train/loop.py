@@ -89,7 +89,8 @@ def _actions(engine: Engine, splits, t, state: LoopState, hooks: list[Hook], che
     early = [EarlyStopping(state, t.monitor, t.patience)] if t.patience > 0 else []
     return [nan_guard, LogTrain(interval, state, hooks, t.log_every, engine.learning_rate),
             evaluate, *early, checkpoint, StepHooks(state, hooks),
-            Preemption(preemption, checkpointer, state, engine.any_worker)]
+            Preemption(preemption, checkpointer, state,
+                       getattr(engine, "any_worker", lambda flag: flag))]
 
 
 def fit_loop(engine: Engine, splits, t, state: LoopState, hooks: list[Hook], checkpointer,
