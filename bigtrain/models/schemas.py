@@ -68,9 +68,9 @@ ACTIVATIONS = ["relu", "gelu", "silu", "tanh", "elu"]
 @dataclass
 class RNNConfig(ModelConfig):
     name: str = "rnn"
-    cell: str = "lstm"  # lstm | gru
+    cell: str = "gru"  # lstm | gru
     units: int = 128
-    num_layers: int = 1
+    num_layers: int = 2
     bidirectional: bool = False  # not for language models, which must not see the future
     vocab_size: int = 0  # classification over token ids only; LMs take the dataset's
 
@@ -84,14 +84,14 @@ class RNNConfig(ModelConfig):
 @dataclass
 class TransformerConfig(ModelConfig):
     name: str = "transformer"
-    d_model: int = 128
+    d_model: int = 64
     num_heads: int = 4
     num_layers: int = 2
     mlp_ratio: float = 4.0
     positions: str = "learned"  # learned | sinusoidal | rotary
     pooling: str = "cls"  # cls | mean (encoders)
     tie_embeddings: bool = True  # language models: output projection = token embedding
-    patch_size: int = 2  # images are cut into patch_size x patch_size patches
+    patch_size: int = 4  # images are cut into patch_size x patch_size patches
     vocab_size: int = 0  # classification over token ids only; LMs take the dataset's
 
     def validate(self) -> None:
