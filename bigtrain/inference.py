@@ -21,7 +21,6 @@ import glob
 import io
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from bigtrain.config.errors import ConfigError
+from bigtrain.data import preprocess
 
 log = logging.getLogger("bigtrain")
 TABLE_FILES = (".csv", ".tsv", ".parquet", ".pq")
@@ -159,12 +159,7 @@ def read_inputs(pre: dict[str, Any], args: list[str], on_bad: str = "fail",
     return inputs
 
 
-def _number(v: str) -> float | None:
-    try:
-        x = float(v)
-    except ValueError:
-        return None
-    return x if math.isfinite(x) else None
+_number = preprocess.parse_number
 
 
 def _read_table(pre: dict[str, Any], path: str, inputs: Inputs, on_bad: str, labelled: bool,

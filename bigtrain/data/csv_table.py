@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +29,7 @@ def _is_missing(v: str) -> bool:
     return v.strip().lower() in MISSING_VALUES
 
 
-def _number(v: str) -> float | None:
-    try:
-        x = float(v)
-    except ValueError:
-        return None
-    return x if math.isfinite(x) else None
+_number = preprocess.parse_number
 
 
 def read_parquet(path: Path) -> tuple[list[str], list[list[str]]]:

@@ -42,6 +42,7 @@ import dataclasses
 import hashlib
 import json
 import keyword
+import math
 import os
 import re
 from pathlib import Path
@@ -49,6 +50,16 @@ from typing import Any
 
 from bigtrain.config.errors import ConfigError
 from bigtrain.data.spec import DatasetSpec
+
+
+def parse_number(v: str) -> float | None:
+    """A table cell as a finite number, or None (missing, text, inf or nan): one rule for
+    training (csv_table) and prediction (inference)."""
+    try:
+        x = float(v)
+    except ValueError:
+        return None
+    return x if math.isfinite(x) else None
 
 FILENAME = "preprocessing.json"
 FORMAT = 1
