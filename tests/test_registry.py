@@ -86,7 +86,7 @@ def test_a_new_option_is_a_schema_and_a_decorated_builder(tmp_path, monkeypatch)
     assert THINGS.build(WidgetConfig(size=5)) == ("widget", 5)
 
 
-def test_registries_and_configstore_need_no_tensorflow():
+def test_registries_and_configstore_need_no_tensorflow(tmp_path):
     code = ("import sys\n"
             "from bigtrain.config import register_schemas\n"
             "from bigtrain.config.schema import REGISTRIES, option_schemas\n"
@@ -96,5 +96,8 @@ def test_registries_and_configstore_need_no_tensorflow():
             "assert 'mnist' not in repo['dataset'] and 'tfds.yaml' in repo['dataset'], repo\n"
             "assert 'schedule.yaml' in repo['optim']['schedule']\n"
             "assert 'tensorflow' not in sys.modules\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    # from another directory: the installed package, not the source tree (whose conf/ is
+    # mapped to bigtrain.conf only by the install)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
