@@ -29,7 +29,7 @@ def launch(tmp_path, run_dir, *extra, workers=2, env=None, timeout=240):
 
 
 def losses(run_dir):
-    return [(r["step"], r.get("loss", r.get("val_loss")))
+    return [(r["step"], r.get("loss", r.get("val_loss", r.get("test_loss"))))
             for r in read_jsonl(run_dir / "metrics.jsonl")]
 
 
