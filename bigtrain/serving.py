@@ -235,6 +235,8 @@ def portable_model(model):
                           "included)")
 
     def clone(layer):
+        if not isinstance(layer, keras.layers.Layer):
+            return layer  # a Keras op in the graph (x / 127.5): no weights, no dtype policy
         standard = layer.standard_equivalent() if hasattr(layer, "standard_equivalent") \
             else layer
         config = standard.get_config()

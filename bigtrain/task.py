@@ -31,12 +31,14 @@ log = logging.getLogger("bigtrain")
 def check_config(cfg: DictConfig):
     """Every check that needs no TensorFlow, in order: required keys (named with what they
     are for), types and ranges (the schemas), then the data the config names (the dataset
-    schema's `precheck`: paths exist, a header has its columns, a folder has class folders).
-    `bigtrain fit` runs it before Hydra makes a run dir, `validate` and `data` run it, and each
-    job runs it again. Returns the typed config; raises ConfigError naming the key."""
+    schema's `precheck`: paths exist, a header has its columns, a folder has class folders),
+    and the files the model's config names (a weights file). `bigtrain fit` runs it before Hydra
+    makes a run dir, `validate` and `data` run it, and each job runs it again. Returns the typed
+    config; raises ConfigError naming the key."""
     check_required(cfg)
     config = to_typed(cfg)
     config.dataset.precheck()
+    config.model.precheck()
     return config
 
 

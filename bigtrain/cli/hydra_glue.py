@@ -59,8 +59,9 @@ ALLOW_ENV = "BIGTRAIN_ALLOW_TARGETS"
 
 def precheck(cfg: Any) -> None:
     """A single run's every check that needs no TensorFlow (`bigtrain.task.check_config`),
-    before Hydra makes the run dir: a mistake leaves nothing behind. (Each job of a sweep
-    checks itself, and records the mistake in its own summary.json.)"""
+    then the model's `fetch` (pretrained weights, which may import TensorFlow), before Hydra
+    makes the run dir: a mistake leaves nothing behind. (Each job of a sweep checks itself,
+    and records the mistake in its own summary.json.)"""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
@@ -70,11 +71,12 @@ def precheck(cfg: Any) -> None:
     HydraConfig.instance().set_config(cfg)  # ${hydra:...} in a job's config resolves as there
     job = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
     try:
-        check_config(job)
+        config = check_config(job)
     except ConfigError as ex:
         if "hydra" in str(ex.__cause__ or ""):  # needs what only the job has (its run dir)
             return
         raise
+    config.model.fetch()
 
 
 def check_targets(parsed: Any) -> Any:

@@ -44,6 +44,7 @@ def info(
         table.add_row(r.name, r.kind, r.output_shape, f"{r.params:,}", f"{r.activations:,}")
     console.print(table)
     summary = Table(show_header=False, box=None)
+    summary.add_row("total parameters", f"{size.trainable + size.non_trainable:,}")
     summary.add_row("trainable parameters", f"{size.trainable:,}")
     summary.add_row("non-trainable parameters", f"{size.non_trainable:,}")
     summary.add_row("size fp32 / bf16 / fp16", " / ".join(

@@ -164,6 +164,8 @@ def open_run(run_dir: Path, checkpoint: str = "best") -> Restored:
 
     run_dir = Path(run_dir)
     config = _read_config(run_dir)
+    # the checkpoint brings the weights: pretrained ones are neither fetched nor read again
+    config = dataclasses.replace(config, model=config.model.architecture_only())
     pre = preprocess.read(run_dir)
     recorded = pre is not None
     if recorded:
