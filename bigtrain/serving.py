@@ -11,6 +11,12 @@ signatures, so the two cannot disagree:
                      {"probabilities", "logits"})
     serve_strings    tables only: every column as strings, as read from a CSV file
     serve            model inputs (as the model was trained on) -> float32 logits or values
+    tokenize         runs with a tokenizer (bigtrain/data/tokenizers.py): texts ->
+                     {"token_ids" (padded with the pad id), "lengths"}
+    detokenize       token_ids -> {"texts"} (pad, start and end ids left out)
+
+A SavedModel of a run with a tokenizer holds TensorFlow Text ops (SentencePiece, WordPiece):
+`import tensorflow_text` before `tf.saved_model.load` registers them.
 
 Outputs are float32 whatever precision the model computes in. `portable_model` converts
 bigtrain's own layers to standard Keras ones for a `.keras` file that loads without bigtrain.
@@ -35,11 +41,15 @@ log = logging.getLogger("bigtrain")
 class Serving:
     """The model and its preprocessing as TensorFlow functions (see the module doc)."""
 
-    def __init__(self, pre: dict[str, Any], model):
+    def __init__(self, pre: dict[str, Any], model, tokenizer=None):
+        """`tokenizer`: the run's bigtrain.data.tokenizers.Tokenizer, where preprocessing.json
+        names one (`tokenizers.of_run(run_dir)`)."""
         self.pre = pre
         self.model = model
         self.input = pre["input"]
         self.kind = self.input["kind"]
+        self.tokenizer = tokenizer
+        self._check_tokenizer()
         self.task = pre["task"]
         self.spec = preprocess.spec_of(pre)
         self.classes = list(pre.get("classes") or [])
@@ -88,6 +98,24 @@ class Serving:
                 for c in self.input["columns"]}
 
     # ------------------------------------------------------------------ preprocessing
+    def _check_tokenizer(self) -> None:
+        recorded = preprocess.tokenizer_of(self.pre)
+        if recorded is None:
+            self.tokenizer = None
+            return
+        if self.tokenizer is None:
+            raise ConfigError("RUN_DIR", f"this run tokenizes its text with a {recorded['kind']} "
+                              f"tokenizer, kept in its {recorded['dir']}/ folder, which is "
+                              "missing")
+        if self.tokenizer.sha256() != recorded["sha256"]:
+            raise ConfigError("RUN_DIR", f"its {recorded['dir']}/ folder holds another "
+                              "tokenizer than the one it trained with (preprocessing.json "
+                              "records its sha256)")
+        if self.kind == "text":
+            from bigtrain.data.tokenizers import packer
+
+            self._pack = packer(self.tokenizer, self.input["max_len"])
+
     def _table_setup(self) -> None:
         self._missing = tf.constant(self.input["missing_values"], tf.string)
         self._lookups: dict[str, tf.lookup.StaticHashTable] = {}
@@ -148,6 +176,9 @@ class Serving:
             h, w, c = self.input["height"], self.input["width"], self.input["channels"]
             return tf.map_fn(self._decode_image, raw["images"],
                              fn_output_signature=tf.TensorSpec((h, w, c), tf.float32))
+        if self.kind == "text" and self.tokenizer is not None:
+            ids = self._pack(self.tokenizer.encode_tf(raw["texts"]))
+            return tf.ensure_shape(tf.cast(ids, tf.int32), (None, self.input["max_len"]))
         if self.kind == "text":
             texts, max_len = raw["texts"], self.input["max_len"]
             length = tf.minimum(tf.strings.length(texts), max_len)
@@ -185,6 +216,21 @@ class Serving:
         """`serve`: model inputs -> float32 logits (or values)."""
         return tf.cast(self.model(x, training=False), tf.float32)
 
+    def tokenize_fn(self, texts: tf.Tensor) -> dict[str, tf.Tensor]:
+        """`tokenize`: [N] texts -> [N, longest] int32 ids padded with the pad id, lengths."""
+        ids = self.tokenizer.encode_tf(texts)
+        return {"token_ids": ids.to_tensor(default_value=self.tokenizer.pad_id),
+                "lengths": tf.cast(ids.row_lengths(), tf.int32)}
+
+    def detokenize_fn(self, token_ids: tf.Tensor) -> dict[str, tf.Tensor]:
+        """`detokenize`: [N, L] int32 ids -> [N] texts; pad, start and end ids left out."""
+        tok = self.tokenizer
+        keep = tf.ones_like(token_ids, tf.bool)
+        for special in {tok.pad_id, tok.start_id, tok.end_id} - {None}:
+            keep &= token_ids != special
+        keep &= (token_ids >= 0) & (token_ids < tok.vocab_size)
+        return {"texts": tok.layer.detokenize(tf.ragged.boolean_mask(token_ids, keep))}
+
 
 # ------------------------------------------------------------------ exports
 def export_savedmodel(serving: Serving, out: Path) -> list[str]:
@@ -208,6 +254,16 @@ def export_savedmodel(serving: Serving, out: Path) -> list[str]:
     archive.add_endpoint("serve", serving.inputs_fn,
                          input_signature=[serving.model_input_spec()])
     names.append("serve")
+    if serving.tokenizer is not None:
+        layer = serving.tokenizer.layer
+        if not layer.built:  # a tokenizer has no weights; built, ExportArchive tracks it
+            layer.build(None)
+        archive.track(layer)
+        archive.add_endpoint("tokenize", serving.tokenize_fn,
+                             input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+        archive.add_endpoint("detokenize", serving.detokenize_fn, input_signature=[
+            tf.TensorSpec([None, None], tf.int32, name="token_ids")])
+        names += ["tokenize", "detokenize"]
     out = Path(out)
     if out.exists():
         shutil.rmtree(out) if out.is_dir() else out.unlink()

@@ -18,7 +18,8 @@ def data(
     batches: int = typer.Option(50, "--batches", min=1,
                                 help="Batches to time the pipeline over"),
 ) -> None:
-    """Show the configured dataset's spec, examples and input-pipeline speed."""
+    """Show the configured dataset's spec, examples and input-pipeline speed (and, for text
+    through a tokenizer, its vocabulary, examples decoded back, tokens per character)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -53,18 +54,32 @@ def data(
     if names:
         shown_names = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
         outputs = f"{spec.num_outputs} classes: {shown_names}"
-    for k, v in [("task", spec.task), ("input", f"{spec.input_shape} {spec.input_dtype}"),
-                 ("outputs", outputs),
-                 ("splits", f"{spec.num_train} train / {spec.num_val} val / {spec.num_test} test"),
-                 ("pipeline", f"{speed:,.0f} examples/s at batch {batch} over {batches} batches")]:
+    rows = [("task", spec.task), ("input", f"{spec.input_shape} {spec.input_dtype}"),
+            ("outputs", outputs),
+            ("splits", f"{spec.num_train} train / {spec.num_val} val / {spec.num_test} test")]
+    tok = splits.tokenizer
+    if tok is not None:
+        learned = "given" if config.dataset.tokenizer or tok.kind == "preset" else \
+            "learned from the training split"
+        rows += [("tokenizer", f"{tok.kind} ({type(tok.layer).__name__}), {tok.vocab_size:,} "
+                  f"tokens, {learned}; pad {tok.pad_id}, start {tok.start_id}, end "
+                  f"{tok.end_id}"),
+                 ("tokens per character", f"{splits.tokens_per_char:.3f} (training split)")]
+    rows.append(("pipeline", f"{speed:,.0f} examples/s at batch {batch} over {batches} batches"))
+    for k, v in rows:
         facts.add_row(k, str(v))
     console.print(facts)
     table = Table(title="training examples (first of the unshuffled split)")
     table.add_column("#", justify="right")
     table.add_column("input")
+    if tok is not None:
+        table.add_column("decoded")
     table.add_column("target")
     for i, (x, y) in enumerate(shown[:examples]):
-        table.add_row(str(i), describe_example(x, spec), describe_target(y, spec, names))
+        cells = [str(i), describe_example(x, spec)]
+        if tok is not None:
+            cells.append(repr(tok.decode(x.reshape(-1).tolist())))
+        table.add_row(*cells, describe_target(y, spec, names))
     console.print(table)
     if len(spec.input_shape) >= 2 and spec.input_dtype.startswith("float"):
         import numpy as np

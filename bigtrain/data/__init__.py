@@ -9,12 +9,24 @@ from bigtrain.registry import Registry
 DATASETS: Registry = Registry("dataset", "bigtrain.data")
 
 
-def build_dataset(cfg):  # -> bigtrain.data.pipeline.Splits
+def build_dataset(cfg, tokenizer=None):  # -> bigtrain.data.pipeline.Splits
     """Build the configured dataset's splits (imports TensorFlow); `splits.preprocessing`
-    is then the run's preprocessing.json document (bigtrain/data/preprocess.py)."""
+    is then the run's preprocessing.json document (bigtrain/data/preprocess.py).
+    `tokenizer` (bigtrain.data.tokenizers.Tokenizer: a pretrained model's, a resumed run's)
+    replaces the one a text dataset would learn or choose; other datasets refuse it."""
+    import inspect
+
     from bigtrain.data import augment, preprocess
 
-    splits = DATASETS.build(cfg)
+    if tokenizer is None:
+        splits = DATASETS.build(cfg)
+    elif "tokenizer" in inspect.signature(DATASETS.builder(cfg)).parameters:
+        splits = DATASETS.build(cfg, tokenizer=tokenizer)
+    else:
+        from bigtrain.config.errors import ConfigError
+
+        raise ConfigError("dataset", f"dataset={cfg.name} has no text to tokenize; a tokenizer "
+                          "is for the text datasets (text, text_stdlib, text_classification)")
     splits.preprocessing = preprocess.document(splits.spec, splits.preprocessing, cfg)
     augment.check_fits(cfg.augment, splits.spec)
     splits.augment = augment.example_fn(cfg.augment, splits.spec)

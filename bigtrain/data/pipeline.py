@@ -33,6 +33,10 @@ class Splits:
     # what the builder computed to turn raw inputs into model inputs ({"input", "classes"
     # or "targets"}); build_dataset completes it into preprocessing.json (preprocess.py)
     preprocessing: dict | None = None
+    # text through a tokenizer (bigtrain.data.tokenizers.Tokenizer): saved in the run dir;
+    # tokens per character of the training split
+    tokenizer: object | None = None
+    tokens_per_char: float | None = None
 
     def train_batches(self, batch_size: int, epoch: int) -> tf.data.Dataset:
         """Epoch `epoch` of training: shuffled with a seed of its own, full batches only.

@@ -29,10 +29,18 @@ Input kinds:
   image  `height`, `width`, `channels`: decode (PNG, JPEG, BMP, GIF; first frame) to
          `channels`, divide by `scale` (255), resize bilinearly to height x width.
   text   UTF-8 bytes, the first `max_len` kept, each id = byte + `byte_offset` (1), padded
-         with `pad_id` (0) to `max_len`. `column`/`label`: the CSV columns, if any.
+         with `pad_id` (0) to `max_len`. `column`/`label`: the CSV columns, if any. With a
+         `tokenizer` entry (below) instead: the tokenizer's ids, [start] + ids + [end] cut
+         to `max_len` (the end kept) and padded with its pad id (KerasHub's StartEndPacker).
   lm     `seq_len` tokens; `vocab`: {"type": "byte"} (ids are bytes), {"type": "char",
          "chars": [...], "first_id": 2, "pad_id": 0, "unknown_id": 1} (chars[i] has id
-         first_id + i) or {"type": "ids", "size": N} (token ids as they are).
+         first_id + i), {"type": "ids", "size": N} (token ids as they are) or
+         {"type": "tokenizer", "tokenizer": {...}}.
+
+A `tokenizer` entry (bigtrain/data/tokenizers.py `describe()`): `kind` (wordpiece,
+sentencepiece, bpe, preset), `class` (the KerasHub class), `vocab_size`, `pad_id`, `start_id`,
+`end_id` (null where it has none), `dir` (the run dir's folder that holds it, in KerasHub's
+preset format) and `sha256` (of its content).
   none   a source that did not describe its inputs: only model inputs are served.
 """
 
@@ -126,6 +134,25 @@ def lm_chars(seq_len: int, chars: list[str]) -> dict[str, Any]:
     return {"kind": "lm", "seq_len": int(seq_len),
             "vocab": {"type": "char", "chars": list(chars), "first_id": 2, "pad_id": 0,
                       "unknown_id": 1}}
+
+
+def text_tokenizer(max_len: int, tokenizer: dict[str, Any], column: str | None = None,
+                   label: str | None = None) -> dict[str, Any]:
+    """Texts through a tokenizer (`describe()` of bigtrain.data.tokenizers.Tokenizer)."""
+    return {"kind": "text", "max_len": int(max_len), "encoding": "utf-8",
+            "pad_id": int(tokenizer["pad_id"]), "tokenizer": dict(tokenizer),
+            "column": column, "label": label}
+
+
+def lm_tokenizer(seq_len: int, tokenizer: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "lm", "seq_len": int(seq_len),
+            "vocab": {"type": "tokenizer", "tokenizer": dict(tokenizer)}}
+
+
+def tokenizer_of(pre: dict[str, Any]) -> dict[str, Any] | None:
+    """The tokenizer entry of a preprocessing document, None for bytes, chars and ids."""
+    inputs = pre.get("input") or {}
+    return inputs.get("tokenizer") or (inputs.get("vocab") or {}).get("tokenizer")
 
 
 def lm_ids(seq_len: int, size: int) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from bigtrain.config.errors import ConfigError, check, check_choice
 
 #: the image files image_folder reads (bigtrain/data/image_folder.py keeps the same list)
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+#: `dataset.vocab` kinds learned from the training split (bigtrain/data/tokenizers.py)
+LEARNED_VOCABS = ("wordpiece", "sentencepiece", "bpe")
 
 
 @dataclass
@@ -113,16 +115,20 @@ class TextConfig(DatasetConfig):
 
     name: str = "text"
     path: str = MISSING  # the text to train on: a file, a directory, a glob, or stdlib
-    vocab: str = "byte"  # byte (256 ids, any file) | char (characters of the training split)
+    # byte (256 ids, any file) | char (characters of the training split) | wordpiece |
+    # sentencepiece | bpe (learned from the training split, vocab_size tokens)
+    vocab: str = "byte"
+    vocab_size: int = 0  # tokens of a learned vocabulary (wordpiece, sentencepiece, bpe)
+    tokenizer: str = ""  # reuse a saved tokenizer: a run dir, its tokenizer/, a .model, a .txt
     seq_len: int = 128
     max_chars: int = 2_000_000  # read at most this much of the corpus (files in sorted order)
-    on_bad_record: str = "fail"  # fail | skip: a file that is not UTF-8 (char vocabulary)
+    on_bad_record: str = "fail"  # fail | skip: a file that is not UTF-8 (all but byte)
 
     def validate(self) -> None:
         super().validate()
         check(bool(self.path), self.key("path"), self.path,
               "name a file, a directory, a glob, or stdlib")
-        check_choice(self.key("vocab"), self.vocab, ["byte", "char"])
+        _check_vocab(self, ["byte", "char", *LEARNED_VOCABS])
         check(self.seq_len >= 2, self.key("seq_len"), self.seq_len, "must be >= 2")
         positive(self, "max_chars")
         check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
@@ -130,6 +136,7 @@ class TextConfig(DatasetConfig):
     def precheck(self) -> None:
         if self.path != "stdlib":
             _check_files(self.key("path"), self.path)
+        _check_tokenizer(self)
 
 
 @dataclass
@@ -210,18 +217,24 @@ class TFDSConfig(DatasetConfig):
 @dataclass
 class TextClassificationConfig(DatasetConfig):
     """Texts with labels: a directory with one sub-directory of text files per class, or a
-    CSV with a text column and a label column. Texts become UTF-8 bytes (ids 1..256; 0 pads)."""
+    CSV with a text column and a label column. Texts become UTF-8 bytes (ids 1..256; 0 pads),
+    or the tokens of a learned vocabulary."""
 
     name: str = "text_classification"
     path: str = MISSING  # a directory with a sub-directory of text files per class, or a CSV
     text_column: str = "text"  # CSV only
     label_column: str = "label"  # CSV only
-    max_len: int = 256  # bytes kept per text
+    # byte (UTF-8 bytes + 1) | wordpiece | sentencepiece | bpe (learned from the training split)
+    vocab: str = "byte"
+    vocab_size: int = 0  # tokens of a learned vocabulary (wordpiece, sentencepiece, bpe)
+    tokenizer: str = ""  # reuse a saved tokenizer: a run dir, its tokenizer/, a .model, a .txt
+    max_len: int = 256  # bytes (or tokens, start and end ids included) kept per text
     on_bad_record: str = "fail"  # fail | skip: a file that is not UTF-8
 
     def validate(self) -> None:
         super().validate()
         check(bool(self.path), self.key("path"), self.path, "name a directory or a CSV file")
+        _check_vocab(self, ["byte", *LEARNED_VOCABS])
         positive(self, "max_len")
         check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
 
@@ -229,6 +242,7 @@ class TextClassificationConfig(DatasetConfig):
         path = Path(self.path).expanduser()
         if not path.exists():
             raise ConfigError(self.key("path"), f"{path} does not exist")
+        _check_tokenizer(self)
         if path.is_dir():
             for d in _class_dirs(self.key("path"), path, None):
                 if not _any_file(d, None):
@@ -279,6 +293,31 @@ class TFRecordConfig(DatasetConfig):
 
     def precheck(self) -> None:
         _check_files(self.key("path"), self.path)
+
+
+def _check_vocab(cfg, choices: list[str]) -> None:
+    """`vocab`, `vocab_size` and `tokenizer` of a text source agree with each other."""
+    check_choice(cfg.key("vocab"), cfg.vocab, choices)
+    check(cfg.vocab_size >= 0, cfg.key("vocab_size"), cfg.vocab_size, "must be >= 0")
+    if cfg.vocab in LEARNED_VOCABS:
+        check(cfg.vocab_size > 0 or bool(cfg.tokenizer), cfg.key("vocab_size"),
+              cfg.vocab_size, f"dataset.vocab={cfg.vocab} learns a vocabulary: set "
+              "dataset.vocab_size to its size (e.g. 4096), or reuse a saved one with "
+              "dataset.tokenizer=PATH")
+        return
+    check(cfg.vocab_size == 0, cfg.key("vocab_size"), cfg.vocab_size,
+          f"only learned vocabularies ({', '.join(LEARNED_VOCABS)}) take a size; "
+          f"dataset.vocab={cfg.vocab} has its own")
+    check(not cfg.tokenizer, cfg.key("tokenizer"), cfg.tokenizer,
+          "a saved tokenizer needs dataset.vocab set to its kind ("
+          + ", ".join(LEARNED_VOCABS) + ")")
+
+
+def _check_tokenizer(cfg) -> None:
+    if cfg.tokenizer:
+        from bigtrain.data.tokenizers import check_path
+
+        check_path(cfg.tokenizer, cfg.vocab, cfg.key("tokenizer"))
 
 
 # ---- TF-free checks of the files a config names (used by the schemas' `precheck`)

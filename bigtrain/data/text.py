@@ -5,6 +5,14 @@ newline between files, and cut into sequences of `seq_len + 1` tokens (inputs an
 targets). Sequences are split into train/val/test by the dataset's fractions and seed.
 `byte` vocabularies take any file; `char` vocabularies are the characters of the training
 sequences (id 0 is padding, 1 stands for characters never seen in training) and need UTF-8.
+
+Learned vocabularies (`wordpiece`, `sentencepiece`, `bpe`; bigtrain/data/tokenizers.py) need
+UTF-8 too. The split comes first, in characters: each file is cut at line ends into pieces of
+about four sequences' worth of characters, and the pieces are split by the fractions and seed.
+The tokenizer is learned from the lines of the training pieces (or given: `dataset.tokenizer`,
+a resumed run's own, a pretrained model's). Each split's pieces are then tokenized in a
+tf.data pipeline, in order, each file's last piece followed by the end id, and the token
+stream is cut into sequences of `seq_len + 1`.
 """
 
 from __future__ import annotations
@@ -19,8 +27,10 @@ import numpy as np
 
 from bigtrain.config.errors import ConfigError
 from bigtrain.data import DATASETS, preprocess
+from bigtrain.data import tokenizers as tokenizers_
 from bigtrain.data.pipeline import Splits, from_arrays, split_arrays
 from bigtrain.data.schemas import TextConfig
+from bigtrain.data.spec import DatasetSpec
 
 log = logging.getLogger("bigtrain")
 
@@ -92,8 +102,14 @@ def read_corpus(files: list[Path], max_chars: int, need_utf8: bool, on_bad: str,
 
 
 @DATASETS.register(TextConfig)
-def build_text(cfg) -> Splits:
+def build_text(cfg, tokenizer: tokenizers_.Tokenizer | None = None) -> Splits:
+    """The corpus as `seq_len` sequences; `tokenizer` (a pretrained model's, a resumed run's)
+    is used instead of the one `dataset.vocab` would learn or choose."""
     files = find_files(cfg.path)
+    if tokenizer is None:
+        tokenizer = tokenizers_.from_config(cfg)
+    if tokenizer is not None or cfg.vocab in tokenizers_.LEARNED:
+        return _build_tokenized(cfg, files, tokenizer)
     corpus, skipped = read_corpus(files, cfg.max_chars, cfg.vocab == "char", cfg.on_bad_record)
     n = len(corpus) // (cfg.seq_len + 1)
     if n < 3:
@@ -118,3 +134,113 @@ def build_text(cfg) -> Splits:
              cfg.vocab, n, cfg.seq_len)
     return from_arrays("text", "lm", seqs[:, :-1], seqs[:, 1:], num_outputs=vocab_size,
                        cfg=cfg, skipped=skipped, preprocessing=doc)
+
+
+# ---------------------------------------------------------------------- learned vocabularies
+def read_documents(files: list[Path], max_chars: int, on_bad: str) -> tuple[list[str], int]:
+    """The UTF-8 files as texts, up to `max_chars` characters in all; files that are not
+    UTF-8 fail or are skipped (and counted)."""
+    docs: list[str] = []
+    total, skipped = 0, []
+    for f in files:
+        data = read_utf8(f, on_bad, "use dataset.vocab=byte, or dataset.on_bad_record=skip")
+        if data is None:
+            skipped.append(str(f))
+            continue
+        text = data.decode("utf-8")[: max_chars - total]
+        if text:
+            docs.append(text)
+        total += len(text)
+        if total >= max_chars:
+            break
+    if skipped:
+        log.warning("skipped %d file(s) that are not UTF-8: %s", len(skipped),
+                    ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
+    return docs, len(skipped)
+
+
+def pieces_of(docs: list[str], size: int) -> tuple[list[str], list[bool]]:
+    """Each document cut at line ends into pieces of at least `size` characters (a
+    document's last piece may be shorter); whether each piece ends its document."""
+    pieces: list[str] = []
+    ends: list[bool] = []
+    for doc in docs:
+        part: list[str] = []
+        n = 0
+        for line in doc.splitlines(keepends=True):
+            part.append(line)
+            n += len(line)
+            if n >= size:
+                pieces.append("".join(part))
+                ends.append(False)
+                part, n = [], 0
+        if part:
+            pieces.append("".join(part))
+            ends.append(False)
+        ends[-1] = True
+    return pieces, ends
+
+
+def token_stream(tok: tokenizers_.Tokenizer, pieces: list[str], ends: list[bool]
+                 ) -> np.ndarray:
+    """The pieces' token ids in order, the end id after each document's last piece:
+    tokenized by a tf.data pipeline (parallel, order kept)."""
+    import tensorflow as tf
+
+    if not pieces:
+        return np.zeros(0, np.int32)
+    end_id = tok.end_id
+
+    @tf.autograph.experimental.do_not_convert
+    def encode(texts, last):
+        ids = tok.encode_tf(texts)
+        if end_id is not None:
+            tail = tf.ragged.boolean_mask(tf.fill([tf.shape(texts)[0], 1], end_id),
+                                          last[:, None])
+            ids = tf.concat([ids, tail], axis=1)
+        return ids.flat_values
+
+    ds = tf.data.Dataset.from_tensor_slices((pieces, ends)).batch(64).map(
+        encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return np.concatenate(list(ds.as_numpy_iterator())).astype(np.int32)
+
+
+def _build_tokenized(cfg, files: list[Path], tok: tokenizers_.Tokenizer | None) -> Splits:
+    import tensorflow as tf
+
+    docs, skipped = read_documents(files, cfg.max_chars, cfg.on_bad_record)
+    span = cfg.seq_len + 1
+    pieces, ends = pieces_of(docs, 4 * span)
+    parts = [np.sort(i) for i in split_arrays(len(pieces), cfg.val_fraction,
+                                              cfg.test_fraction, cfg.seed, cfg.fraction)]
+    train_text = [pieces[i] for i in parts[0]]
+    if tok is None:
+        tok = tokenizers_.learn(cfg.vocab, tokenizers_.training_lines(train_text),
+                                cfg.vocab_size)
+    streams = [token_stream(tok, [pieces[i] for i in idx], [ends[i] for i in idx])
+               for idx in parts]
+    windows = [s[: len(s) // span * span].reshape(-1, span) for s in streams]
+    counts = [len(w) for w in windows]
+    chars = sum(len(d) for d in docs)
+    if sum(counts) < 3 or counts[0] == 0:
+        raise ConfigError("dataset.seq_len", f"the corpus ({chars} characters, "
+                          f"{sum(len(s) for s in streams)} {tok.kind} tokens, from "
+                          f"{len(files)} file(s)) holds fewer than 3 sequences of {span} "
+                          "tokens, or none to train on; use more text or a shorter seq_len")
+    train_chars = sum(len(t) for t in train_text)
+    per_char = len(streams[0]) / max(1, train_chars)
+    log.info("text: %d file(s), %d characters, %s tokens, %.3f tokens per character, "
+             "%d / %d / %d sequences of %d", len(files), chars,
+             f"{sum(len(s) for s in streams):,}", per_char, *counts, cfg.seq_len)
+    spec = DatasetSpec(name="text", task="lm", input_shape=(cfg.seq_len,), input_dtype="int32",
+                       num_outputs=tok.vocab_size, num_train=counts[0], num_val=counts[1],
+                       num_test=counts[2], skipped=skipped)
+
+    def ds(w: np.ndarray) -> tf.data.Dataset:
+        w = w if len(w) else np.zeros((0, span), np.int32)
+        return tf.data.Dataset.from_tensor_slices((w[:, :-1], w[:, 1:]))
+
+    doc = {"input": preprocess.lm_tokenizer(cfg.seq_len, tok.describe())}
+    return Splits(spec, *(ds(w) for w in windows), seed=cfg.seed,
+                  shuffle_buffer=cfg.shuffle_buffer, preprocessing=doc, tokenizer=tok,
+                  tokens_per_char=per_char)

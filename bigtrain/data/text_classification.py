@@ -1,6 +1,11 @@
 """Labelled texts: one sub-directory of text files per class, or a CSV with text and label
 columns. Each text becomes its UTF-8 bytes shifted by one (0 is padding), cut or padded to
-`dataset.max_len`; classes are the sorted class names (or label values)."""
+`dataset.max_len`; classes are the sorted class names (or label values).
+
+With a learned vocabulary (`dataset.vocab=wordpiece|sentencepiece|bpe`, learned from the
+training split's texts) or a given tokenizer, the texts are tokenized in the tf.data pipeline:
+[start] + ids + [end] (where the tokenizer has them), cut to `max_len` keeping the end, padded
+with the pad id (KerasHub's StartEndPacker)."""
 
 from __future__ import annotations
 
@@ -11,9 +16,11 @@ import numpy as np
 
 from bigtrain.config.errors import ConfigError
 from bigtrain.data import DATASETS, preprocess
+from bigtrain.data import tokenizers as tokenizers_
 from bigtrain.data.csv_table import read_rows
-from bigtrain.data.pipeline import Splits, from_arrays
+from bigtrain.data.pipeline import Splits, from_arrays, split_arrays
 from bigtrain.data.schemas import TextClassificationConfig
+from bigtrain.data.spec import DatasetSpec
 from bigtrain.data.text import read_utf8
 
 log = logging.getLogger("bigtrain")
@@ -52,7 +59,9 @@ def _from_csv(path: Path, cfg) -> tuple[list[bytes], list[str], int]:
 
 
 @DATASETS.register(TextClassificationConfig)
-def build_text_classification(cfg) -> Splits:
+def build_text_classification(cfg, tokenizer: tokenizers_.Tokenizer | None = None) -> Splits:
+    """The labelled texts as `max_len` ids; `tokenizer` (a pretrained model's, a resumed
+    run's) is used instead of the one `dataset.vocab` would learn or choose."""
     path = Path(cfg.path).expanduser()
     if not path.exists():
         raise ConfigError("dataset.path", f"{path} does not exist")
@@ -63,14 +72,63 @@ def build_text_classification(cfg) -> Splits:
         raise ConfigError("dataset.path", f"{path} has {len(classes)} class(es); need 2 or more")
     log.info("text_classification: %d texts in %d classes (%s)", len(texts), len(classes),
              ", ".join(classes[:10]) + (" ..." if len(classes) > 10 else ""))
+    index = {c: k for k, c in enumerate(classes)}
+    y = np.array([index[v] for v in labels], np.int32)
+    columns = (None, None) if path.is_dir() else (cfg.text_column, cfg.label_column)
+    if tokenizer is None:
+        tokenizer = tokenizers_.from_config(cfg)
+    if tokenizer is not None or cfg.vocab in tokenizers_.LEARNED:
+        return _build_tokenized(cfg, texts, y, classes, columns, skipped, tokenizer)
     x = np.zeros((len(texts), cfg.max_len), np.int32)
     for i, t in enumerate(texts):
         ids = np.frombuffer(t[: cfg.max_len], np.uint8).astype(np.int32) + 1
         x[i, : len(ids)] = ids
-    index = {c: k for k, c in enumerate(classes)}
-    y = np.array([index[v] for v in labels], np.int32)
-    columns = (None, None) if path.is_dir() else (cfg.text_column, cfg.label_column)
     doc = {"input": preprocess.text(cfg.max_len, *columns), "classes": classes}
     return from_arrays("text_classification", "classification", x, y,
                        num_outputs=len(classes), cfg=cfg, input_vocab=257, skipped=skipped,
                        preprocessing=doc)
+
+
+def _build_tokenized(cfg, texts: list[bytes], y: np.ndarray, classes: list[str],
+                     columns: tuple, skipped: int, tok: tokenizers_.Tokenizer | None) -> Splits:
+    import tensorflow as tf
+
+    parts = split_arrays(len(texts), cfg.val_fraction, cfg.test_fraction, cfg.seed,
+                         cfg.fraction)
+    train_texts = [texts[i].decode("utf-8") for i in parts[0]]
+    if tok is None:
+        tok = tokenizers_.learn(cfg.vocab, tokenizers_.training_lines(train_texts),
+                                cfg.vocab_size)
+    if tok.pad_id != 0:
+        log.warning("the tokenizer pads with id %d; bigtrain's own models take id 0 as padding",
+                    tok.pad_id)
+    pack = tokenizers_.packer(tok, cfg.max_len)
+
+    @tf.autograph.experimental.do_not_convert
+    def encode(t, label):
+        return tf.ensure_shape(pack(tok.encode_tf(t)), (None, cfg.max_len)), label
+
+    def ds(idx: np.ndarray) -> tf.data.Dataset:
+        strings = tf.constant([texts[i] for i in idx], tf.string, shape=[len(idx)])
+        return tf.data.Dataset.from_tensor_slices((strings, y[idx])).batch(256).map(
+            encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+
+    lengths = tf.data.Dataset.from_tensor_slices(
+        tf.constant([texts[i] for i in parts[0]], tf.string, shape=[len(parts[0])])).batch(
+        256).map(tf.autograph.experimental.do_not_convert(
+        lambda t: tf.reduce_sum(tok.encode_tf(t).row_lengths())))
+    tokens = int(sum(lengths.as_numpy_iterator()))
+    per_char = tokens / max(1, sum(len(t) for t in train_texts))
+    log.info("text_classification: %s, %d tokens; %.3f tokens per character of the training "
+             "texts (%s tokens; max_len %d)", tok.kind, tok.vocab_size, per_char,
+             f"{tokens:,}", cfg.max_len)
+    spec = DatasetSpec(name="text_classification", task="classification",
+                       input_shape=(cfg.max_len,), input_dtype="int32",
+                       num_outputs=len(classes), num_train=len(parts[0]),
+                       num_val=len(parts[1]), num_test=len(parts[2]),
+                       input_vocab=tok.vocab_size, skipped=skipped)
+    doc = {"input": preprocess.text_tokenizer(cfg.max_len, tok.describe(), *columns),
+           "classes": classes}
+    return Splits(spec, *(ds(i) for i in parts), seed=cfg.seed,
+                  shuffle_buffer=cfg.shuffle_buffer, preprocessing=doc, tokenizer=tok,
+                  tokens_per_char=per_char)

@@ -131,7 +131,11 @@ def build(config: FitConfig, run_dir: Path, chief: bool = True) -> Components:
     if t.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    splits = build_dataset(config.dataset)
+    from bigtrain.data import tokenizers
+
+    # a resumed run tokenizes with the tokenizer its checkpoints were trained with
+    splits = build_dataset(config.dataset, tokenizer=tokenizers.for_run(
+        config.dataset, run_dir, t.resume))
     splits.threads = t.threads
     spec = splits.spec
     if splits.steps_per_epoch(t.batch_size) == 0:
@@ -235,6 +239,10 @@ def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = (), chief: bool
         from bigtrain.data import preprocess
 
         preprocess.write(run_dir, preprocessing)
+        if splits.tokenizer is not None:
+            from bigtrain.data import tokenizers
+
+            tokenizers.save_in_run(splits.tokenizer, run_dir)
 
     hooks: list = []
     try:
@@ -321,6 +329,8 @@ def _summarize(config: FitConfig, run_dir: Path, c: Components, state, hooks: li
         "tokens_per_sec": state.last_train.get("tokens_per_sec"),
         "nan_rollbacks": state.nan_rollbacks,
         "data_skipped": spec.skipped,  # bad records left out (dataset.on_bad_record=skip)
+        "tokenizer": None if splits.tokenizer is None else {
+            **splits.tokenizer.describe(), "tokens_per_char": splits.tokens_per_char},
         "run_dir": str(run_dir),
         "preprocessing_sha256": _preprocessing_digest(run_dir),
     }

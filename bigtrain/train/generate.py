@@ -35,10 +35,25 @@ def sample(model, window: int, prompt_ids: list[int], max_new: int, temperature:
     return ids
 
 
-def vocabulary(pre: dict) -> tuple:
-    """(encode, decode) of a language model's text, from its preprocessing.json: bytes, the
-    characters of a `char` vocabulary, or (ids vocabularies of >= 256 tokens) bytes."""
+def vocabulary(pre: dict, run_dir=None) -> tuple:
+    """(encode, decode) of a language model's text, from its preprocessing.json: the run's
+    tokenizer (`<run_dir>/tokenizer/`, bigtrain.data.tokenizers), bytes, the characters of a
+    `char` vocabulary, or (ids vocabularies of >= 256 tokens) bytes."""
     vocab = (pre.get("input") or {}).get("vocab") or {}
+    if vocab.get("type") == "tokenizer":
+        from bigtrain.data import tokenizers
+
+        where = f"{vocab['tokenizer']['dir']}/ folder"
+        if run_dir is None:
+            raise ConfigError("RUN_DIR", f"this run's text goes through the "
+                              f"{vocab['tokenizer']['kind']} tokenizer in its {where}: "
+                              "vocabulary(pre, run_dir) needs the run dir")
+        tok = tokenizers.of_run(run_dir)
+        if tok is None:
+            raise ConfigError("RUN_DIR", f"this run's text goes through its "
+                              f"{vocab['tokenizer']['kind']} tokenizer, kept in its {where}, "
+                              "which is missing")
+        return (lambda text: tok.encode([text])[0] if text else []), tok.decode
     if vocab.get("type") == "char":
         first, unknown = int(vocab["first_id"]), int(vocab["unknown_id"])
         table = {ch: first + i for i, ch in enumerate(vocab["chars"])}

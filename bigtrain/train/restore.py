@@ -59,6 +59,7 @@ class Restored:
     kind: str  # best | latest | path: what was restored
     recorded: bool  # preprocessing came from the run dir's preprocessing.json
     _serving: Any = None
+    _tokenizer: Any = False  # not loaded yet
 
     @property
     def model(self):
@@ -81,8 +82,19 @@ class Restored:
         if self._serving is None:
             from bigtrain.serving import Serving
 
-            self._serving = Serving(self.preprocessing, self.model)
+            self._serving = Serving(self.preprocessing, self.model, self.tokenizer)
         return self._serving
+
+    @property
+    def tokenizer(self):
+        """The run's tokenizer (`<run dir>/tokenizer/`, bigtrain.data.tokenizers), loaded
+        once; None for runs without one."""
+        if self._tokenizer is False:
+            from bigtrain.data import tokenizers
+
+            self._tokenizer = tokenizers.of_run(self.run_dir) \
+                if preprocess.tokenizer_of(self.preprocessing) else None
+        return self._tokenizer
 
     def ema_weights(self):
         """The weights evaluation uses (optim.ema's average, if the run kept one)."""
@@ -145,7 +157,9 @@ def _build_splits(config, run_dir: Path, pre: dict[str, Any]):
 
     config = data_config(config, run_dir, pre)
     log.info("building the %s dataset's splits to evaluate on", config.dataset.name)
-    splits = build_dataset(config.dataset)
+    from bigtrain.data import tokenizers
+
+    splits = build_dataset(config.dataset, tokenizer=tokenizers.of_run(run_dir))
     splits.threads = config.trainer.threads
     changed = [k for k in preprocess.differences(pre, splits.preprocessing)
                if not k.startswith("source.")]
