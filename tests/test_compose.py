@@ -33,6 +33,7 @@ REQUIRED = {("dataset", "text"): ["dataset.path=corpus.txt"],
             ("dataset", "image_folder"): ["dataset.path=photos"],
             ("dataset", "tfds"): ["dataset.name=mnist"],
             ("dataset", "text_classification"): ["dataset.path=reviews"],
+            ("model", "hub"): ["model.preset=gpt2_base_en"],
             ("dataset", "tfrecord"): ["dataset.path=d", "dataset.input=x", "dataset.label=y"]}
 
 
@@ -46,7 +47,7 @@ def test_every_option_composes_validates_and_has_its_schema(group, option):
         part = part[option]
     assert isinstance(part, SCHEMAS[(group, option)])
     if extra:  # and without them, the missing value is named
-        with pytest.raises(ConfigError, match="dataset.*(path|label|name|input)"):
+        with pytest.raises(ConfigError, match="(dataset|model).*(path|label|name|input|preset)"):
             to_typed(compose([f"{group}={option}"]))
 
 

@@ -1,4 +1,5 @@
-"""`bigtrain export RUN_DIR --format savedmodel|keras`: a model to serve or load elsewhere."""
+"""`bigtrain export RUN_DIR --format savedmodel|keras|preset`: a model to serve or load
+elsewhere."""
 
 from __future__ import annotations
 
@@ -13,15 +14,17 @@ from bigtrain.cli.predict import CHECKPOINT
 
 def export(
     run_dir: Path = run_dir_argument(),
-    fmt: str = choice("savedmodel", "--format", ("savedmodel", "keras"),
-                      "A TensorFlow SavedModel or a .keras file"),
+    fmt: str = choice("savedmodel", "--format", ("savedmodel", "keras", "preset"),
+                      "A TensorFlow SavedModel, a .keras file, or (model=hub runs) a "
+                      "KerasHub preset directory"),
     out: Path | None = typer.Option(None, "--out",
                                     help="Where to write (default: RUN_DIR/export/)"),
     checkpoint: str = CHECKPOINT,
 ) -> None:
     """Export a checkpoint: a TensorFlow SavedModel that takes raw inputs (signatures
-    serving_default, serve_strings for tables, serve for model inputs), or a .keras file of
-    standard Keras layers that loads without bigtrain."""
+    serving_default, serve_strings for tables, serve for model inputs), a .keras file of
+    standard Keras layers that loads without bigtrain, or for model=hub runs a KerasHub preset
+    directory. LoRA adapters are merged into the weights."""
     with reported():
         from bigtrain.logs import quiet_tensorflow
         from bigtrain.train.restore import export_run

@@ -39,6 +39,23 @@ class ModelConfig(GroupSchema):
         pretrained weights can no longer be fetched or read."""
         return self
 
+    @property
+    def tokenizer_preset(self) -> str | None:
+        """A model that brings its own tokenizer (a pretrained preset) names it here; text
+        datasets then tokenize with it instead of their `dataset.vocab`."""
+        return None
+
+    @property
+    def trains_all_weights(self) -> bool:
+        """False when most weights stay as loaded (LoRA, a frozen backbone): checkpoints then
+        hold only the trainable variables, and the base the rest came from."""
+        return True
+
+    @property
+    def base(self) -> str | None:
+        """Where the weights that are not trained come from, for checkpoints to record."""
+        return None
+
 
 @dataclass
 class MLPConfig(ModelConfig):
@@ -194,3 +211,49 @@ class TransformerConfig(ModelConfig):
         check_choice(self.key("positions"), self.positions, ["learned", "sinusoidal", "rotary"])
         check_choice(self.key("pooling"), self.pooling, ["cls", "mean"])
         check(self.vocab_size >= 0, self.key("vocab_size"), self.vocab_size, "must be >= 0")
+
+
+@dataclass
+class HubConfig(ModelConfig):
+    """A pretrained KerasHub preset, fine-tuned: the head follows the dataset (a causal LM for
+    a language-model corpus, a classifier with the dataset's classes otherwise), text is
+    tokenized with the preset's own tokenizer. `lora_rank > 0` trains low-rank adapters only
+    (plus the head); `freeze=backbone` trains the head only."""
+
+    name: str = "hub"
+    # a KerasHub preset: a built-in name (gpt2_base_en, bert_tiny_en_uncased, ...), a
+    # kaggle://... or hf://... handle, or a local preset directory (save_to_preset's)
+    preset: str = MISSING
+    load_weights: bool = True  # false: the preset's architecture with fresh weights
+    lora_rank: int = 0  # > 0: low-rank adapters of this rank on lora_targets; 0: off
+    lora_alpha: float = 0.0  # adapter scale alpha / rank; 0: alpha = rank (scale 1)
+    # the layers that get adapters, by name; empty: the backbone's default (attention
+    # query and value projections)
+    lora_targets: list[str] = field(default_factory=list)
+    freeze: str = "none"  # none | backbone (head-only training)
+
+    def validate(self) -> None:
+        super().validate()
+        check(bool(self.preset), self.key("preset"), self.preset,
+              "name a KerasHub preset: a built-in name, kaggle://..., hf://..., or a "
+              "local preset directory")
+        check(self.lora_rank >= 0, self.key("lora_rank"), self.lora_rank,
+              "must be >= 0 (0: no adapters)")
+        check(self.lora_alpha >= 0, self.key("lora_alpha"), self.lora_alpha,
+              "must be >= 0 (0: alpha = rank)")
+        check_choice(self.key("freeze"), self.freeze, ["none", "backbone"])
+        check(not (self.lora_rank and self.freeze == "backbone"), self.key("freeze"),
+              self.freeze, "backbone trains the head only; with model.lora_rank > 0 the "
+              "adapters train too: use model.freeze=none with LoRA")
+
+    @property
+    def tokenizer_preset(self) -> str | None:
+        return self.preset
+
+    @property
+    def trains_all_weights(self) -> bool:
+        return self.lora_rank == 0 and self.freeze == "none"
+
+    @property
+    def base(self) -> str | None:
+        return self.preset if self.load_weights and not self.trains_all_weights else None

@@ -40,7 +40,7 @@ class Checkpointer:
     scratch dir of their own, removed by `close()`. All restore from the run dir."""
 
     def __init__(self, directory: Path, model, optimizer, keep: int, lr_scale=None,
-                 is_chief: bool = True):
+                 is_chief: bool = True, trained_only: bool = False, base: str | None = None):
         self.directory = Path(directory)
         self.is_chief = is_chief
         self._scratch: Path | None = None
@@ -49,8 +49,17 @@ class Checkpointer:
             self._scratch = write_dir = Path(tempfile.mkdtemp(prefix="bigtrain-worker-ckpt-"))
         self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self._state = tf.Variable("{}", dtype=tf.string, trainable=False, name="loop_state")
-        parts = {"model": model, "optimizer": optimizer, "step": self._step,
-                 "loop_state": self._state}
+        # trained_only (LoRA, a frozen backbone): the weights loaded from `base` are not
+        # saved; the checkpoint records `base` (bigtrain.models.hub.base_record) instead
+        parts = {"optimizer": optimizer, "step": self._step, "loop_state": self._state}
+        if trained_only:
+            parts["trained"] = {v.path.replace("/", "."): v for v in model.trainable_variables}
+        else:
+            parts["model"] = model
+        self._base = base or ""
+        if base:
+            parts["base"] = tf.Variable(self._base, dtype=tf.string, trainable=False,
+                                        name="base")
         if lr_scale is not None:
             parts["lr_scale"] = lr_scale
         # Keras layers' random seed states (dropout) are model variables that tf.train does not
@@ -102,6 +111,21 @@ class Checkpointer:
         self._write(self._best, state)
 
     # ------------------------------------------------------------------ restoring
+    def _check_base(self, path: str) -> None:
+        """A checkpoint of adapters or a head is refused on top of another base model."""
+        if not self._base:
+            return
+        saved = self._ckpt.base.numpy().decode()
+        if saved != self._base:
+            from bigtrain.config.errors import ConfigError
+            from bigtrain.models.hub import describe_base
+
+            self._ckpt.base.assign(self._base)  # restored weights are not used: the run stops
+            raise ConfigError("model.preset", f"checkpoint {path} trained on top of "
+                              f"{describe_base(saved)}, but the base model now is "
+                              f"{describe_base(self._base)}; its adapters and head fit only "
+                              "their own base: use that preset, or a new hydra.run.dir")
+
     def has_checkpoints(self) -> bool:
         return bool(_candidates(self.directory))
 
@@ -135,6 +159,7 @@ class Checkpointer:
                 raise CheckpointError(f"checkpoint {path} does not match this model and "
                                       f"optimizer (a checkpoint of another config?): "
                                       f"{detail}") from ex
+            self._check_base(path)
             state.step = int(self._step.numpy())
             state.load(json.loads(self._state.numpy().decode()))
             self._last_saved = state.step if source is None and which == "latest" else -1
@@ -151,6 +176,7 @@ class Checkpointer:
         --watch` reads each checkpoint as it appears). Damaged or removed files raise
         OSError, tf.errors.OpError or IndexError."""
         self._ckpt.restore(path).assert_existing_objects_matched()
+        self._check_base(path)
         state.step = int(self._step.numpy())
         state.load(json.loads(self._state.numpy().decode()))
         self._last_saved = -1

@@ -210,8 +210,14 @@ def _assemble(config: FitConfig, run_dir: Path, strategy, splits, spec, chief: b
         global_batch=t.batch_size, tokens_per_example=spec.tokens_per_example,
         grad_accum=t.grad_accum, clip_norm=t.clip_norm, jit_compile=s.jit_compile,
         loss_scaling=precision == "fp16"))
+    base = config.model.base
+    if base:
+        from bigtrain.models.hub import base_record
+
+        base = base_record(base)
     checkpointer = Checkpointer(run_dir / "checkpoints", model, optimizer, t.keep_checkpoints,
-                                lr_scale=lr.scale, is_chief=chief)
+                                lr_scale=lr.scale, is_chief=chief,
+                                trained_only=not config.model.trains_all_weights, base=base)
     return Components(splits, strategy, model, optimizer, lr, engine, checkpointer, params,
                       total_steps)
 

@@ -231,29 +231,59 @@ def evaluate_run(run_dir: Path, split: str = "val", checkpoint: str = "best",
 
 def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str = "best"
                ) -> Path:
-    """Write a SavedModel whose signatures take raw inputs (see bigtrain.serving), or a
-    `.keras` file of standard Keras layers (with `<name>.preprocessing.json` beside it)."""
-    if fmt not in ("savedmodel", "keras"):
-        raise ConfigError("--format", f"{fmt!r} is not valid; allowed: savedmodel, keras")
-    if fmt == "keras":
-        out = Path(out or Path(run_dir) / "export" / "model.keras")
-        if out.suffix != ".keras":
-            raise ConfigError("--out", f"{out} must end in .keras for --format keras")
-    else:
-        out = Path(out or Path(run_dir) / "export" / "savedmodel")
+    """Write a SavedModel whose signatures take raw inputs (see bigtrain.serving), a `.keras`
+    file of standard Keras layers (with `<name>.preprocessing.json` beside it), or (model=hub
+    runs) a KerasHub preset directory. LoRA adapters are merged into the weights in each."""
+    formats = ("savedmodel", "keras", "preset")
+    if fmt not in formats:
+        raise ConfigError("--format", f"{fmt!r} is not valid; allowed: {', '.join(formats)}")
+    default = {"keras": "model.keras", "savedmodel": "savedmodel", "preset": "preset"}[fmt]
+    out = Path(out or Path(run_dir) / "export" / default)
+    if fmt == "keras" and out.suffix != ".keras":
+        raise ConfigError("--out", f"{out} must end in .keras for --format keras")
     r = open_run(run_dir, checkpoint)
-    from bigtrain.serving import export_savedmodel, portable_model
+    from bigtrain.models import hub
+    from bigtrain.serving import Serving, export_savedmodel, portable_model
 
+    is_hub = hub.holds_hub_task(r.model)
+    if fmt == "preset" and not is_hub:
+        raise ConfigError("--format", f"preset writes a KerasHub preset, for runs of model=hub; "
+                          f"{run_dir} trained model={r.config.model.name}: use savedmodel or "
+                          "keras")
     with r.ema_weights():
+        model = hub.merged(r.model, r.spec) if is_hub else None
         if fmt == "savedmodel":
-            names = export_savedmodel(r.serving(), out)
+            serving = Serving(r.preprocessing, model) if is_hub else r.serving()
+            names = export_savedmodel(serving, out)
             what = "signatures " + ", ".join(names)
+        elif fmt == "preset":
+            _replace_dir(out, lambda d: hub.save_preset(model, d, r.config.model.preset,
+                                                        r.spec.input_shape[0]))
+            what = "a KerasHub preset, adapters merged"
         else:
-            model = portable_model(r.model)
+            model = model or portable_model(r.model)
             out.parent.mkdir(parents=True, exist_ok=True)
             model.save(str(out))
             side = out.with_name(f"{out.stem}.{preprocess.FILENAME}")
             side.write_text(preprocess.dumps(r.preprocessing), encoding="utf-8")
-            what = f"standard Keras layers, float32; preprocessing in {side}"
+            what = (f"KerasHub and standard Keras layers, float32; preprocessing in {side}"
+                    if is_hub else f"standard Keras layers, float32; preprocessing in {side}")
     log.info("exported the %s to %s (%s)", r.describe(), out, what)
     return out
+
+
+def _replace_dir(out: Path, write) -> None:
+    """Write a directory next to `out`, then put it in place: a failed export leaves the
+    previous one intact."""
+    import shutil
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        write(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,315 @@
+"""Pretrained models from KerasHub presets, fine-tuned in bigtrain's own loop.
+
+`model=hub model.preset=HANDLE` loads the preset's backbone and the KerasHub task that fits
+the dataset: its `CausalLM` for a language-model corpus, its `TextClassifier` for labelled
+texts (token ids), its `ImageClassifier` for images, each with the dataset's classes. The task
+sits inside a functional model that takes what bigtrain's pipelines give (one tensor of token
+ids or images) and builds the dict a KerasHub backbone wants (`token_ids`, `padding_mask`,
+`segment_ids` where the backbone has them). Text datasets tokenize with the preset's own
+tokenizer (`HubConfig.tokenizer_preset`), so ids and vocabulary always agree.
+
+LoRA (`model.lora_rank > 0`) freezes the backbone and adds adapters to the layers named by
+`model.lora_targets` (by default the attention query and value projections); the task's own
+head outside the backbone stays trainable. Such a run's checkpoints hold only what it trains
+(`trains_all_weights` is false) and record the base preset with a content hash (`base_record`),
+so a resume or an export against another base is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import os
+from typing import Any
+
+import keras
+from keras import ops
+
+from bigtrain.config.errors import ConfigError
+from bigtrain.models import MODELS
+from bigtrain.models.schemas import HubConfig
+
+log = logging.getLogger("bigtrain")
+
+#: the files of a KerasHub preset whose bytes make up its content hash
+_HASHED = ("config.json", "model.weights.h5", "model.safetensors")
+
+
+def _preset_utils():
+    from keras_hub.src.utils import preset_utils
+
+    return preset_utils
+
+
+def _is_local(handle: str) -> bool:
+    return "://" not in handle and (os.sep in handle or handle.startswith(".")
+                                    or os.path.exists(os.path.expanduser(handle)))
+
+
+def locate(handle: str) -> str:
+    """The preset handle as KerasHub takes it (a local directory expanded), once its
+    config.json is readable: fetched (and cached by KerasHub) for built-in names and
+    kaggle:// or hf:// handles. A handle that cannot be found or fetched is a ConfigError
+    naming model.preset, with the reason."""
+    utils = _preset_utils()
+    if _is_local(handle):
+        path = os.path.expanduser(handle)
+        if not os.path.isdir(path):
+            raise ConfigError("model.preset", f"{handle} is not a directory; a local preset is "
+                              "a directory written by KerasHub's save_to_preset")
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            raise ConfigError("model.preset", f"{handle} has no config.json, so it is not a "
+                              "KerasHub preset (save_to_preset writes config.json, "
+                              "metadata.json and model.weights.h5)")
+        return path
+    if "://" not in handle and handle not in utils.BUILTIN_PRESETS:
+        near = sorted(n for n in utils.BUILTIN_PRESETS if handle.split("_")[0] in n)[:8]
+        raise ConfigError("model.preset", f"{handle!r} is not a KerasHub preset: not a "
+                          "built-in name, a kaggle:// or hf:// handle, or a local directory"
+                          + (f". Built-in names like it: {', '.join(near)}" if near else ""))
+    try:
+        utils.get_file(handle, "config.json")
+    except ImportError as ex:
+        raise ConfigError("model.preset", f"cannot fetch {handle}: {ex}") from ex
+    except Exception as ex:  # noqa: BLE001 - network and hub errors of many kinds
+        reason = str(ex).splitlines()[0][:200] if str(ex) else type(ex).__name__
+        raise ConfigError("model.preset", f"cannot fetch {handle} ({reason}); without network "
+                          "access, download it once elsewhere and pass the local preset "
+                          "directory (KerasHub's save_to_preset)") from ex
+    return handle
+
+
+def base_record(handle: str) -> str:
+    """What a run fine-tuned, as a JSON string: the handle, the backbone class and a SHA-256
+    over the preset's config and weight files (about a second per GB)."""
+    utils = _preset_utils()
+    preset = locate(handle)
+    digest = hashlib.sha256()
+    config = utils.load_json(preset, "config.json")
+    for name in _HASHED:
+        if not utils.check_file_exists(preset, name):
+            continue
+        with open(utils.get_file(preset, name), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return json.dumps({"preset": handle, "class": config.get("class_name"),
+                       "sha256": digest.hexdigest()}, sort_keys=True)
+
+
+def describe_base(record: str) -> str:
+    try:
+        r = json.loads(record)
+    except ValueError:
+        return record
+    return f"{r.get('preset')} ({r.get('class')}, sha256 {str(r.get('sha256'))[:12]})"
+
+
+def preset_tokenizer(handle: str):
+    """The preset's own KerasHub tokenizer layer, or None if the preset has none."""
+    import keras_hub
+
+    preset = locate(handle)
+    if not _preset_utils().check_file_exists(preset, "tokenizer.json"):
+        return None
+    return keras_hub.tokenizers.Tokenizer.from_preset(preset)
+
+
+def _task_class(spec, handle: str):
+    import keras_hub
+
+    if spec.task == "lm":
+        return keras_hub.models.CausalLM, "a causal language model"
+    if spec.task == "classification":
+        if spec.input_dtype.startswith("int"):
+            return keras_hub.models.TextClassifier, "a text classifier"
+        if len(spec.input_shape) == 3:
+            return keras_hub.models.ImageClassifier, "an image classifier"
+        raise ConfigError("model.preset", f"model=hub classifies texts (token ids) and images "
+                          f"[H, W, C]; the dataset {spec.name} gives inputs of shape "
+                          f"{list(spec.input_shape)}: use model=mlp or model=transformer")
+    raise ConfigError("model.preset", f"model=hub fine-tunes language models and classifiers; "
+                      f"the dataset {spec.name} is a {spec.task} task")
+
+
+def load_task(cfg: HubConfig, spec, num_classes: int | None = None):
+    """The KerasHub task for the dataset's task, without a preprocessor (bigtrain's pipeline
+    tokenizes), in the current Keras dtype policy."""
+    preset = locate(cfg.preset)
+    cls, what = _task_class(spec, cfg.preset)
+    kwargs: dict[str, Any] = {"preprocessor": None, "load_weights": cfg.load_weights,
+                              "dtype": keras.config.dtype_policy().name}
+    if cls.__name__ != "CausalLM":
+        kwargs["num_classes"] = num_classes or spec.num_outputs
+    sub = _find_task(cls, preset)
+    try:
+        if "dropout" in inspect.signature(sub.__init__).parameters and cfg.dropout:
+            kwargs["dropout"] = cfg.dropout
+        return sub.from_preset(preset, **kwargs)
+    except (ValueError, FileNotFoundError) as ex:
+        raise ConfigError("model.preset", f"{cfg.preset} cannot be loaded as {what}: "
+                          f"{str(ex).splitlines()[0][:240]}") from ex
+
+
+def _find_task(cls, preset: str):
+    """The task subclass of `cls` for the preset's backbone (GPT2CausalLM for a GPT2Backbone);
+    a ConfigError naming the backbone when the preset has none (an image backbone on text)."""
+    utils = _preset_utils()
+    try:
+        backbone_cls = utils.get_preset_loader(preset).check_backbone_class()
+    except (ValueError, FileNotFoundError, KeyError) as ex:
+        raise ConfigError("model.preset", f"{preset} is not a preset KerasHub can read: "
+                          f"{str(ex).splitlines()[0][:200]}") from ex
+    try:
+        return utils.find_subclass(preset, cls, backbone_cls)
+    except ValueError as ex:
+        raise ConfigError("model.preset", f"{preset} is a {backbone_cls.__name__}, which has "
+                          f"no KerasHub {cls.__name__}; the dataset needs one: choose a "
+                          "preset made for it") from ex
+
+
+def enable_lora(backbone, rank: int, alpha: float, targets: list[str]) -> int:
+    """Freeze the backbone and add rank-`rank` adapters (scale alpha / rank) to every layer
+    named in `targets`; return how many layers got one. Mirrors KerasHub's
+    Backbone.enable_lora, which has no alpha."""
+    names = list(targets) or list(backbone.default_lora_layer_names())
+    layers = [lyr for lyr in backbone._flatten_layers(include_self=False) if lyr.weights]
+    for lyr in layers:
+        lyr.trainable = False
+    adapted = 0
+    for lyr in layers:
+        if lyr.name in names and hasattr(lyr, "enable_lora"):
+            lyr.trainable = True
+            lyr.enable_lora(rank, lora_alpha=alpha or None)
+            adapted += 1
+    if not adapted:
+        found = sorted({lyr.name for lyr in layers if hasattr(lyr, "enable_lora")})
+        shown = ", ".join(found[:12]) + (" ..." if len(found) > 12 else "")
+        raise ConfigError("model.lora_targets" if targets else "model.lora_rank",
+                          f"no layer of {type(backbone).__name__} is named "
+                          f"{', '.join(names)}; layers that can take adapters: "
+                          + (shown or "none (this backbone has no Dense/EinsumDense layer)"))
+    return adapted
+
+
+def wrap(task, spec, pad_id: int = 0) -> keras.Model:
+    """A functional model around the KerasHub task that takes bigtrain's model inputs."""
+    backbone = task.backbone
+    if spec.task == "lm" or spec.input_dtype.startswith("int"):
+        ids = keras.Input(shape=spec.input_shape, dtype="int32", name="tokens")
+        wanted = backbone.input if isinstance(backbone.input, dict) else {}
+        packed = spec.task == "lm"  # LM windows are full: every position is a real token
+        inputs = {"token_ids": ids,
+                  "padding_mask": ops.ones_like(ids, dtype="bool") if packed
+                  else ops.not_equal(ids, pad_id)}
+        if "segment_ids" in wanted:
+            inputs["segment_ids"] = ops.zeros_like(ids)
+        return keras.Model(ids, task(inputs), name=f"hub_{task.name}")
+    images = keras.Input(shape=spec.input_shape, dtype="float32", name="images")
+    return keras.Model(images, task(images), name=f"hub_{task.name}")
+
+
+def _check_length(backbone, spec, handle: str) -> None:
+    longest = getattr(backbone, "max_sequence_length", None)
+    if spec.input_dtype.startswith("int") and longest and spec.input_shape[0] > longest:
+        key = "dataset.seq_len" if spec.task == "lm" else "dataset.max_len"
+        raise ConfigError(key, f"{spec.input_shape[0]} is beyond {handle}'s maximum sequence "
+                          f"length ({longest}); use {longest} or less")
+
+
+def _check_vocab(backbone, spec, handle: str) -> None:
+    """Token ids must be the preset's: a language model's vocabulary is the preset's exactly
+    (its logits are over the preset's tokens), a classifier's ids fit in it."""
+    size = getattr(backbone, "vocabulary_size", None)
+    if not size:
+        return
+    if spec.task == "lm" and spec.num_outputs != size:
+        raise ConfigError("dataset", f"the data has a vocabulary of {spec.num_outputs} tokens "
+                          f"and {handle} one of {size}: a language model fine-tunes on the "
+                          "preset's own tokens (dataset=text tokenizes with the preset's "
+                          "tokenizer)")
+    if spec.task != "lm" and spec.input_vocab > size:
+        raise ConfigError("dataset", f"the data's token ids go up to {spec.input_vocab - 1}, "
+                          f"beyond {handle}'s vocabulary ({size}); text datasets take the "
+                          "preset's own tokenizer")
+
+
+@MODELS.register(HubConfig)
+def build_hub(cfg: HubConfig, spec) -> keras.Model:
+    task = load_task(cfg, spec)
+    backbone = task.backbone
+    _check_length(backbone, spec, cfg.preset)
+    _check_vocab(backbone, spec, cfg.preset)
+    if cfg.lora_rank:
+        n = enable_lora(backbone, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
+        log.info("LoRA: rank %d adapters on %d layers of %s", cfg.lora_rank, n,
+                 type(backbone).__name__)
+    elif cfg.freeze == "backbone":
+        backbone.trainable = False
+    tokenizer = preset_tokenizer(cfg.preset) if spec.input_dtype.startswith("int") else None
+    pad_id = int(getattr(tokenizer, "pad_token_id", None) or 0) if tokenizer is not None else 0
+    model = wrap(task, spec, pad_id)
+    model._bigtrain_pad_id = pad_id  # merged() rebuilds the same wrapper
+    log.info("model hub: %s (%s), %s weights", cfg.preset, type(task).__name__,
+             "pretrained" if cfg.load_weights else "fresh")
+    return model
+
+
+def hub_task(model):
+    """The KerasHub task inside a model `build_hub` made."""
+    import keras_hub
+
+    for layer in model.layers:
+        if isinstance(layer, keras_hub.models.Task):
+            return layer
+    raise ValueError(f"{model.name} holds no KerasHub task")
+
+
+def holds_hub_task(model) -> bool:
+    try:
+        hub_task(model)
+    except (ValueError, ImportError):
+        return False
+    return True
+
+
+def save_preset(model, directory, base: str, sequence_length: int | None = None) -> None:
+    """Write the model's KerasHub task as a preset directory, adapters merged into the weights
+    (Keras saves a LoRA layer's kernel as kernel + scale * A @ B), with the base preset's
+    preprocessor (its tokenizer, packing to `sequence_length`) attached when the base has a
+    tokenizer: `keras_hub.models.<Task>.from_preset(directory)` then loads it in a plain
+    Python process and takes raw text."""
+    task = hub_task(model)
+    pre_cls = getattr(type(task), "preprocessor_cls", None)
+    preset = locate(base)
+    attach = pre_cls is not None and task.preprocessor is None and \
+        _preset_utils().check_file_exists(preset, "tokenizer.json")
+    if attach:
+        kwargs = {"sequence_length": sequence_length} if sequence_length else {}
+        task.preprocessor = pre_cls.from_preset(preset, **kwargs)
+    try:
+        task.save_to_preset(str(directory))
+    finally:
+        if attach:
+            task.preprocessor = None
+
+
+def merged(model, spec, dtype: str = "float32") -> keras.Model:
+    """A copy of a hub model without adapters: the task reloaded from a preset written by
+    `save_preset` (merged weights, the task's head included), wrapped like `build_hub`'s, in
+    `dtype`."""
+    import tempfile
+
+    task = hub_task(model)
+    pad_id = _pad_id_of(model)
+    with tempfile.TemporaryDirectory(prefix="bigtrain-merge-") as d:
+        task.save_to_preset(d)
+        plain = type(task).from_preset(d, preprocessor=None, dtype=dtype)
+    out = wrap(plain, spec, pad_id)
+    out._bigtrain_pad_id = pad_id
+    return out
+
+
+def _pad_id_of(model) -> int:
+    return int(getattr(model, "_bigtrain_pad_id", 0))
