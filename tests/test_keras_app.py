@@ -212,6 +212,7 @@ def test_imagenet_weights_offline_are_a_config_error_after_the_download_was_trie
         typed("model.weights=imagenet").model.fetch()
 
 
+@pytest.mark.slow
 def test_fit_offline_with_imagenet_weights_exits_2_and_leaves_no_run_dir(tmp_path):
     """The real CLI with an empty Keras cache and every HTTP(S) request sent to a closed
     local port: the download is tried, and refused before Hydra makes the run dir."""
@@ -227,6 +228,36 @@ def test_fit_offline_with_imagenet_weights_exits_2_and_leaves_no_run_dir(tmp_pat
         proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists() and not (tmp_path / "outputs").exists()
+
+
+def test_a_size_keras_refuses_is_named_with_model_image_size(monkeypatch):
+    """Keras's own input checks stand behind the table of minimum sides."""
+    from bigtrain.models import keras_app
+
+    monkeypatch.setitem(keras_app.KERAS_APPS, "InceptionV3", 32)  # Keras wants >= 75
+    with pytest.raises(ConfigError, match=r"^model\.image_size: keras\.applications\."
+                                          r"InceptionV3 refused 40x40 images"):
+        build(images_spec((40, 40, 3)), "model.name=InceptionV3")
+
+
+def test_the_recipe_command_in_its_header_composes_and_builds(tmp_path):
+    from pathlib import Path
+
+    import bigtrain
+
+    recipe = Path(bigtrain.__file__).parents[1] / "conf" / "experiment" / "keras_app_images.yaml"
+    usage = next(line for line in recipe.read_text().splitlines() if "Usage:" in line)
+    args = usage.split("bigtrain fit", 1)[1].split()
+    assert args == ["experiment=keras_app_images", "dataset.path=photos/"]
+    write_images(tmp_path / "photos", per_class=2, heldout=1)
+    args[1] = f"dataset.path={tmp_path / 'photos' / 'train'}"
+    config = check_config(compose([*args, "model.weights=none"]))
+    assert (config.dataset.name, config.model.name, config.model.freeze) == \
+        ("image_folder", APP, "backbone")
+    assert to_typed(compose(args)).model.weights == "imagenet"
+    model = build(images_spec((96, 96, 3), classes=2), *args, "model.weights=none")
+    assert model.input_shape == (None, 96, 96, 3) and model.output_shape == (None, 2)
+    assert "resize" not in [layer.name for layer in model.layers]  # 96 is a size it takes
 
 
 # ------------------------------------------------------------------ train, export, reload
@@ -252,6 +283,7 @@ json.dump({"probabilities": answer["probabilities"].numpy().tolist(),
 '''
 
 
+@pytest.mark.slow
 def test_a_frozen_base_trains_and_its_exports_load_without_bigtrain(tmp_path):
     """Fine-tune the head of MobileNet (V1: its preprocess_input is Keras ops in the graph,
     and it traces fastest) on a tiny folder of 12x12 images, which the model resizes to 32x32,

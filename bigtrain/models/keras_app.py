@@ -67,10 +67,14 @@ def _fetch_failed(ex: BaseException) -> bool:
                for frame, _ in traceback.walk_tb(ex.__traceback__))
 
 
+def _first_line(ex: BaseException) -> str:
+    line = next((ln.strip() for ln in str(ex).splitlines() if ln.strip()), type(ex).__name__)
+    return line[:300]
+
+
 def _weights_error(cfg: KerasAppConfig, ex: BaseException) -> ConfigError:
-    reason = next((ln.strip() for ln in str(ex).splitlines() if ln.strip()), type(ex).__name__)
     return ConfigError("model.weights", f"imagenet weights of {cfg.name} could not be fetched "
-                       f"({reason[:300]}). Offline? Run once with network access (Keras keeps "
+                       f"({_first_line(ex)}). Offline? Run once with network access (Keras keeps "
                        "them in ~/.keras/models), or use model.weights=none (fresh weights) or "
                        "model.weights=PATH (a weights file of the base)")
 
@@ -89,6 +93,10 @@ def base(cfg: KerasAppConfig, size: tuple[int, int]) -> keras.Model:
     except Exception as ex:
         if cfg.weights == "imagenet" and _fetch_failed(ex):
             raise _weights_error(cfg, ex) from None
+        if isinstance(ex, ValueError):  # Keras's own input checks
+            raise ConfigError("model.image_size", f"keras.applications.{cfg.name} refused "
+                              f"{size[0]}x{size[1]} images ({_first_line(ex)}); set "
+                              "model.image_size=[HEIGHT,WIDTH] to a size it accepts") from None
         raise
     if cfg.weights not in ("imagenet", "none"):
         _load(model, cfg)
@@ -103,10 +111,8 @@ def _load(model: keras.Model, cfg: KerasAppConfig) -> None:
             warnings.simplefilter("ignore")
             model.load_weights(cfg.weights)
     except (ValueError, OSError, KeyError) as ex:
-        reason = next((ln.strip() for ln in str(ex).splitlines() if ln.strip()),
-                      type(ex).__name__)
         raise ConfigError("model.weights", f"{cfg.weights} does not fit {cfg.name}'s base "
-                          f"({reason[:300]}). It must hold the weights of "
+                          f"({_first_line(ex)}). It must hold the weights of "
                           f"keras.applications.{cfg.name}(include_top=False), e.g. written by "
                           "its save_weights (" + ", ".join(WEIGHTS_SUFFIXES) + ")") from None
 
