@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import traceback
 import warnings
 
@@ -67,15 +68,16 @@ def _fetch_failed(ex: BaseException) -> bool:
                for frame, _ in traceback.walk_tb(ex.__traceback__))
 
 
-def _first_line(ex: BaseException) -> str:
-    line = next((ln.strip() for ln in str(ex).splitlines() if ln.strip()), type(ex).__name__)
-    return line[:300]
+def _first_line(ex: BaseException, lines: int = 1) -> str:
+    kept = [ln.strip() for ln in str(ex).splitlines() if ln.strip()][:lines]
+    return (" ".join(kept) or type(ex).__name__)[:300]
 
 
 def _weights_error(cfg: KerasAppConfig, ex: BaseException) -> ConfigError:
+    cache = os.path.join(os.environ.get("KERAS_HOME", "~/.keras"), "models")
     return ConfigError("model.weights", f"imagenet weights of {cfg.name} could not be fetched "
                        f"({_first_line(ex)}). Offline? Run once with network access (Keras keeps "
-                       "them in ~/.keras/models), or use model.weights=none (fresh weights) or "
+                       f"them in {cache}), or use model.weights=none (fresh weights) or "
                        "model.weights=PATH (a weights file of the base)")
 
 
@@ -89,7 +91,9 @@ def base(cfg: KerasAppConfig, size: tuple[int, int]) -> keras.Model:
     if "include_preprocessing" in inspect.signature(build).parameters:
         kwargs["include_preprocessing"] = True
     try:
-        model = build(**kwargs)
+        with warnings.catch_warnings():  # without the top, weights fit any input size
+            warnings.filterwarnings("ignore", message=".*will be loaded as the default")
+            model = build(**kwargs)
     except Exception as ex:
         if cfg.weights == "imagenet" and _fetch_failed(ex):
             raise _weights_error(cfg, ex) from None
@@ -112,7 +116,7 @@ def _load(model: keras.Model, cfg: KerasAppConfig) -> None:
             model.load_weights(cfg.weights)
     except (ValueError, OSError, KeyError) as ex:
         raise ConfigError("model.weights", f"{cfg.weights} does not fit {cfg.name}'s base "
-                          f"({_first_line(ex)}). It must hold the weights of "
+                          f"({_first_line(ex, lines=2)}). It must hold the weights of "
                           f"keras.applications.{cfg.name}(include_top=False), e.g. written by "
                           "its save_weights (" + ", ".join(WEIGHTS_SUFFIXES) + ")") from None
 

@@ -190,6 +190,82 @@ class KerasAppConfig(ModelConfig):
         return dataclasses.replace(self, weights="none")
 
 
+#: Keras Applications by constructor name (keras.applications.<name>), with the smallest image
+#: side each accepts (Keras's own input checks); model=keras_app resizes smaller images to it
+KERAS_APPS = {
+    **dict.fromkeys(["ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge",
+                     "ConvNeXtXLarge"], 32),
+    **dict.fromkeys(["DenseNet121", "DenseNet169", "DenseNet201"], 32),
+    **dict.fromkeys([f"EfficientNetB{i}" for i in range(8)], 32),
+    **dict.fromkeys([f"EfficientNetV2{v}" for v in ("B0", "B1", "B2", "B3", "S", "M", "L")], 32),
+    "InceptionResNetV2": 75,
+    "InceptionV3": 75,
+    **dict.fromkeys(["MobileNet", "MobileNetV2", "MobileNetV3Small", "MobileNetV3Large"], 32),
+    **dict.fromkeys(["NASNetMobile", "NASNetLarge"], 32),
+    **dict.fromkeys(["ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2",
+                     "ResNet152V2"], 32),
+    **dict.fromkeys(["VGG16", "VGG19"], 32),
+    "Xception": 71,
+}
+#: the weights files Keras's load_weights reads
+WEIGHTS_SUFFIXES = (".weights.h5", ".h5", ".hdf5", ".keras")
+
+
+@dataclass
+class KerasAppConfig(ModelConfig):
+    """A Keras Applications model as an image classifier: the application's convolutional base
+    (`include_top=False`), global average pooling and a dense head with the dataset's classes.
+    The application's own input preprocessing runs inside the model (bigtrain/models/
+    keras_app.py), so the images are configured once, in the dataset."""
+
+    option: ClassVar[str] = "keras_app"  # `name` is the application's
+    name: str = "MobileNetV3Small"  # the application, e.g. MobileNetV3Small, EfficientNetV2B0
+    # imagenet (Keras's pretrained weights, downloaded once into ~/.keras/models), none (fresh
+    # weights), or a file of the base's weights (what the application's save_weights writes)
+    weights: str = "imagenet"
+    freeze: str = "none"  # none | backbone (train the head only)
+    # [height, width] the base sees; empty: the data's size, each side raised to the
+    # application's minimum (32; Xception 71; InceptionV3, InceptionResNetV2 75)
+    image_size: list[int] = field(default_factory=list)
+    dropout: float = 0.2  # before the head
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice(self.key("name"), self.name, KERAS_APPS)
+        check(bool(self.weights), self.key("weights"), self.weights,
+              "imagenet, none, or the path of a weights file")
+        check_choice(self.key("freeze"), self.freeze, ["none", "backbone"])
+        low = KERAS_APPS[self.name]
+        check(not self.image_size or (len(self.image_size) == 2 and min(self.image_size) >= low),
+              self.key("image_size"), self.image_size, f"[height, width], each >= {low} for "
+              f"{self.name}, or [] for the data's size")
+
+    def precheck(self) -> None:
+        if self.weights in ("imagenet", "none"):
+            return
+        path = Path(self.weights).expanduser()
+        if not path.is_file():
+            raise ConfigError(self.key("weights"), f"{self.weights} "
+                              + ("is not a file" if path.exists() else "does not exist")
+                              + "; allowed: imagenet, none, or a weights file of "
+                              f"{self.name}'s base (" + ", ".join(WEIGHTS_SUFFIXES) + ")")
+        if not path.name.endswith(WEIGHTS_SUFFIXES):
+            raise ConfigError(self.key("weights"), f"{self.weights} is not a weights file "
+                              "Keras reads; its name must end in " + ", ".join(WEIGHTS_SUFFIXES))
+
+    def fetch(self) -> None:
+        if self.weights != "none":
+            from bigtrain.logs import import_tensorflow
+
+            import_tensorflow()  # its start-up chatter kept off the console
+            from bigtrain.models.keras_app import fetch_weights
+
+            fetch_weights(self)
+
+    def architecture_only(self) -> ModelConfig:
+        return dataclasses.replace(self, weights="none")
+
+
 @dataclass
 class TransformerConfig(ModelConfig):
     name: str = "transformer"
