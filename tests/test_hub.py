@@ -319,3 +319,78 @@ def test_sigterm_preempts_a_lora_run(presets, tmp_path):
     step = read_json(tmp_path / "run" / "summary.json")["steps"]
     names = _variables(tmp_path / "run" / "checkpoints" / f"ckpt-{step}")
     assert any(n.startswith("trained/") for n in names)
+
+
+# ---------------------------------------------------------------- the preset's tokenizer
+def test_text_corpus_is_tokenized_with_the_presets_tokenizer(presets, tmp_path):
+    from bigtrain.data import tokenizers
+
+    corpus = tmp_path / "notes"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("the thin winter on the hill\n" * 60)
+    run, summary = cli_fit(tmp_path, "model=hub", f"model.preset={presets['gpt2']}",
+                           "model.lora_rank=2", "dataset=text", f"dataset.path={corpus}",
+                           "dataset.seq_len=16", "trainer.max_steps=4", "trainer.batch_size=8",
+                           "trainer.progress=none", "logger=[]")
+    assert summary["status"] == "completed"
+    saved = tokenizers.load(run / "tokenizer")
+    preset = tokenizers.load(presets["gpt2"])
+    assert saved.vocab_size == preset.vocab_size == 263
+    assert saved.encode(["the thin"]) == preset.encode(["the thin"])
+    assert summary["tokenizer"]["kind"] == "preset"
+
+
+def test_a_learned_vocabulary_with_a_preset_is_refused(presets, tmp_path):
+    from bigtrain.config import ConfigError
+    from bigtrain.train.fit import build
+
+    with pytest.raises(ConfigError, match="dataset.vocab=wordpiece conflicts with model=hub"):
+        build(typed("model=hub", f"model.preset={presets['gpt2']}", "dataset=text",
+                    "dataset.path=stdlib", "dataset.vocab=wordpiece", "dataset.vocab_size=300"),
+              tmp_path / "run")
+
+
+@pytest.fixture(scope="module")
+def bert_run(presets, tmp_path_factory):
+    import csv
+    import random
+
+    root = tmp_path_factory.mktemp("bert")
+    rng = random.Random(0)
+    words = {"pos": ["good", "great"], "neg": ["bad", "awful"]}
+    with open(root / "reviews.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["review", "label"])
+        for _ in range(160):
+            label = rng.choice(["pos", "neg"])
+            w.writerow([f"the film was very {rng.choice(words[label])}", label])
+    return cli_fit(root, "model=hub", f"model.preset={presets['bert']}",
+                   "dataset=text_classification", f"dataset.path={root / 'reviews.csv'}",
+                   "dataset.text_column=review", "dataset.max_len=12", "trainer.max_steps=40",
+                   "trainer.batch_size=16", "optim.lr=0.003", "trainer.progress=none",
+                   "logger=[]", "strategy.precision=fp32")
+
+
+def test_bert_classifier_over_a_csv_learns_predicts_and_exports(bert_run, tmp_path):
+    import keras
+
+    from bigtrain.data import tokenizers
+    from bigtrain.train.restore import export_run
+
+    run, summary = bert_run
+    assert summary["final"]["val_accuracy"] >= 0.9, summary["final"]
+    proc = subprocess.run([*CLI, "predict", str(run), "-"], cwd=tmp_path, capture_output=True,
+                          input="the film was very good\nthe film was very awful\n",
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    classes = [line.split(",")[1] for line in proc.stdout.strip().splitlines()[1:]]
+    assert classes == ["pos", "neg"], proc.stdout
+    # the .keras export takes token ids packed by the preset's tokenizer ([CLS] ... [SEP])
+    out = export_run(run, "keras", tmp_path / "m.keras")
+    model = keras.models.load_model(str(out))
+    tok = tokenizers.load(run / "tokenizer")
+    ids = [[tok.start_id, *t, tok.end_id] for t in tok.encode(["the film was very good"])]
+    x = np.full((1, 12), tok.pad_id, "int32")
+    x[0, :len(ids[0])] = ids[0]
+    probs = keras.ops.softmax(model(x)).numpy()[0]
+    assert probs[1] > 0.5  # classes in label order: neg, pos

@@ -9,18 +9,23 @@ from bigtrain.registry import Registry
 DATASETS: Registry = Registry("dataset", "bigtrain.data")
 
 
+def takes_tokenizer(cfg) -> bool:
+    """Whether the configured dataset's builder tokenizes text (takes a `tokenizer`)."""
+    import inspect
+
+    return "tokenizer" in inspect.signature(DATASETS.builder(cfg)).parameters
+
+
 def build_dataset(cfg, tokenizer=None):  # -> bigtrain.data.pipeline.Splits
     """Build the configured dataset's splits (imports TensorFlow); `splits.preprocessing`
     is then the run's preprocessing.json document (bigtrain/data/preprocess.py).
     `tokenizer` (bigtrain.data.tokenizers.Tokenizer: a pretrained model's, a resumed run's)
     replaces the one a text dataset would learn or choose; other datasets refuse it."""
-    import inspect
-
     from bigtrain.data import augment, preprocess
 
     if tokenizer is None:
         splits = DATASETS.build(cfg)
-    elif "tokenizer" in inspect.signature(DATASETS.builder(cfg)).parameters:
+    elif takes_tokenizer(cfg):
         splits = DATASETS.build(cfg, tokenizer=tokenizer)
     else:
         from bigtrain.config.errors import ConfigError

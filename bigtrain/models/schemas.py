@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -248,6 +249,30 @@ class HubConfig(ModelConfig):
         check(not (self.lora_rank and self.freeze == "backbone"), self.key("freeze"),
               self.freeze, "backbone trains the head only; with model.lora_rank > 0 the "
               "adapters train too: use model.freeze=none with LoRA")
+
+    def precheck(self) -> None:
+        if "://" in self.preset:
+            return
+        path = Path(self.preset).expanduser()
+        looks_local = os.sep in self.preset or self.preset.startswith(".")
+        if looks_local and not path.is_dir():
+            raise ConfigError(self.key("preset"), f"{self.preset} is not a directory; a local "
+                              "preset is a directory written by KerasHub's save_to_preset")
+        if path.is_dir() and not (path / "config.json").is_file():
+            raise ConfigError(self.key("preset"), f"{self.preset} has no config.json, so it is "
+                              "not a KerasHub preset (save_to_preset writes config.json, "
+                              "metadata.json and model.weights.h5)")
+
+    def fetch(self) -> None:
+        from bigtrain.models.hub import locate
+
+        locate(self.preset)
+
+    def architecture_only(self) -> ModelConfig:
+        # a run that trained every weight has them all in its checkpoints; LoRA and a frozen
+        # backbone need the base's weights under the trained ones
+        return dataclasses.replace(self, load_weights=False) if self.trains_all_weights \
+            else self
 
     @property
     def tokenizer_preset(self) -> str | None:

@@ -131,11 +131,7 @@ def build(config: FitConfig, run_dir: Path, chief: bool = True) -> Components:
     if t.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    from bigtrain.data import tokenizers
-
-    # a resumed run tokenizes with the tokenizer its checkpoints were trained with
-    splits = build_dataset(config.dataset, tokenizer=tokenizers.for_run(
-        config.dataset, run_dir, t.resume))
+    splits = build_dataset(config.dataset, tokenizer=_tokenizer(config, run_dir))
     splits.threads = t.threads
     spec = splits.spec
     if splits.steps_per_epoch(t.batch_size) == 0:
@@ -144,6 +140,24 @@ def build(config: FitConfig, run_dir: Path, chief: bool = True) -> Components:
     log.info("data %s: %s, input %s, %d train / %d val / %d test", spec.name, spec.task,
              spec.input_shape, spec.num_train, spec.num_val, spec.num_test)
     return _assemble(config, run_dir, strategy, splits, spec, chief)
+
+
+def _tokenizer(config: FitConfig, run_dir: Path):
+    """The tokenizer the text dataset must use, if not its own choice: a pretrained model's
+    (model=hub: the preset's), else on a resume the one the checkpoints were trained with."""
+    from bigtrain.data import takes_tokenizer, tokenizers
+
+    handle = config.model.tokenizer_preset
+    if handle and takes_tokenizer(config.dataset):
+        ds = config.dataset
+        if getattr(ds, "tokenizer", "") or getattr(ds, "vocab", "byte") in tokenizers.LEARNED:
+            chosen = f"dataset.tokenizer={ds.tokenizer}" if getattr(ds, "tokenizer", "") \
+                else f"dataset.vocab={ds.vocab}"
+            raise ConfigError("dataset", f"{chosen} conflicts with model={config.model.name}, "
+                              f"which tokenizes with its preset's own tokenizer ({handle}); "
+                              "leave dataset.vocab and dataset.tokenizer unset")
+        return tokenizers.load(handle, key="model.preset")
+    return tokenizers.for_run(config.dataset, run_dir, config.trainer.resume)
 
 
 def build_from_spec(config: FitConfig, run_dir: Path, spec) -> Components:
