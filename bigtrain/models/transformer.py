@@ -169,6 +169,15 @@ def _rotary(x, positions):
     return ops.cast(out, x.dtype)
 
 
+def _write(cache, new, pos):
+    """The cache [B, H, L, Dh] with position `pos` (a scalar) set to new [B, H, 1, Dh]."""
+    b, h = ops.shape(cache)[0], ops.shape(cache)[1]
+    rows = tf.reshape(tf.stack(tf.meshgrid(tf.range(b), tf.range(h), indexing="ij"), -1),
+                      (-1, 2))
+    index = tf.concat([rows, tf.fill((b * h, 1), pos)], axis=1)
+    return tf.tensor_scatter_nd_update(cache, index, tf.reshape(new, (b * h, -1)))
+
+
 @keras.saving.register_keras_serializable("bigtrain")
 class TransformerBlock(keras.layers.Layer):
     def __init__(self, d_model: int, num_heads: int, mlp_ratio: float, dropout: float,
@@ -200,30 +209,66 @@ class TransformerBlock(keras.layers.Layer):
         return tf.nn.bias_add(tf.matmul(x2d, ops.cast(dense.kernel, x2d.dtype)),
                               ops.cast(dense.bias, x2d.dtype))
 
-    def _attention(self, h, b, t, pad_mask, training):
+    def _qkv(self, h, b, t, positions=None):
+        """Queries, keys and values [B, H, T, Dh] of rows h [B*T, D]; rotary positions are
+        0..T-1 unless `positions` ([T]) says otherwise (decoding from a cache)."""
         heads, dh = self.num_heads, self.d_model // self.num_heads
         qkv = ops.reshape(self._project(self.qkv, h), (b, t, 3, heads, dh))
         q, k, v = ops.unstack(ops.transpose(qkv, (2, 0, 3, 1, 4)), 3, axis=0)  # [B,H,T,Dh]
         if self.rotary:
-            pos = ops.arange(t)
+            pos = ops.arange(t) if positions is None else positions
             q, k = _rotary(q, pos), _rotary(k, pos)
+        return q, k, v
+
+    def _attend(self, q, k, v, b, t, pad_mask, training):
+        dh = self.d_model // self.num_heads
         scores = tf.matmul(q, k, transpose_b=True)
         weights = attention_weights(scores, 1.0 / math.sqrt(dh), self.causal, pad_mask)
         weights = self.drop(weights, training=training)
         out = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
         return self._project(self.proj, ops.reshape(out, (b * t, self.d_model)))
 
+    def _mlp(self, x2, training):
+        h = self.ln2(x2)
+        h = bias_gelu(tf.matmul(h, ops.cast(self.fc1.kernel, h.dtype)),
+                      ops.cast(self.fc1.bias, h.dtype))
+        return self.drop(self._project(self.fc2, h), training=training)
+
     def call(self, x, pad_mask=None, training=None):
         # the block works on rows [B*T, D]: every projection is then a plain 2-D matmul
         b, t = ops.shape(x)[0], ops.shape(x)[1]
         x2 = ops.reshape(x, (b * t, self.d_model))
-        h = self.ln1(x2)
-        x2 = x2 + self.drop(self._attention(h, b, t, pad_mask, training), training=training)
-        h = self.ln2(x2)
-        h = bias_gelu(tf.matmul(h, ops.cast(self.fc1.kernel, h.dtype)),
-                      ops.cast(self.fc1.bias, h.dtype))
-        x2 = x2 + self.drop(self._project(self.fc2, h), training=training)
+        q, k, v = self._qkv(self.ln1(x2), b, t)
+        attended = self._attend(q, k, v, b, t, pad_mask, training)
+        x2 = x2 + self.drop(attended, training=training)
+        x2 = x2 + self._mlp(x2, training)
         return ops.reshape(x2, (b, t, self.d_model))
+
+    # decoding (inference only; see KVDecoder): the same weights and kernels as `call`
+    def prefill(self, x):
+        """`call` on x [B, T, D] (causal, no dropout) that also returns the keys and values
+        [B, H, T, Dh] it attended over: the cache a decoder continues from."""
+        b, t = ops.shape(x)[0], ops.shape(x)[1]
+        x2 = ops.reshape(x, (b * t, self.d_model))
+        q, k, v = self._qkv(self.ln1(x2), b, t)
+        x2 = x2 + self._attend(q, k, v, b, t, None, False)
+        x2 = x2 + self._mlp(x2, False)
+        return ops.reshape(x2, (b, t, self.d_model)), k, v
+
+    def step(self, x2, k_cache, v_cache, pos, visible):
+        """One token per row, x2 [B, D], at cache position `pos` (a scalar, every row the
+        same): its key and value are written into the caches [B, H, L, Dh], it attends over
+        the positions `visible` ([L] bool, True up to `pos`). Returns (x2, caches)."""
+        b = ops.shape(x2)[0]
+        dh = self.d_model // self.num_heads
+        q, k, v = self._qkv(self.ln1(x2), b, 1, positions=pos[None])  # [B, H, 1, Dh]
+        k_cache, v_cache = _write(k_cache, k, pos), _write(v_cache, v, pos)
+        scores = tf.matmul(q, k_cache, transpose_b=True)  # [B, H, 1, L]
+        weights = _softmax_fwd(scores, visible, tf.constant(1.0 / math.sqrt(dh), tf.float32),
+                               tf.constant(NEG_INF, tf.float32))
+        out = ops.reshape(ops.matmul(weights, v_cache), (b, self.d_model))  # T = 1: no transpose
+        x2 = x2 + self._project(self.proj, out)
+        return x2 + self._mlp(x2, False), k_cache, v_cache
 
     def get_config(self) -> dict:
         return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads,
@@ -278,12 +323,23 @@ class Positions(keras.layers.Layer):
         if self.kind == "learned":
             return x + ops.cast(self.table[:t], x.dtype)[None]
         if self.kind == "sinusoidal":
-            pos = ops.cast(ops.arange(t), "float32")[:, None]
-            i = ops.arange(0, self.d_model, 2, dtype="float32")[None, :]
-            angle = pos / ops.power(10000.0, i / self.d_model)
-            table = ops.reshape(ops.stack([ops.sin(angle), ops.cos(angle)], axis=-1),
-                                (t, self.d_model))
-            return x + ops.cast(table, x.dtype)[None]
+            return x + ops.cast(self._sinusoids(ops.arange(t), t), x.dtype)[None]
+        return x
+
+    def _sinusoids(self, positions, t):
+        pos = ops.cast(positions, "float32")[:, None]
+        i = ops.arange(0, self.d_model, 2, dtype="float32")[None, :]
+        angle = pos / ops.power(10000.0, i / self.d_model)
+        return ops.reshape(ops.stack([ops.sin(angle), ops.cos(angle)], axis=-1),
+                           (t, self.d_model))
+
+    def at(self, x, pos):
+        """x [B, D], one token per row at position `pos` (a scalar): `call` for that
+        position alone (decoding from a cache)."""
+        if self.kind == "learned":
+            return x + ops.cast(tf.gather(self.table, pos), x.dtype)[None]
+        if self.kind == "sinusoidal":
+            return x + ops.cast(self._sinusoids(pos[None], 1), x.dtype)
         return x
 
     def get_config(self) -> dict:
@@ -379,3 +435,59 @@ def build_transformer(cfg, spec) -> keras.Model:
     pooled = x[:, 0] if use_cls else MaskedMeanPool(name="pool")(x, pad_mask=pad_mask)
     outputs = keras.layers.Dense(spec.num_outputs, dtype="float32", name="head")(pooled)
     return keras.Model(inputs, outputs, name="transformer")
+
+
+class KVDecoder:
+    """The decode path of a causal `transformer_lm` (dataset task lm), on the model's own
+    layers and weights: `prefill` runs a context through the blocks once (the training
+    forward pass, keeping each block's keys and values [B, H, L, Dh]), then `step` runs one
+    new token per row through them, attending over its layer's cached keys and values.
+
+    Positions are those of the context: learned and sinusoidal vectors are added at the
+    token's position, rotary angles rotate its query and key there. Every row of a batch is
+    at the same position (prompts of different lengths are fed token by token past the
+    shortest; see bigtrain.train.generate). The caches are plain tensors, so a decode loop
+    can carry them through `tf.while_loop`.
+    """
+
+    def __init__(self, model: keras.Model):
+        self.embed = model.get_layer("embed")
+        self.positions = model.get_layer("positions")
+        self.blocks = [layer for layer in model.layers if isinstance(layer, TransformerBlock)]
+        self.norm = model.get_layer("final_norm")
+        names = {layer.name for layer in model.layers}
+        self.head = model.get_layer("head") if "head" in names else None
+        self.window = int(self.positions.max_len)
+
+    def _logits(self, x2):
+        x2 = self.norm(x2)
+        return self.embed(x2, logits=True) if self.head is None else self.head(x2)
+
+    def prefill(self, ids, n):
+        """ids [B, L] (L <= window) of which the first `n` are the context: the float32
+        logits [B, V] after position n - 1 and the caches (keys and values of each block,
+        filled up to n - 1; what follows is never attended to)."""
+        x = self.positions(self.embed(ids))
+        caches = []
+        for block in self.blocks:
+            x, k, v = block.prefill(x)
+            caches += [k, v]
+        return self._logits(x[:, n - 1]), tuple(caches)
+
+    def step(self, tokens, pos, caches):
+        """tokens [B] at position `pos` (a scalar < L) after a context of `pos` tokens in
+        `caches`: the logits [B, V] after it and the caches with its keys and values."""
+        x2 = self.positions.at(self.embed(tokens), pos)
+        visible = tf.range(caches[0].shape[2]) <= pos
+        out = []
+        for i, block in enumerate(self.blocks):
+            x2, k, v = block.step(x2, caches[2 * i], caches[2 * i + 1], pos, visible)
+            out += [k, v]
+        return self._logits(x2), tuple(out)
+
+
+def kv_decoder(model) -> KVDecoder | None:
+    """The KV-cache decode path of bigtrain's causal transformer, None for other models."""
+    if getattr(model, "name", None) != "transformer_lm":
+        return None
+    return KVDecoder(model)
