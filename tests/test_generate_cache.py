@@ -78,6 +78,31 @@ def test_greedy_with_the_cache_gives_the_tokens_of_the_cache_free_path(lm):
     assert gen.decode(lm, [PROMPTS[0]], 30, GREEDY, WINDOW, cache=False)[0] == cached[0]
 
 
+def test_a_bf16_model_decodes_through_a_float32_copy_of_its_weights():
+    """Mixed precision rounds only the compute: generate decodes in float32, where the
+    cached and cache-free paths round alike (greedy: the same tokens, as above)."""
+    from types import SimpleNamespace
+
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        cfg = to_typed(compose(["model=transformer", "model.d_model=32", "model.num_layers=1",
+                                "model.dropout=0"]))
+        bf16 = build_model(cfg.model, SPEC)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    run = SimpleNamespace(model=bf16, spec=SPEC, config=cfg)
+    copy = gen.float32_model(run)
+    assert bf16.compute_dtype == "bfloat16" and copy.compute_dtype == "float32"
+    x = np.random.default_rng(2).integers(1, 40, size=(2, WINDOW)).astype(np.int32)
+    np.testing.assert_allclose(copy(x), bf16(x), atol=0.05)
+    bf16.get_layer("embed").embeddings.assign(bf16.get_layer("embed").embeddings * 2)
+    assert gen.float32_model(run) is copy  # built once, its weights refreshed on each call
+    np.testing.assert_array_equal(copy.get_layer("embed").embeddings,
+                                  bf16.get_layer("embed").embeddings)
+    fp32 = tiny_lm("learned")
+    assert gen.float32_model(SimpleNamespace(model=fp32)) is fp32
+
+
 def test_context_start_keeps_half_to_a_whole_window():
     for window in (1, 2, 7, 12):
         starts = [gen.context_start(t, window) for t in range(1, 80)]

@@ -11,13 +11,15 @@ tokens rather than per token):
   reruns the model over its whole window.
 
 Both see the same context for every token, so greedy decoding gives the same tokens on
-either path (in float32; in bf16 the two paths round differently, and a near tie may go
-the other way). The context is the text so far while it fits the window (the dataset's
-`seq_len`, what the model was trained on). When it no longer fits, the older half of the
-window is dropped and the newer half runs again to refill the cache (`context_start`): the
-model always sees between half a window and a window of the latest tokens. A prompt longer
-than the window is truncated on the left to its last `window` tokens (the output keeps the
-whole prompt; `Generated.truncated` says it was).
+either path. A run trained in bf16 or fp16 decodes in float32 (`float32_model`: its weights
+are float32 anyway), so that the two paths round alike.
+
+The context is the text so far while it fits the window (the dataset's `seq_len`, what the
+model was trained on). When it no longer fits, the older half of the window is dropped and
+the newer half runs again to refill the cache (`context_start`): the model always sees
+between half a window and a window of the latest tokens. A prompt longer than the window
+is truncated on the left to its last `window` tokens (the output keeps the whole prompt;
+`Generated.truncated` says it was).
 
 Prompts are decoded as one batch (each one `num_samples` times): every row is at the same
 position, so a prompt longer than the shortest one is fed token by token past it. Sampling:
@@ -300,6 +302,35 @@ def vocabulary(pre: dict, run_dir=None) -> tuple:
     return encode_bytes, decode_bytes
 
 
+#: float32 copies of models that compute in another precision: model -> copy
+_FLOAT32: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def float32_model(r):
+    """The run's model computing in float32: itself, or (a run trained in bf16 or fp16) a
+    float32 copy holding its current weights. The weights are float32 either way (mixed
+    precision rounds only the compute), so this decodes at least as accurately, and the
+    cached and cache-free paths then round alike."""
+    import keras
+
+    from bigtrain.models import build_model
+
+    model = r.model
+    if model.compute_dtype == "float32":
+        return model
+    if model not in _FLOAT32:
+        policy = keras.mixed_precision.dtype_policy()
+        keras.mixed_precision.set_dtype_policy("float32")
+        try:
+            spec = dataclasses.replace(r.spec, num_outputs=int(model.output.shape[-1]))
+            _FLOAT32[model] = build_model(r.config.model, spec)
+        finally:
+            keras.mixed_precision.set_dtype_policy(policy)
+    copy = _FLOAT32[model]
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def check_request(sampling: Sampling, num_samples: int, stop: Sequence[str]) -> None:
     """The options of a request, checked before anything is loaded."""
     sampling.check()
@@ -360,7 +391,8 @@ def generate(run, prompts: Sequence[str], max_new: int, sampling: Sampling = Sam
 
     tic = time.perf_counter()
     with r.ema_weights():
-        news = decode(r.model, [contexts[i] for i, _ in rows], max_new, sampling, window,
+        model = float32_model(r)
+        news = decode(model, [contexts[i] for i, _ in rows], max_new, sampling, window,
                       cache, stopped if stop else None)
     seconds = time.perf_counter() - tic
     out = []
@@ -371,7 +403,7 @@ def generate(run, prompts: Sequence[str], max_new: int, sampling: Sampling = Sam
             new = next(new[:n] for n in range(len(new) + 1) if stopped(row, new[:n]))
         out.append(Generated(i, j, prompts[i] + text[:cut], new, hit,
                              len(encoded[i]) > window))
-    cached = cache and kv_decoder(r.model) is not None
+    cached = cache and kv_decoder(model) is not None
     return Generation(out, window, seconds, sum(map(len, news)), cached, r.describe())
 
 
