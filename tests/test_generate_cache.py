@@ -78,6 +78,22 @@ def test_greedy_with_the_cache_gives_the_tokens_of_the_cache_free_path(lm):
     assert gen.decode(lm, [PROMPTS[0]], 30, GREEDY, WINDOW, cache=False)[0] == cached[0]
 
 
+def test_a_model_without_a_cache_path_decodes_each_token_over_its_window():
+    """The rnn has no KV cache: decode takes the cache-free path, and gives what calling the
+    model on the window for every token gives (the loop generate ran before the cache)."""
+    keras.utils.set_random_seed(0)
+    rnn = build_model(to_typed(compose(["model=rnn", "model.units=16", "model.num_layers=1"]))
+                      .model, SPEC)
+    out = gen.decode(rnn, PROMPTS[:2], 8, GREEDY, WINDOW, cache=True)
+    for prompt, new in zip(PROMPTS[:2], out, strict=True):
+        ids = list(prompt)
+        for _ in range(8):
+            x = np.zeros((1, WINDOW), np.int32)
+            x[0, : len(ids)] = ids
+            ids.append(int(np.argmax(rnn(x, training=False)[0, len(ids) - 1])))
+        assert new == ids[len(prompt):]
+
+
 def test_a_bf16_model_decodes_through_a_float32_copy_of_its_weights():
     """Mixed precision rounds only the compute: generate decodes in float32, where the
     cached and cache-free paths round alike (greedy: the same tokens, as above)."""

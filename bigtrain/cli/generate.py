@@ -14,7 +14,7 @@ from bigtrain.cli.predict import CHECKPOINT
 def generate(
     run_dir: Path = run_dir_argument("A run dir of a language model"),
     prompt: list[str] = typer.Option(
-        [], "--prompt",
+        [], "--prompt", metavar="TEXT",
         help="Text to continue; repeat for several prompts, decoded as one batch (none: "
              "start from nothing). A prompt longer than the window (dataset.seq_len tokens) "
              "is truncated on the left: the model sees its last seq_len tokens, the output "
@@ -32,7 +32,7 @@ def generate(
     num_samples: int = typer.Option(1, "--num-samples", min=1,
                                     help="Continuations of each prompt"),
     stop: list[str] = typer.Option(
-        [], "--stop",
+        [], "--stop", metavar="TEXT",
         help="End a text before the first place it generates this string (repeatable; a "
              "newline in bash: --stop $'\\n')"),
     cache: bool = typer.Option(
@@ -45,8 +45,8 @@ def generate(
     `==> prompt P, sample S <==` line), the speed on stderr.
 
     bigtrain's transformer decodes with a key/value cache: the prompt runs once, then each
-    new token alone. Text longer than the window keeps its latest half-to-whole window of
-    context."""
+    new token alone. Once prompt and text outgrow the window, the model sees the latest half
+    to whole window. Decoding computes in float32."""
     with reported():
         from bigtrain.train.generate import Sampling, check_request
 
