@@ -9,6 +9,10 @@ XLA-compiled islands with hand-written gradients: float32 math inside, the compu
 (e.g. bf16) in and out, one pass over memory each way. Positions are learned, sinusoidal or
 rotary. Token id 0 is padding for classification over tokens: padded positions are masked
 out of attention and pooling.
+
+A language model also decodes with a key/value cache (`KVDecoder`, for
+bigtrain.train.generate): the same layers, weights and kernels, through `prefill` and `step`
+methods beside `call`, which the training path never runs.
 """
 
 from __future__ import annotations
