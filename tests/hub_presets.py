@@ -55,3 +55,21 @@ def bert(path: Path, hidden: int = 32, layers: int = 2, heads: int = 2, max_len:
     backbone.save_to_preset(str(path))
     tok.save_to_preset(str(path))
     return Path(path)
+
+
+def resnet(path: Path, image_size: int = 32, seed: int = 0) -> Path:
+    """A small ResNet image backbone preset of random weights, with its image converter
+    (resize to `image_size`, scale 0-255 to 0-1)."""
+    import keras
+    import keras_hub
+
+    keras.utils.set_random_seed(seed)
+    backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 16],
+        stackwise_num_blocks=[1, 1], stackwise_num_strides=[1, 2], block_type="basic_block",
+        image_shape=(None, None, 3))
+    backbone.save_to_preset(str(path))
+    converter = keras_hub.layers.ResNetImageConverter(image_size=(image_size, image_size),
+                                                      scale=1 / 255.0)
+    converter.save_to_preset(str(path))
+    return Path(path)

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def presets(tmp_path_factory):
     root = tmp_path_factory.mktemp("presets")
-    return {"gpt2": hub_presets.gpt2(root / "gpt2"), "bert": hub_presets.bert(root / "bert")}
+    return {"gpt2": hub_presets.gpt2(root / "gpt2"), "bert": hub_presets.bert(root / "bert"),
+            "resnet": hub_presets.resnet(root / "resnet")}
 
 
 def lm_args(preset, *more: str) -> list[str]:
@@ -394,3 +395,29 @@ def test_bert_classifier_over_a_csv_learns_predicts_and_exports(bert_run, tmp_pa
     x[0, :len(ids[0])] = ids[0]
     probs = keras.ops.softmax(model(x)).numpy()[0]
     assert probs[1] > 0.5  # classes in label order: neg, pos
+    # the SavedModel takes raw text: the preset's tokenizer is in its graph
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401 - the tokenizer's ops
+
+    saved = tf.saved_model.load(str(export_run(run, "savedmodel", tmp_path / "sm")))
+    out = saved.signatures["serving_default"](texts=tf.constant(["the film was very awful"]))
+    assert out["classes"].numpy()[0].decode() == "neg"
+
+
+def test_image_backbone_head_only_on_grayscale_digits_exports(presets, tmp_path):
+    import keras
+
+    from bigtrain.train.restore import export_run, open_run
+
+    run, summary = cli_fit(tmp_path, "model=hub", f"model.preset={presets['resnet']}",
+                           "model.freeze=backbone", "dataset=digits", "trainer.max_steps=6",
+                           "trainer.progress=none", "logger=[]", "strategy.precision=fp32")
+    assert summary["params"] == 16 * 10 + 10  # the head over the backbone's 16 features
+    names = _variables(run / "checkpoints" / "ckpt-6")
+    assert not any(n.startswith("model/") for n in names)
+    images = np.random.default_rng(0).random((2, 8, 8)).astype("float32")
+    restored = np.asarray(open_run(run, "latest").model(images, training=False))
+    model = keras.models.load_model(str(export_run(run, "keras", tmp_path / "m.keras",
+                                                   checkpoint="latest")))
+    assert [lyr.name for lyr in model.layers][1:3] == ["channel", "rgb"]
+    np.testing.assert_allclose(np.asarray(model(images)), restored, atol=1e-5)

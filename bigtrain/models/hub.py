@@ -25,6 +25,7 @@ import os
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from bigtrain.config.errors import ConfigError
@@ -124,10 +125,10 @@ def _task_class(spec, handle: str):
     if spec.task == "classification":
         if spec.input_dtype.startswith("int"):
             return keras_hub.models.TextClassifier, "a text classifier"
-        if len(spec.input_shape) == 3:
+        if len(spec.input_shape) in (2, 3):
             return keras_hub.models.ImageClassifier, "an image classifier"
         raise ConfigError("model.preset", f"model=hub classifies texts (token ids) and images "
-                          f"[H, W, C]; the dataset {spec.name} gives inputs of shape "
+                          f"([H, W] or [H, W, C]); the dataset {spec.name} gives inputs of shape "
                           f"{list(spec.input_shape)}: use model=mlp or model=transformer")
     raise ConfigError("model.preset", f"model=hub fine-tunes language models and classifiers; "
                       f"the dataset {spec.name} is a {spec.task} task")
@@ -193,8 +194,10 @@ def enable_lora(backbone, rank: int, alpha: float, targets: list[str]) -> int:
     return adapted
 
 
-def wrap(task, spec, pad_id: int = 0) -> keras.Model:
-    """A functional model around the KerasHub task that takes bigtrain's model inputs."""
+def wrap(task, spec, pad_id: int = 0, image: dict | None = None) -> keras.Model:
+    """A functional model around the KerasHub task that takes bigtrain's model inputs: token
+    ids, or images scaled to [0, 1] (grayscale repeated to RGB, then resized and normalized
+    as the preset's image converter does to images in 0-255: `image_prep`)."""
     backbone = task.backbone
     if spec.task == "lm" or spec.input_dtype.startswith("int"):
         ids = keras.Input(shape=spec.input_shape, dtype="int32", name="tokens")
@@ -205,9 +208,52 @@ def wrap(task, spec, pad_id: int = 0) -> keras.Model:
                   else ops.not_equal(ids, pad_id)}
         if "segment_ids" in wanted:
             inputs["segment_ids"] = ops.zeros_like(ids)
-        return keras.Model(ids, task(inputs), name=f"hub_{task.name}")
-    images = keras.Input(shape=spec.input_shape, dtype="float32", name="images")
-    return keras.Model(images, task(images), name=f"hub_{task.name}")
+        model = keras.Model(ids, task(inputs), name=f"hub_{task.name}")
+    else:
+        images = keras.Input(shape=spec.input_shape, dtype="float32", name="images")
+        x = images
+        if len(spec.input_shape) == 2:
+            x = keras.layers.Reshape((*spec.input_shape, 1), name="channel")(x)
+        if x.shape[-1] == 1:
+            x = keras.layers.Concatenate(name="rgb")([x, x, x])
+        if image is not None:
+            # ops, not KerasHub's converter or Keras's Resizing layer: either makes the task
+            # after it run in training mode when the model is called without `training`
+            x = x * 255.0
+            if image["size"]:
+                x = ops.image.resize(x, image["size"], interpolation=image["interpolation"],
+                                     crop_to_aspect_ratio=image["crop"])
+            x = x * np.asarray(image["scale"], "float32") + np.asarray(image["offset"],
+                                                                      "float32")
+        model = keras.Model(images, task(x), name=f"hub_{task.name}")
+    # what merged() needs to rebuild the same wrapper, kept out of Keras's tracking
+    object.__setattr__(model, "_bigtrain_wrap", {"pad_id": pad_id, "image": image})
+    return model
+
+
+def image_prep(handle: str) -> dict | None:
+    """What the preset's ImageConverter does to images in 0-255 (resize, then scale and
+    offset per channel), or None if the preset has none."""
+    import keras_hub
+
+    preset = locate(handle)
+    if not _preset_utils().check_file_exists(preset, "image_converter.json"):
+        return None
+    conv = keras_hub.layers.ImageConverter.from_preset(preset)
+    resizing = conv.resizing.get_config() if conv.image_size is not None else {}
+    return {"size": list(conv.image_size) if conv.image_size is not None else None,
+            "interpolation": resizing.get("interpolation", "bilinear"),
+            "crop": bool(resizing.get("crop_to_aspect_ratio", False)),
+            "scale": 1.0 if conv.scale is None else np.asarray(conv.scale).tolist(),
+            "offset": 0.0 if conv.offset is None else np.asarray(conv.offset).tolist()}
+
+
+def _check_images(spec, handle: str) -> None:
+    if spec.input_dtype.startswith("int") or spec.task == "lm":
+        return
+    if len(spec.input_shape) == 3 and spec.input_shape[-1] not in (1, 3):
+        raise ConfigError("dataset", f"{handle} takes RGB images; the data's images have "
+                          f"{spec.input_shape[-1]} channels (1 or 3 are allowed)")
 
 
 def _check_length(backbone, spec, handle: str) -> None:
@@ -247,10 +293,11 @@ def build_hub(cfg: HubConfig, spec) -> keras.Model:
                  type(backbone).__name__)
     elif cfg.freeze == "backbone":
         backbone.trainable = False
-    tokenizer = preset_tokenizer(cfg.preset) if spec.input_dtype.startswith("int") else None
+    tokens = spec.input_dtype.startswith("int")
+    _check_images(spec, cfg.preset)
+    tokenizer = preset_tokenizer(cfg.preset) if tokens else None
     pad_id = int(getattr(tokenizer, "pad_token_id", None) or 0) if tokenizer is not None else 0
-    model = wrap(task, spec, pad_id)
-    model._bigtrain_pad_id = pad_id  # merged() rebuilds the same wrapper
+    model = wrap(task, spec, pad_id, None if tokens else image_prep(cfg.preset))
     log.info("model hub: %s (%s), %s weights", cfg.preset, type(task).__name__,
              "pretrained" if cfg.load_weights else "fresh")
     return model
@@ -306,10 +353,8 @@ def merged(model, spec, dtype: str = "float32") -> keras.Model:
     with tempfile.TemporaryDirectory(prefix="bigtrain-merge-") as d:
         task.save_to_preset(d)
         plain = type(task).from_preset(d, preprocessor=None, dtype=dtype)
-    out = wrap(plain, spec, pad_id)
-    out._bigtrain_pad_id = pad_id
-    return out
+    return wrap(plain, spec, pad_id, model._bigtrain_wrap["image"])
 
 
 def _pad_id_of(model) -> int:
-    return int(getattr(model, "_bigtrain_pad_id", 0))
+    return int(model._bigtrain_wrap["pad_id"])

@@ -253,7 +253,7 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
     with r.ema_weights():
         model = hub.merged(r.model, r.spec) if is_hub else None
         if fmt == "savedmodel":
-            serving = Serving(r.preprocessing, model) if is_hub else r.serving()
+            serving = Serving(r.preprocessing, model, r.tokenizer) if is_hub else r.serving()
             names = export_savedmodel(serving, out)
             what = "signatures " + ", ".join(names)
         elif fmt == "preset":
