@@ -339,6 +339,26 @@ def test_text_corpus_is_tokenized_with_the_presets_tokenizer(presets, tmp_path):
     assert saved.vocab_size == preset.vocab_size == 263
     assert saved.encode(["the thin"]) == preset.encode(["the thin"])
     assert summary["tokenizer"]["kind"] == "preset"
+    # generate: KerasHub's cached sampler on the merged model, text in and text out; greedy
+    # gives the text of the exported preset's own generate in a plain KerasHub process
+    from bigtrain.train.generate import Sampling, generate
+    from bigtrain.train.restore import export_run
+
+    made = generate(run, ["the thin", "on"], 6, Sampling(temperature=0), num_samples=2)
+    assert [(g.prompt, g.sample) for g in made.outputs] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert made.outputs[0].text.startswith("the thin") and len(made.outputs[0].text) > 8
+    assert made.outputs[0].text == made.outputs[1].text  # greedy: samples agree
+    assert "KerasHub" in made.describe()
+    preset_dir = export_run(run, "preset", tmp_path / "preset")
+    script = ("import sys, keras_hub\n"
+              "m = keras_hub.models.CausalLM.from_preset(sys.argv[1])\n"
+              "m.compile(sampler='greedy')\n"
+              "print(m.generate(['the thin'], max_length=int(sys.argv[2])))\n")
+    longest = len(preset.encode(["the thin"])[0]) + 1 + 6
+    proc = subprocess.run([sys.executable, "-c", script, str(preset_dir), str(longest)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == repr([made.outputs[0].text]), proc.stdout
 
 
 def test_a_learned_vocabulary_with_a_preset_is_refused(presets, tmp_path):

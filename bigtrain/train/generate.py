@@ -378,6 +378,10 @@ def generate(run, prompts: Sequence[str], max_new: int, sampling: Sampling = Sam
         raise ConfigError("RUN_DIR", f"{r.run_dir} trained a {spec.task} model; generate needs "
                           "a language model (dataset task lm)")
     window = spec.input_shape[0]
+    from bigtrain.models import hub
+
+    if hub.holds_hub_task(r.model):
+        return _generate_with_keras_hub(r, prompts, max_new, sampling, num_samples, stop)
     encode, decode_ids = vocabulary(r.preprocessing, r.run_dir)
     encoded = [[int(i) for i in encode(p)] or [0] for p in prompts]  # "": start from id 0
     contexts = [ids[-window:] for ids in encoded]  # too long: truncated on the left
@@ -405,6 +409,58 @@ def generate(run, prompts: Sequence[str], max_new: int, sampling: Sampling = Sam
                              len(encoded[i]) > window))
     cached = cache and kv_decoder(model) is not None
     return Generation(out, window, seconds, sum(map(len, news)), cached, r.describe())
+
+
+def keras_hub_sampler(sampling: Sampling):
+    """The KerasHub sampler that chooses as `sampling` says."""
+    import keras_hub
+
+    if sampling.greedy:
+        return keras_hub.samplers.GreedySampler()
+    common = {"seed": sampling.seed, "temperature": sampling.temperature}
+    if sampling.top_p < 1:
+        return keras_hub.samplers.TopPSampler(p=sampling.top_p, k=sampling.top_k or None,
+                                              **common)
+    if sampling.top_k:
+        return keras_hub.samplers.TopKSampler(k=sampling.top_k, **common)
+    return keras_hub.samplers.RandomSampler(**common)
+
+
+def _generate_with_keras_hub(r, prompts: list[str], max_new: int, sampling: Sampling,
+                             num_samples: int, stop: Sequence[str]) -> Generation:
+    """A fine-tuned KerasHub causal LM (model=hub) decodes with KerasHub's own cached
+    `generate`: the adapters merged into a float32 copy, the base preset's preprocessor
+    (its tokenizer) attached, the sampler chosen by `sampling`. Prompt and new tokens share
+    the run's window (dataset.seq_len): a longer prompt is cut on the left."""
+    from bigtrain.models import hub
+
+    window = r.spec.input_shape[0]
+    tok = r.tokenizer
+    encoded = [tok.encode([p])[0] if p else [] for p in prompts]
+    truncated = [len(ids) > window - 1 for ids in encoded]
+    texts = [tok.decode(ids[-(window - 1):]) if cut else p
+             for p, ids, cut in zip(prompts, encoded, truncated, strict=True)]
+    longest = max((min(len(ids), window - 1) for ids in encoded), default=0)
+    tic = time.perf_counter()
+    with r.ema_weights():
+        task = hub.hub_task(hub.merged(r.model, r.spec))
+    task.preprocessor = type(task).preprocessor_cls.from_preset(
+        hub.locate(r.config.model.preset), sequence_length=window)
+    task.compile(sampler=keras_hub_sampler(sampling))
+    rows = [(i, j) for i in range(len(prompts)) for j in range(num_samples)]
+    made = task.generate([texts[i] for i, _ in rows],
+                         max_length=min(window, longest + 1 + max_new))
+    made = [made] if isinstance(made, str) else list(made)
+    seconds = time.perf_counter() - tic
+    out, tokens = [], 0
+    for (i, j), text in zip(rows, made, strict=True):
+        new_text = text[len(texts[i]):] if text.startswith(texts[i]) else text
+        cut, hit = _first_stop(new_text, stop)
+        new_ids = tok.encode([new_text[:cut]])[0] if new_text[:cut] else []
+        tokens += len(tok.encode([new_text])[0]) if new_text else 0
+        out.append(Generated(i, j, prompts[i] + new_text[:cut], new_ids, hit, truncated[i]))
+    return Generation(out, window, seconds, tokens, True,
+                      r.describe() + " (KerasHub's cached sampler)")
 
 
 def generate_text(run_dir, prompt: str, max_new: int, temperature: float, top_k: int,
