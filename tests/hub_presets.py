@@ -21,7 +21,7 @@ def byte_level_bpe(merges: tuple[str, ...] = ("Ġ t", "h e", "Ġt he", "i n", "e
 
 
 def gpt2(path: Path, hidden: int = 32, layers: int = 2, heads: int = 2, max_len: int = 64,
-         seed: int = 0) -> Path:
+         seed: int = 0, dropout: float = 0.1) -> Path:
     """A GPT-2 causal-LM preset of random weights, with its tokenizer."""
     import keras
     import keras_hub
@@ -30,7 +30,8 @@ def gpt2(path: Path, hidden: int = 32, layers: int = 2, heads: int = 2, max_len:
     tok = byte_level_bpe()
     backbone = keras_hub.models.GPT2Backbone(
         vocabulary_size=tok.vocabulary_size(), num_layers=layers, num_heads=heads,
-        hidden_dim=hidden, intermediate_dim=2 * hidden, max_sequence_length=max_len)
+        hidden_dim=hidden, intermediate_dim=2 * hidden, max_sequence_length=max_len,
+        dropout=dropout)
     backbone.save_to_preset(str(path))
     tok.save_to_preset(str(path))
     return Path(path)

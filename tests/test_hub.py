@@ -441,3 +441,27 @@ def test_image_backbone_head_only_on_grayscale_digits_exports(presets, tmp_path)
                                                    checkpoint="latest")))
     assert [lyr.name for lyr in model.layers][1:3] == ["channel", "rgb"]
     np.testing.assert_allclose(np.asarray(model(images)), restored, atol=1e-5)
+
+
+def test_two_workers_on_loopback_match_one(tmp_path):
+    import os
+
+    # no dropout: two workers draw other masks than one does
+    preset = hub_presets.gpt2(tmp_path / "preset", dropout=0.0)
+    args = [*lm_args(preset, *LORA), "trainer.max_steps=6", "trainer.eval_every=3"]
+    one, _ = cli_fit(tmp_path, *args)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env.pop("BIGTRAIN_DEBUG", None)
+    cmd = [*CLI, "launch", "--workers", "2", "--timeout", "220", "--", "bigtrain", "fit",
+           *args, "strategy=multi_worker", f"hydra.run.dir={tmp_path / 'two'}"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "CollectiveAllReduceStrategy over 2 replica(s)" in proc.stdout
+
+    def losses(run):
+        return [(r["step"], r["loss"]) for r in read_jsonl(run / "metrics.jsonl") if "loss" in r]
+
+    a, b = losses(one), losses(tmp_path / "two")
+    assert [s for s, _ in a] == [s for s, _ in b] and len(a) == 6
+    assert max(abs(x - y) for (_, x), (_, y) in zip(a, b, strict=True)) < 1e-5
