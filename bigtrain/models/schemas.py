@@ -208,6 +208,9 @@ class TransformerConfig(ModelConfig):
     tie_embeddings: bool = True  # language models: output projection = token embedding
     patch_size: int = 4  # images are cut into patch_size x patch_size patches
     vocab_size: int = 0  # classification over token ids only; LMs take the dataset's
+    # recompute each block's activations in the backward pass (tf.recompute_grad): only the
+    # blocks' inputs are kept, for ~1/3 more compute; dropout masks are redrawn alike
+    remat: bool = False
 
     def validate(self) -> None:
         super().validate()

@@ -173,6 +173,11 @@ def _rotary(x, positions):
     return ops.cast(out, x.dtype)
 
 
+def _keep(x):
+    """No dropout (inference)."""
+    return x
+
+
 def _write(cache, new, pos):
     """The cache [B, H, L, Dh] with position `pos` (a scalar) set to new [B, H, 1, Dh]."""
     b, h = ops.shape(cache)[0], ops.shape(cache)[1]
@@ -185,10 +190,11 @@ def _write(cache, new, pos):
 @keras.saving.register_keras_serializable("bigtrain")
 class TransformerBlock(keras.layers.Layer):
     def __init__(self, d_model: int, num_heads: int, mlp_ratio: float, dropout: float,
-                 causal: bool, rotary: bool, **kwargs):
+                 causal: bool, rotary: bool, remat: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.d_model, self.num_heads, self.mlp_ratio = d_model, num_heads, mlp_ratio
         self.dropout_rate, self.causal, self.rotary = dropout, causal, rotary
+        self.remat = remat
         self.ln1 = FastLayerNorm(epsilon=1e-5, name="ln1")
         self.ln2 = FastLayerNorm(epsilon=1e-5, name="ln2")
         self.qkv = keras.layers.Dense(3 * d_model, name="qkv")
@@ -224,29 +230,65 @@ class TransformerBlock(keras.layers.Layer):
             q, k = _rotary(q, pos), _rotary(k, pos)
         return q, k, v
 
-    def _attend(self, q, k, v, b, t, pad_mask, training):
+    def _attend(self, q, k, v, b, t, pad_mask, drop):
         dh = self.d_model // self.num_heads
         scores = tf.matmul(q, k, transpose_b=True)
         weights = attention_weights(scores, 1.0 / math.sqrt(dh), self.causal, pad_mask)
-        weights = self.drop(weights, training=training)
+        weights = drop(weights)
         out = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
         return self._project(self.proj, ops.reshape(out, (b * t, self.d_model)))
 
-    def _mlp(self, x2, training):
+    def _mlp(self, x2, drop):
         h = self.ln2(x2)
         h = bias_gelu(tf.matmul(h, ops.cast(self.fc1.kernel, h.dtype)),
                       ops.cast(self.fc1.bias, h.dtype))
-        return self.drop(self._project(self.fc2, h), training=training)
+        return drop(self._project(self.fc2, h))
 
-    def call(self, x, pad_mask=None, training=None):
+    def _forward(self, x, pad_mask, drop):
         # the block works on rows [B*T, D]: every projection is then a plain 2-D matmul
         b, t = ops.shape(x)[0], ops.shape(x)[1]
         x2 = ops.reshape(x, (b * t, self.d_model))
         q, k, v = self._qkv(self.ln1(x2), b, t)
-        attended = self._attend(q, k, v, b, t, pad_mask, training)
-        x2 = x2 + self.drop(attended, training=training)
-        x2 = x2 + self._mlp(x2, training)
+        attended = self._attend(q, k, v, b, t, pad_mask, drop)
+        x2 = x2 + drop(attended)
+        x2 = x2 + self._mlp(x2, drop)
         return ops.reshape(x2, (b, t, self.d_model))
+
+    def call(self, x, pad_mask=None, training=None):
+        if self.remat and training:
+            return self._recomputed(x, pad_mask)
+        return self._forward(x, pad_mask, lambda h: self.drop(h, training=training))
+
+    #: dropout masks one training call draws (attention weights, attention out, MLP out)
+    DRAWS = 3
+
+    def _recomputed(self, x, pad_mask):
+        """`call` in training under tf.recompute_grad: only the block's input is kept for the
+        backward pass, which runs the block again. Dropout draws from seeds read once, before
+        the block, as the layer's Dropout would (its seed state, then +1 per mask), so the
+        recomputation redraws the forward pass's masks, the seed state advances as without
+        remat, and a resumed run draws what an unbroken one would."""
+        rate = self.drop.rate
+        seeds = None
+        if 0.0 < rate < 1.0:
+            state = self.drop.seed_generator.state
+            seeds = tf.identity(state.value)  # a copy: the assign below must not change it
+            state.assign(seeds + tf.constant([0, self.DRAWS], seeds.dtype))
+
+        def block(x):
+            drawn = iter(range(self.DRAWS))
+
+            def drop(h):
+                if seeds is None:
+                    return self.drop(h, training=True)  # rate 0 or 1: no mask to draw
+                seed = seeds + tf.constant([0, next(drawn)], seeds.dtype)
+                if seed.dtype != tf.int32:  # as Keras casts its seeds for stateless ops
+                    seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+                return tf.nn.experimental.stateless_dropout(h, rate=rate, seed=seed)
+
+            return self._forward(x, pad_mask, drop)
+
+        return tf.recompute_grad(block)(x)
 
     # decoding (inference only; see KVDecoder): the same weights and kernels as `call`
     def prefill(self, x):
@@ -255,8 +297,8 @@ class TransformerBlock(keras.layers.Layer):
         b, t = ops.shape(x)[0], ops.shape(x)[1]
         x2 = ops.reshape(x, (b * t, self.d_model))
         q, k, v = self._qkv(self.ln1(x2), b, t)
-        x2 = x2 + self._attend(q, k, v, b, t, None, False)
-        x2 = x2 + self._mlp(x2, False)
+        x2 = x2 + self._attend(q, k, v, b, t, None, _keep)
+        x2 = x2 + self._mlp(x2, _keep)
         return ops.reshape(x2, (b, t, self.d_model)), k, v
 
     def step(self, x2, k_cache, v_cache, pos, visible):
@@ -272,12 +314,12 @@ class TransformerBlock(keras.layers.Layer):
                                tf.constant(NEG_INF, tf.float32))
         out = ops.reshape(ops.matmul(weights, v_cache), (b, self.d_model))  # T = 1: no transpose
         x2 = x2 + self._project(self.proj, out)
-        return x2 + self._mlp(x2, False), k_cache, v_cache
+        return x2 + self._mlp(x2, _keep), k_cache, v_cache
 
     def get_config(self) -> dict:
         return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads,
                 "mlp_ratio": self.mlp_ratio, "dropout": self.dropout_rate,
-                "causal": self.causal, "rotary": self.rotary}
+                "causal": self.causal, "rotary": self.rotary, "remat": self.remat}
 
 
 @keras.saving.register_keras_serializable("bigtrain")
@@ -427,7 +469,8 @@ def build_transformer(cfg, spec) -> keras.Model:
     x = keras.layers.Dropout(cfg.dropout)(x)
     for i in range(cfg.num_layers):
         x = TransformerBlock(d, cfg.num_heads, cfg.mlp_ratio, cfg.dropout, causal,
-                             cfg.positions == "rotary", name=f"block{i}")(x, pad_mask=pad_mask)
+                             cfg.positions == "rotary", remat=cfg.remat,
+                             name=f"block{i}")(x, pad_mask=pad_mask)
     x = FastLayerNorm(epsilon=1e-5, name="final_norm")(x)
 
     if causal:
