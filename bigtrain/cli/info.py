@@ -24,15 +24,19 @@ def info(
 
         quiet_tensorflow()
         import keras
+        import tensorflow as tf
 
         from bigtrain.data import build_dataset
         from bigtrain.models import build_model
-        from bigtrain.models.size import measure
+        from bigtrain.models.size import device_memory, fits, gib, measure, optimizer_slots
+        from bigtrain.strategy.devices import resolve_precision
 
         spec = build_dataset(config.dataset).spec
         keras.mixed_precision.set_dtype_policy("float32")
         model = build_model(config.model, spec)
         size = measure(model, spec.input_shape, spec.input_dtype)
+        gpu = bool(tf.config.list_physical_devices("GPU"))
+        precision = resolve_precision(config.strategy.precision, config.strategy.name)
 
     batch = config.trainer.batch_size
     console = Console()
@@ -52,11 +56,28 @@ def info(
     summary.add_row("FLOPs per example, forward", f"{size.flops_forward:,}")
     summary.add_row("FLOPs per example, training step (~3x forward)",
                     f"{size.flops_train_step:,}")
-    summary.add_row(f"activation memory at batch {batch}, fp32 / 16-bit",
-                    f"{size.activation_megabytes(batch, 'fp32'):.1f} MB / "
-                    f"{size.activation_megabytes(batch, 'bf16'):.1f} MB")
     console.print(summary)
 
+    # a step's peak per precision: the micro-batch one replica runs at once
+    micro = max(1, batch // config.trainer.grad_accum)
+    slots = optimizer_slots(config.optim)
+    memory = Table(title=f"training step memory at batch {micro} ({config.optim.name}: "
+                   f"{slots:g} slot(s) per parameter"
+                   + (", remat" if getattr(config.model, "remat", False) else "") + ")")
+    for col in ("precision", "weights", "gradients", "optimizer", "activations", "total"):
+        memory.add_column(col, justify="left" if col == "precision" else "right")
+    estimates = {p: size.memory(micro, p, slots) for p in ("fp32", "bf16", "fp16")}
+    for p, e in estimates.items():
+        memory.add_row(p + (" (this run)" if p == precision else ""), gib(e.weights),
+                       gib(e.gradients), gib(e.optimizer), gib(e.activations), gib(e.total))
+    console.print(memory)
+    available = device_memory(gpu)
+    warning = fits(estimates[precision], available)
+    if warning:
+        Console(stderr=True).print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+    elif available:
+        console.print(f"fits: {gib(estimates[precision].total)} of {available[0]} "
+                      f"{gib(available[1])}")
 
 def register(app: typer.Typer) -> None:
     app.command("info")(info)

@@ -316,6 +316,24 @@ class TransformerBlock(keras.layers.Layer):
         x2 = x2 + self._project(self.proj, out)
         return x2 + self._mlp(x2, _keep), k_cache, v_cache
 
+    def saved_elements(self, tokens: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """What one training example of `tokens` tokens costs this block, as elements
+        (compute dtype, float32): (kept, working). Kept: what the forward pass keeps for the
+        backward pass (with remat only the block's input). Working: what is alive at once
+        while the block's gradient runs (with remat the recomputed activations too), counted
+        once per model: the attention scores and their gradient beside the kept weights."""
+        t, d, h = tokens, self.d_model, self.num_heads
+        f = int(d * self.mlp_ratio)
+        drops = 0.0 < self.dropout_rate < 1.0
+        # ln1 in/out, q, k, v, attention out, ln2 in/out; fc1 out (GELU's input), fc2's input
+        full = 8 * t * d + 2 * t * f + h * t * t * (3 if drops else 1) + (2 * t * d if drops
+                                                                          else 0)
+        full32 = 2 * t * d if self.rotary else 0  # float32 q and k rotated
+        working = 2 * h * t * t + 3 * t * f  # scores' and weights' gradients, the MLP's
+        if self.remat:
+            return (t * d, 0), (full + working, full32)
+        return (full, full32), (working, 0)
+
     def get_config(self) -> dict:
         return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads,
                 "mlp_ratio": self.mlp_ratio, "dropout": self.dropout_rate,

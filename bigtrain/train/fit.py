@@ -174,6 +174,19 @@ def build_from_spec(config: FitConfig, run_dir: Path, spec) -> Components:
     return _assemble(config, run_dir, tf.distribute.get_strategy(), None, spec, chief=True)
 
 
+def _warn_if_too_big(model, batch: int, precision: str, optim) -> None:
+    """Warn before the first step when bigtrain.models.size estimates that a step needs
+    more memory than the device has (GPU memory where known, else host memory)."""
+    import tensorflow as tf
+
+    from bigtrain.models.size import check_fits
+
+    warning = check_fits(model, batch, precision, optim,
+                         gpu=bool(tf.config.list_physical_devices("GPU")))
+    if warning:
+        log.warning("%s", warning)
+
+
 def _assemble(config: FitConfig, run_dir: Path, strategy, splits, spec, chief: bool
               ) -> Components:
     """Model, optimizer, engine and checkpointer for the dataset described by `spec`."""
@@ -220,6 +233,7 @@ def _assemble(config: FitConfig, run_dir: Path, strategy, splits, spec, chief: b
                  config.optim.lr * strategy.num_replicas_in_sync)
     log.info("model %s: %s trainable parameters, precision %s", config.model.name,
              f"{params:,}", precision + (" (auto)" if s.precision == "auto" else ""))
+    _warn_if_too_big(model, per_replica // t.grad_accum, precision, config.optim)
     engine = Engine(strategy, model, optimizer, objective, StepConfig(
         global_batch=t.batch_size, tokens_per_example=spec.tokens_per_example,
         grad_accum=t.grad_accum, clip_norm=t.clip_norm, jit_compile=s.jit_compile,
