@@ -20,9 +20,14 @@ class StrategyConfig(GroupSchema):
     name: str = MISSING
     precision: str = "auto"  # auto: bf16 where the hardware has it natively, else fp32
     jit_compile: bool = False
+    # FLOP/s one device (a GPU, a TPU replica, a host's CPUs) peaks at in the run's precision,
+    # for MFU; 0: a table for known GPUs and TPUs, a cached matmul benchmark for CPUs
+    peak_flops: float = 0.0
 
     def validate(self) -> None:
         check_choice(self.key("precision"), self.precision, PRECISIONS)
+        check(self.peak_flops >= 0, self.key("peak_flops"), self.peak_flops,
+              "must be >= 0 FLOP/s (e.g. 312e12; 0: known or measured)")
 
 
 @dataclass

@@ -83,9 +83,10 @@ class Periodic(Action):
 class Interval:
     """The running sums since the last train record: statistics, steps and seconds."""
 
-    def __init__(self, objective, batch_size: int, tokens_per_example: int):
+    def __init__(self, objective, batch_size: int, tokens_per_example: int, mfu=None):
         self.objective, self.batch_size = objective, batch_size
         self.tokens_per_example = max(0, tokens_per_example)
+        self.mfu = mfu  # bigtrain/train/mfu.py: adds mfu and flops_per_sec to the record
         self.reset()
 
     def reset(self) -> None:
@@ -105,6 +106,8 @@ class Interval:
         record["examples_per_sec"] = examples / self.seconds if self.seconds > 0 else None
         if tokens:
             record["tokens_per_sec"] = tokens / self.seconds if self.seconds > 0 else None
+        if self.mfu is not None:
+            self.mfu.add(record)
         self.reset()
         return record
 
@@ -287,3 +290,64 @@ class Preemption(Action):
         self.watcher.hand_over()
         raise Preempted(self.state.step, self.watcher.signal_name
                         or "a signal to another worker")
+
+
+class Profile(Action):
+    """`trainer.profile_steps`: a TensorFlow profiler trace of steps `start + 1` ..
+    `start + steps` into `logdir` (TensorBoard's profile plugin reads `logdir/plugins/profile/`).
+    The trace starts after the call that ends at `start`, once that step's actions are done
+    (this action runs last), and stops right after the call that ends its last step (`stop`
+    runs first), so evaluations and checkpoints around it stay out of the trace."""
+
+    def __init__(self, logdir: str, start: int, steps: int):
+        self.logdir, self.start, self.steps = logdir, start, steps
+        self.running = self.done = False
+
+    def __call__(self, chunk: Chunk) -> None:
+        if self.done or self.running or chunk.last < self.start or chunk.finished:
+            return
+        import tensorflow as tf
+
+        tf.profiler.experimental.start(self.logdir, tf.profiler.experimental.ProfilerOptions(
+            host_tracer_level=2, python_tracer_level=0, device_tracer_level=1))
+        self.running, self.first = True, chunk.last + 1
+        log.info("profiling steps %d-%d into %s", self.first, self.first + self.steps - 1,
+                 self.logdir)
+
+    def steps_to_due(self, step: int) -> int:
+        if self.done:
+            return NEVER
+        if not self.running:
+            return max(1, self.start - step)
+        return max(1, self.first + self.steps - 1 - step)
+
+    def stop(self, chunk: Chunk | None = None) -> None:
+        """Ends the trace once its steps ran (`chunk`), or whenever it runs (`chunk` None)."""
+        if not self.running or (chunk is not None and chunk.last < self.first + self.steps - 1):
+            return
+        import tensorflow as tf
+
+        tf.profiler.experimental.stop()
+        self.running, self.done = False, True
+        log.info("profiler trace written: tensorboard --logdir %s", self.logdir)
+
+    def end(self, chunk: Chunk) -> None:
+        if self.running:
+            self.stop()
+        elif not self.done:
+            log.warning("trainer.profile_steps: the run ended at step %d, before the trace's "
+                        "first step (trainer.profile_start=%d); no trace", chunk.last,
+                        self.start)
+
+
+class ProfileStop(Action):
+    """The first action: ends the Profile action's trace right after its last step."""
+
+    def __init__(self, profile: Profile):
+        self.profile = profile
+
+    def __call__(self, chunk: Chunk) -> None:
+        self.profile.stop(chunk)
+
+    def steps_to_due(self, step: int) -> int:
+        return self.profile.steps_to_due(step)

@@ -281,8 +281,12 @@ def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = (), chief: bool
     hooks: list = []
     try:
         hooks = _hooks(config, run_dir, chief=chief) + list(extra_hooks)
-        fit_loop(engine, splits, t, state, hooks, checkpointer, c.lr.scale)
-        summary = _summarize(config, run_dir, c, state, hooks, start)
+        from bigtrain.train.mfu import Mfu
+
+        mfu = Mfu(c.model, splits.spec, c.strategy, config.strategy.peak_flops)
+        fit_loop(engine, splits, t, state, hooks, checkpointer, c.lr.scale, mfu=mfu,
+                 trace_dir=str(run_dir / "tb") if chief else None)
+        summary = _summarize(config, run_dir, c, state, hooks, start, mfu)
         for h in hooks:
             h.on_summary(summary, model=c.model)
     finally:
@@ -335,7 +339,7 @@ def _preprocessing_digest(run_dir: Path) -> str | None:
 
 
 def _summarize(config: FitConfig, run_dir: Path, c: Components, state, hooks: list,
-               start: float) -> dict[str, Any]:
+               start: float, mfu=None) -> dict[str, Any]:
     """Test metrics, summary.json (chief), and the closing log lines."""
     t, engine, splits, checkpointer = config.trainer, c.engine, c.splits, c.checkpointer
     spec = splits.spec
@@ -361,6 +365,8 @@ def _summarize(config: FitConfig, run_dir: Path, c: Components, state, hooks: li
         "wall_s": round(time.time() - start, 3),
         "examples_per_sec": state.last_train.get("examples_per_sec"),
         "tokens_per_sec": state.last_train.get("tokens_per_sec"),
+        "mfu": state.last_train.get("mfu"),  # of the last train record (bigtrain/train/mfu.py)
+        "flops": mfu.describe() if mfu is not None else None,  # per example, peak, its source
         "nan_rollbacks": state.nan_rollbacks,
         "data_skipped": spec.skipped,  # bad records left out (dataset.on_bad_record=skip)
         "tokenizer": None if splits.tokenizer is None else {

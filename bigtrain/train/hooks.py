@@ -22,7 +22,10 @@ def _fmt(record: dict[str, Any], keys: list[str]) -> str:
     parts = []
     for k in keys:
         v = record.get(k)
-        if v is None:
+        if v is None or k == "flops_per_sec":  # in metrics.jsonl; mfu says it on screen
+            continue
+        if k == "mfu":
+            parts.append(f"mfu {100 * v:.1f}%")
             continue
         parts.append(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}")
     return "  ".join(parts)
@@ -77,7 +80,8 @@ class RichProgress(PlainProgress):
                               epoch=f"{state.epoch + 1}/{state.total_epochs}")
 
     def on_log(self, state: LoopState, record: dict[str, Any]) -> None:
-        keys = [k for k in ("loss", "accuracy", "mae", "examples_per_sec") if k in record]
+        keys = [k for k in ("loss", "accuracy", "mae", "examples_per_sec", "tokens_per_sec",
+                            "mfu") if k in record]
         self._progress.update(self._task, metrics=_fmt(record, keys))
 
     def on_train_end(self, state: LoopState) -> None:

@@ -23,6 +23,8 @@ from bigtrain.train.actions import (
     LogTrain,
     NanGuard,
     Preemption,
+    Profile,
+    ProfileStop,
     StepHooks,
 )
 from bigtrain.train.preemption import PreemptionWatcher
@@ -71,12 +73,14 @@ def next_chunk(state: LoopState, steps_per_loop: int, actions: list[Action]) -> 
 
 
 def _actions(engine: Engine, splits, t, state: LoopState, hooks: list[Hook], checkpointer,
-             lr_scale, preemption: PreemptionWatcher) -> list[Action]:
+             lr_scale, preemption: PreemptionWatcher, mfu=None, trace_dir: str | None = None
+             ) -> list[Action]:
     """The actions, in the order they run: the NaN guard before anything uses the steps;
     early stopping and the checkpoints after the evaluation they judge and save; the hooks'
-    on_steps after the saves; preemption last, with the step's work all done."""
+    on_steps after the saves; preemption last, with the step's work all done. A profiler
+    trace (`trace_dir`, trainer.profile_steps) stops first and starts last."""
     spe = state.steps_per_epoch
-    interval = Interval(engine.objective, t.batch_size, splits.spec.tokens_per_example)
+    interval = Interval(engine.objective, t.batch_size, splits.spec.tokens_per_example, mfu)
     val_data = splits.eval_batches("val", t.eval_batch_size)
     evaluate = Evaluate(lambda: engine.evaluate(val_data, "val_"), state, hooks,
                         t.eval_every if t.eval_every > 0 else spe, t.monitor,
@@ -87,17 +91,23 @@ def _actions(engine: Engine, splits, t, state: LoopState, hooks: list[Hook], che
                          weights_finite=engine.weights_finite, interval=interval,
                          before=(evaluate, checkpoint))
     early = [EarlyStopping(state, t.monitor, t.patience)] if t.patience > 0 else []
-    return [nan_guard, LogTrain(interval, state, hooks, t.log_every, engine.learning_rate),
+    profile = [Profile(trace_dir, t.profile_start, t.profile_steps)] \
+        if trace_dir and t.profile_steps > 0 else []
+    return [*(ProfileStop(p) for p in profile), nan_guard,
+            LogTrain(interval, state, hooks, t.log_every, engine.learning_rate),
             evaluate, *early, checkpoint, StepHooks(state, hooks),
             Preemption(preemption, checkpointer, state,
-                       getattr(engine, "any_worker", lambda flag: flag))]
+                       getattr(engine, "any_worker", lambda flag: flag)), *profile]
 
 
 def fit_loop(engine: Engine, splits, t, state: LoopState, hooks: list[Hook], checkpointer,
-             lr_scale) -> None:
-    """Train from `state.step` until `state.total_steps` or an action or hook stops the run."""
+             lr_scale, mfu=None, trace_dir: str | None = None) -> None:
+    """Train from `state.step` until `state.total_steps` or an action or hook stops the run.
+    `mfu` (bigtrain/train/mfu.py) adds MFU to the train records; `trace_dir`: where the
+    profiler trace of trainer.profile_steps goes."""
     preemption = PreemptionWatcher()
-    actions = _actions(engine, splits, t, state, hooks, checkpointer, lr_scale, preemption)
+    actions = _actions(engine, splits, t, state, hooks, checkpointer, lr_scale, preemption,
+                       mfu, trace_dir)
     feed = Feed(engine, splits, t.batch_size, state)
     state.start_step, state.start_time = state.step, time.time()
     for h in hooks:

@@ -67,6 +67,10 @@ class TrainerConfig(GroupSchema):
     # CPU threads for TensorFlow ops and tf.data; 0: all cores, or cores / parallel jobs
     # under the joblib launcher (so parallel sweep jobs do not oversubscribe the machine)
     threads: int = 0
+    # > 0: a TensorFlow profiler trace of this many steps into <run dir>/tb/ (debug=profile;
+    # TensorBoard's profile plugin opens it)
+    profile_steps: int = 0
+    profile_start: int = 10  # the trace begins after this step (warm-up: tracing, caches)
     trial: TrialConfig = field(default_factory=TrialConfig)
 
     def validate(self) -> None:
@@ -78,6 +82,15 @@ class TrainerConfig(GroupSchema):
         check(self.clip_norm >= 0, self.key("clip_norm"), self.clip_norm,
               "must be >= 0 (0 turns clipping off)")
         check_choice(self.key("loss"), self.loss, LOSSES)
+        check(self.profile_steps >= 0, self.key("profile_steps"), self.profile_steps,
+              "must be >= 0 (0: no profiler trace)")
+        check(self.profile_start >= 1, self.key("profile_start"), self.profile_start,
+              "must be >= 1: the first steps trace and compile the step function")
+        check(self.profile_steps == 0 or self.max_steps <= 0
+              or self.profile_start + self.profile_steps <= self.max_steps,
+              self.key("profile_start"), self.profile_start,
+              f"the trace of {self.profile_steps} steps after it must end by "
+              f"trainer.max_steps ({self.max_steps})")
         unit_interval(self, "label_smoothing")
         positive(self, "huber_delta")
         check(self.patience >= 0, self.key("patience"), self.patience, "must be >= 0 (0 = off)")
