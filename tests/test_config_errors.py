@@ -8,7 +8,7 @@ import pytest
 
 CASES = [
     # (args, words the message must contain)
-    (["model=nosuch"], ["model=nosuch", "Available: cnn, mlp"]),
+    (["model=nosuch"], ["model=nosuch", "Available: cnn, hub, keras_app, mlp"]),
     (["optim.lrr=1"], ["optim.lrr", "lr"]),
     (["trainer.epochs=abc"], ["trainer.epochs", "abc"]),
     (["optim.lr=-1"], ["optim.lr", "must be > 0"]),
