@@ -78,7 +78,7 @@ def child(args) -> dict:
 
     built = rss_mib()
     float(step(x, y))  # trace and warm up
-    times = []
+    times = []  # --steps 0: the warm-up step's peak only
     for _ in range(args.steps):
         start = time.perf_counter()
         float(step(x, y))
@@ -86,8 +86,9 @@ def child(args) -> dict:
     return {"remat": args.remat, "size": args.size, "seq": args.seq, "batch": args.batch,
             "precision": args.precision, "params": size.trainable,
             "peak_rss_mib": round(peak_mib(), 1), "rss_after_build_mib": round(built, 1),
-            "step_s": round(statistics.median(times), 3),
-            "tokens_per_s": round(args.batch * args.seq / statistics.median(times), 1),
+            "step_s": round(statistics.median(times), 3) if times else None,
+            "tokens_per_s": round(args.batch * args.seq / statistics.median(times), 1)
+            if times else None,
             "estimate_mib": {k: round(v / 2**20, 1) for k, v in (
                 ("total", estimate.total), ("weights", estimate.weights),
                 ("gradients", estimate.gradients), ("optimizer", estimate.optimizer),
