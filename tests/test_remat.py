@@ -127,6 +127,7 @@ def bench_child(batch: int, *extra: str) -> subprocess.Popen:
          *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_the_activation_estimate_is_the_measured_peak_to_within_10_percent_below_1_6x():
     """Two fresh processes train the same tiny LM at batch 4 and 12; what the larger batch
     adds to the peak RSS (the runtime, weights and tracing cancel) is within the activation
