@@ -465,3 +465,13 @@ def test_two_workers_on_loopback_match_one(tmp_path):
     a, b = losses(one), losses(tmp_path / "two")
     assert [s for s, _ in a] == [s for s, _ in b] and len(a) == 6
     assert max(abs(x - y) for (_, x), (_, y) in zip(a, b, strict=True)) < 1e-5
+
+
+def test_a_mistake_found_while_building_is_one_line(presets, cli):
+    """Hydra's 'Error executing job with overrides: [...]' is not printed over the report."""
+    proc = cli("fit", *lm_args(presets["gpt2"], "model.lora_rank=2",
+                               "model.lora_targets=[nothing_here]"), "hydra.run.dir=run")
+    assert proc.returncode == 2, proc.stderr
+    assert "Error executing job" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "bigtrain: error: model.lora_targets: no layer of GPT2Backbone is named nothing_here")

@@ -43,13 +43,26 @@ def dispatch(args: Sequence[str], task_function: Callable[[Any], Any]) -> None:
         cfg = check_targets(parsed)
         if not parsed.multirun and parsed.cfg is None:
             precheck(cfg)
+    raised: list[BaseException] = []
+
+    def single_job(cfg: Any) -> Any:
+        # a single run's exception is re-raised below, past Hydra, which would first print
+        # "Error executing job with overrides: [...]" over bigtrain's own one-line report
+        try:
+            return task_function(cfg)
+        except Exception as ex:  # noqa: BLE001 - every kind is re-raised as it was
+            raised.append(ex)
+            return None
+
     _run_hydra(
         args=parsed,
         args_parser=parser,
-        task_function=task_function,
+        task_function=task_function if parsed.multirun else single_job,
         config_path=CONFIG_PATH,
         config_name=CONFIG_NAME,
     )
+    if raised:
+        raise raised[0]
 
 
 #: where the callables a config may name (`_target_`, logging's `()`) may come from
