@@ -94,22 +94,32 @@ def test_profile_trace_that_outlasts_the_run_is_refused(cli):
     assert "trainer.profile_start" in proc.stderr and "trainer.max_steps (12)" in proc.stderr
 
 
-@pytest.mark.slow
-def test_fit_records_mfu_and_writes_a_profiler_trace(cli, tmp_path):
-    """debug=profile on a tiny LM: every train record has mfu = examples/s x training FLOPs
-    per example / peak, the peak read from the cache (no benchmark in the run), the summary
-    has it next to tokens/s, and tb/ holds a trace of steps 11-15 that parses as an XSpace."""
-    cache = tmp_path / "cache"
+@pytest.fixture(scope="module")
+def profiled_run(tmp_path_factory):
+    """`bigtrain fit debug=profile` on a tiny LM, the CPU peak pre-set in the cache (2e11)."""
+    from helpers import run_cli
+
+    root = tmp_path_factory.mktemp("profiled")
+    cache = root / "cache"
     key = peaks.cpu_key("fp32")  # this test process and the run see the same CPU and threads
     (cache / "bigtrain").mkdir(parents=True)
     (cache / "bigtrain" / "peak_flops.json").write_text(json.dumps({key: {"flops": 2e11}}))
-    proc = cli("fit", "debug=profile", "model=transformer", "model/size=tiny",
-               "dataset=synthetic", "dataset.task=lm", "dataset.vocab_size=64",
-               "dataset.seq_len=32", "dataset.num_examples=600", "strategy.precision=fp32",
-               "trainer.batch_size=8", "trainer.log_every=5", "trainer.progress=plain",
-               "logger=[]", "hydra.run.dir=run", env={"XDG_CACHE_HOME": str(cache)})
+    proc = run_cli("fit", "debug=profile", "model=transformer", "model/size=tiny",
+                   "dataset=synthetic", "dataset.task=lm", "dataset.vocab_size=64",
+                   "dataset.seq_len=32", "dataset.num_examples=600", "strategy.precision=fp32",
+                   "trainer.batch_size=8", "trainer.log_every=5", "trainer.progress=plain",
+                   "logger=[]", "hydra.run.dir=run", cwd=root,
+                   env={"XDG_CACHE_HOME": str(cache)})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    run = tmp_path / "run"
+    return root / "run", proc
+
+
+@pytest.mark.slow
+def test_fit_records_mfu_and_writes_a_profiler_trace(profiled_run):
+    """debug=profile on a tiny LM: every train record has mfu = examples/s x training FLOPs
+    per example / peak, the peak read from the cache (no benchmark in the run), the summary
+    has it next to tokens/s, and tb/ holds a trace of steps 11-15 that parses as an XSpace."""
+    run, proc = profiled_run
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if "loss" in r]
     summary = read_json(run / "summary.json")
@@ -130,3 +140,16 @@ def test_fit_records_mfu_and_writes_a_profiler_trace(cli, tmp_path):
 
     space = xplane_pb2.XSpace.FromString(traces[0].read_bytes())
     assert any(line.events for plane in space.planes for line in plane.lines)
+
+
+@pytest.mark.slow
+def test_profile_plugin_opens_the_trace(profiled_run):
+    """TensorBoard's profile plugin (`pip install 'bigtrain[profile]'`) converts the trace for
+    its trace viewer, which shows the compiled train loop."""
+    raw_to_tool_data = pytest.importorskip("xprof.convert.raw_to_tool_data")
+    run, _ = profiled_run
+    paths = [str(p) for p in (run / "tb" / "plugins" / "profile").glob("*/*.xplane.pb")]
+    assert "overview_page" in raw_to_tool_data.xspace_to_tool_names(paths)
+    data, _ = raw_to_tool_data.xspace_to_tool_data(paths, "trace_viewer", {})
+    names = {e.get("name", "") for e in json.loads(data)["traceEvents"]}
+    assert any("train_loop" in n for n in names)
