@@ -243,9 +243,8 @@ def test_a_size_keras_refuses_is_named_with_model_image_size(monkeypatch):
 def test_the_recipe_command_in_its_header_composes_and_builds(tmp_path):
     from pathlib import Path
 
-    import bigtrain
 
-    recipe = Path(bigtrain.__file__).parents[1] / "conf" / "experiment" / "keras_app_images.yaml"
+    recipe = Path(__file__).resolve().parents[1] / "conf" / "experiment" / "keras_app_images.yaml"
     usage = next(line for line in recipe.read_text().splitlines() if "Usage:" in line)
     args = usage.split("bigtrain fit", 1)[1].split()
     assert args == ["experiment=keras_app_images", "dataset.path=photos/"]
