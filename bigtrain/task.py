@@ -247,8 +247,10 @@ def _train_here(config, run_dir: Path, resolved: dict, previous: dict, start: fl
 
         import_tensorflow()  # its start-up chatter into fit.log, not onto the console
         from bigtrain.train.fit import train
+        from bigtrain.train.timing import job_origin
 
-        summary = train(config, run_dir, extra_hooks=(reached,), chief=chief)
+        summary = train(config, run_dir, extra_hooks=(reached,), chief=chief,
+                        origin=job_origin(start))
     except ConfigError as ex:  # raised by builders that see the data (e.g. batch vs replicas)
         # a mistake now loses no finished run
         if chief and previous.get("status") not in rundir.FINISHED:

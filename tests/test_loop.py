@@ -69,7 +69,7 @@ class Run:
         return split
 
     # engine
-    def experimental_distribute_dataset(self, batches):
+    def distribute(self, batches):
         return batches
 
     def train_steps(self, iterator, n):
@@ -228,8 +228,8 @@ def test_an_interrupted_run_records_how_far_it_got(tmp_path, monkeypatch):
                 raise KeyboardInterrupt
 
     train = fit.train
-    monkeypatch.setattr(fit, "train", lambda config, run_dir, extra_hooks=(), chief=True: train(
-        config, run_dir, extra_hooks=(*extra_hooks, Interrupt()), chief=chief))
+    monkeypatch.setattr(fit, "train", lambda config, run_dir, extra_hooks=(), **kw: train(
+        config, run_dir, extra_hooks=(*extra_hooks, Interrupt()), **kw))
     monkeypatch.setattr(task, "_thread_budget", lambda config: config)  # needs Hydra's runtime
     cfg = compose(["debug=smoke", "model=mlp", "trainer.progress=none", "trainer.max_steps=8",
                    "trainer.steps_per_loop=1", "logger=[]"])

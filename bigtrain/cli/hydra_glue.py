@@ -8,6 +8,8 @@ Hydra is imported inside the functions: `bigtrain --help` never pays for it.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,8 +41,10 @@ def dispatch(args: Sequence[str], task_function: Callable[[Any], Any]) -> None:
     _prepare()
     parser = get_args_parser()
     parsed = parser.parse_intermixed_args(list(args))
+    reused = contextlib.nullcontext()
     if not (parsed.help or parsed.hydra_help or parsed.shell_completion or parsed.info):
         cfg = check_targets(parsed)
+        reused = _composed_once(cfg, parsed)  # a copy: precheck marks its hydra node read-only
         if not parsed.multirun and parsed.cfg is None:
             precheck(cfg)
     raised: list[BaseException] = []
@@ -54,15 +58,80 @@ def dispatch(args: Sequence[str], task_function: Callable[[Any], Any]) -> None:
             raised.append(ex)
             return None
 
-    _run_hydra(
-        args=parsed,
-        args_parser=parser,
-        task_function=task_function if parsed.multirun else single_job,
-        config_path=CONFIG_PATH,
-        config_name=CONFIG_NAME,
-    )
+    with reused:
+        _run_hydra(
+            args=parsed,
+            args_parser=parser,
+            task_function=task_function if parsed.multirun else single_job,
+            config_path=CONFIG_PATH,
+            config_name=CONFIG_NAME,
+        )
     if raised:
         raise raised[0]
+
+
+@contextmanager
+def _composed_once(cfg: Any, parsed: Any) -> Iterator[None]:
+    """Hydra composes the primary config twice more before the job starts (`get_mode`, for
+    `hydra.mode` alone, then `run` or `multirun`), 0.15-0.4 s each here: the composition
+    `check_targets` made answers both, when Hydra asks for exactly that one (same config,
+    overrides, mode and search path); anything else Hydra composes as before."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.hydra import Hydra
+    from hydra.types import RunMode
+    from omegaconf import read_write
+
+    mode = RunMode.MULTIRUN if parsed.multirun else RunMode.RUN
+    composed, overrides = copy.deepcopy(cfg), list(parsed.overrides)
+    if cfg.hydra.mode is None:  # Hydra then composes with hydra.mode=RUN (or MULTIRUN) added
+        with read_write(composed.hydra):
+            composed.hydra.mode = mode
+            composed.hydra.overrides.hydra.append(f"hydra.mode={mode.name}")
+        overrides.append(f"hydra.mode={mode.name}")
+    key = (parsed.config_name or CONFIG_NAME, overrides, _entries(_search_path(parsed)))
+    unused = [composed]
+    load, get_mode = ConfigLoaderImpl.load_configuration, Hydra.get_mode
+
+    def load_configuration(self, config_name, overrides, run_mode, from_shell=True,
+                           validate_sweep_overrides=True):
+        if unused and run_mode == mode and from_shell and validate_sweep_overrides and \
+                (config_name, list(overrides), _entries(self.get_search_path())) == key:
+            return unused.pop()
+        return load(self, config_name, overrides, run_mode, from_shell=from_shell,
+                    validate_sweep_overrides=validate_sweep_overrides)
+
+    def mode_of(self, config_name, overrides):
+        if (config_name, list(overrides), _entries(self.config_loader.get_search_path())) \
+                == (key[0], list(parsed.overrides), key[2]):
+            return cfg.hydra.mode
+        return get_mode(self, config_name, overrides)
+
+    ConfigLoaderImpl.load_configuration, Hydra.get_mode = load_configuration, mode_of
+    try:
+        yield
+    finally:
+        ConfigLoaderImpl.load_configuration, Hydra.get_mode = load, get_mode
+
+
+def _entries(search_path: Any) -> list[tuple[str, str]]:
+    return [(e.provider, e.path) for e in search_path.get_path()]
+
+
+def _search_path(parsed: Any) -> Any:
+    """Where the primary config is looked for: bigtrain's configs, then `-cd`'s folder."""
+    from hydra._internal.utils import create_automatic_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+
+    from bigtrain.config.errors import ConfigError
+
+    search_path = create_automatic_config_search_path(None, None, CONFIG_PATH)
+    if parsed.config_dir is not None:
+        path = os.path.abspath(parsed.config_dir)
+        if not os.path.isdir(path):
+            raise ConfigError("--config-dir", f"directory {path!r} does not exist")
+        search_path.prepend(provider="command-line", path=f"file://{path}",
+                            anchor=SearchPathQuery(provider="schema"))
+    return search_path
 
 
 #: where the callables a config may name (`_target_`, logging's `()`) may come from
@@ -99,21 +168,12 @@ def check_targets(parsed: Any) -> Any:
     The job's own groups have schemas, which reject `_target_` keys anyway. Returns the
     composed config (with its `hydra` node)."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra._internal.utils import create_automatic_config_search_path
-    from hydra.core.config_search_path import SearchPathQuery
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
     from bigtrain.config.errors import ConfigError
 
-    search_path = create_automatic_config_search_path(None, None, CONFIG_PATH)
-    if parsed.config_dir is not None:
-        path = os.path.abspath(parsed.config_dir)
-        if not os.path.isdir(path):
-            raise ConfigError("--config-dir", f"directory {path!r} does not exist")
-        search_path.prepend(provider="command-line", path=f"file://{path}",
-                            anchor=SearchPathQuery(provider="schema"))
-    loader = ConfigLoaderImpl(config_search_path=search_path)
+    loader = ConfigLoaderImpl(config_search_path=_search_path(parsed))
     with _composition_errors():
         cfg = loader.load_configuration(
             config_name=parsed.config_name or CONFIG_NAME, overrides=list(parsed.overrides),

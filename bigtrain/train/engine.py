@@ -31,6 +31,25 @@ class StepConfig:
     loss_scaling: bool = False  # fp16: the optimizer is a keras LossScaleOptimizer
 
 
+def _one_cpu(strategy: tf.distribute.Strategy) -> bool:
+    """Whether `strategy` runs on one CPU device (or is the default strategy, which has no
+    devices of its own and distributes a dataset as it is)."""
+    if strategy.num_replicas_in_sync != 1:
+        return False
+    try:
+        devices = tuple(strategy.extended.worker_devices)
+    except RuntimeError:  # the default strategy has no devices of its own
+        return True
+    return len(devices) == 1 and "CPU" in devices[0].upper()
+
+
+def _compiled(fn, **kwargs):
+    """`tf.function` without AutoGraph: the steps hold no Python control flow over tensors
+    (Keras marks its own steps alike), and converting every layer's and the optimizer's
+    Python cost ~1 s of each trace, most of the first step's (digits + cnn: 1.2-1.7 s -> 0.4 s)."""
+    return tf.function(fn, autograph=False, **kwargs)
+
+
 class Engine:
     """Compiled train and eval steps for one model, optimizer and strategy."""
 
@@ -44,18 +63,20 @@ class Engine:
         self._replicas = strategy.num_replicas_in_sync
         self._multi_worker = bool(getattr(strategy.extended, "_in_multi_worker_mode",
                                           lambda: False)())
+        self._direct = _one_cpu(strategy)
         self._any_fn = None
         # XLA: on one replica the whole step (with the optimizer update) is compiled; across
         # replicas only forward and backward, since the update all-reduces
         whole = step.jit_compile and self._replicas == 1
         grads_fn = self._loss_and_grads
-        self._grads = (tf.function(grads_fn, jit_compile=True)
+        self._grads = (_compiled(grads_fn, jit_compile=True)
                        if step.jit_compile and not whole else grads_fn)
-        self._step_fn = (tf.function(self._replica_train_step, jit_compile=True) if whole
+        self._step_fn = (_compiled(self._replica_train_step, jit_compile=True) if whole
                          else self._replica_train_step)
-        self._train_loop = tf.function(self._train_loop_impl)
-        self._train_one = tf.function(self._train_one_impl)
-        self._eval_step = tf.function(self._eval_step_impl, reduce_retracing=True)
+        self._train_loop = _compiled(self._train_loop_impl)
+        self._train_one = _compiled(self._train_one_impl)
+        self._eval_step = _compiled(self._eval_step_impl, reduce_retracing=True)
+        self._eval_traced = False
 
     # ------------------------------------------------------------------ replica functions
     def _loss_and_grads(self, x, y):
@@ -111,11 +132,14 @@ class Engine:
 
     # ------------------------------------------------------------------ compiled functions
     def _train_loop_impl(self, iterator, num_steps):
-        totals = tf.zeros([len(self.objective.stat_names)], tf.float32)
-        for _ in tf.range(num_steps):
+        def step(i, totals):
             x, y = next(iterator)
             per_replica = self.strategy.run(self._step_fn, args=(x, y))
-            totals += self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            return i + 1, totals + self.strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                                        per_replica, axis=None)
+
+        zeros = tf.zeros([len(self.objective.stat_names)], tf.float32)
+        _, totals = tf.while_loop(lambda i, _: i < num_steps, step, (tf.constant(0), zeros))
         return totals
 
     def _train_one_impl(self, iterator):
@@ -129,11 +153,28 @@ class Engine:
         return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
     # ------------------------------------------------------------------ public
+    @property
+    def replicas(self) -> int:
+        return self._replicas
+
+    @property
+    def multi_worker(self) -> bool:
+        return self._multi_worker
+
     def train_steps(self, iterator, num_steps: int) -> np.ndarray:
         """Run `num_steps` steps from `iterator`; return the summed statistics."""
         if num_steps == 1:
             return self._train_one(iterator).numpy()
         return self._train_loop(iterator, tf.constant(num_steps, tf.int32)).numpy()
+
+    def distribute(self, dataset: tf.data.Dataset):
+        """What the steps iterate: the strategy's distributed dataset, or on one CPU device the
+        dataset itself. There, a distributed dataset only adds a per-device copy pipeline of
+        tf.data's own (a GeneratorDataset, autotuned), and deleting its iterator waits for its
+        autotune thread's next wake-up: seconds after each epoch and each evaluation."""
+        if self._direct:
+            return dataset
+        return self.strategy.experimental_distribute_dataset(dataset)
 
     def evaluate(self, dataset: tf.data.Dataset, prefix: str = "val_") -> dict[str, float]:
         """Metrics over the whole dataset; with `optim.ema`, of the averaged weights."""
@@ -141,8 +182,12 @@ class Engine:
 
         faults.at("eval")
         totals = np.zeros(len(self.objective.stat_names))
+        data = self.distribute(dataset)
+        if not self._eval_traced:  # once, for any batch size: a last partial batch, each split's
+            self._eval_step.get_concrete_function(*data.element_spec)
+            self._eval_traced = True
         with self.ema_weights():
-            for x, y in self.strategy.experimental_distribute_dataset(dataset):
+            for x, y in data:
                 totals += self._eval_step(x, y).numpy()
         return self.objective.finalize(totals, prefix)
 
@@ -173,7 +218,7 @@ class Engine:
         if self._any_fn is None:
             strategy = self.strategy
 
-            @tf.function
+            @tf.function(autograph=False)
             def any_fn(value):
                 per_replica = strategy.run(lambda v: tf.identity(v), args=(value,))
                 return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)

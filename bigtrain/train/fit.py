@@ -245,27 +245,32 @@ def _assemble(config: FitConfig, run_dir: Path, strategy, splits, spec, chief: b
         base = base_record(base)
     checkpointer = Checkpointer(run_dir / "checkpoints", model, optimizer, t.keep_checkpoints,
                                 lr_scale=lr.scale, is_chief=chief,
-                                trained_only=not config.model.trains_all_weights, base=base)
+                                trained_only=not config.model.trains_all_weights, base=base,
+                                compiled=engine.replicas == 1 and not engine.multi_worker)
     return Components(splits, strategy, model, optimizer, lr, engine, checkpointer, params,
                       total_steps)
 
 
-def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = (), chief: bool = True
-          ) -> dict[str, Any]:
+def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = (), chief: bool = True,
+          origin: float | None = None) -> dict[str, Any]:
     """Train as configured; write summary.json (the chief); return the summary.
     `extra_hooks` run after the configured ones (the task, tests and embedding applications
-    use them); `chief` is False in the other workers of a multi-worker run."""
+    use them); `chief` is False in the other workers of a multi-worker run; `origin`: when
+    the job began (time.time()), what summary.json's timing counts start-up from (default:
+    now)."""
     from bigtrain.train.loop import fit_loop
     from bigtrain.train.state import LoopState
+    from bigtrain.train.timing import Timing
 
     t = config.trainer
     start = time.time()
+    timing = Timing(start if origin is None else origin)
     c = build(config, run_dir, chief=chief)
     splits, engine, checkpointer = c.splits, c.engine, c.checkpointer
     steps_per_epoch = splits.steps_per_epoch(t.batch_size)
     total_steps = c.total_steps
     state = LoopState(total_steps=total_steps, steps_per_epoch=steps_per_epoch,
-                      total_epochs=-(-total_steps // steps_per_epoch))
+                      total_epochs=-(-total_steps // steps_per_epoch), timing=timing)
     preprocessing = _preprocessing_to_record(config, run_dir, splits.preprocessing,
                                              checkpointer) if chief else None
     _resume(config, run_dir, checkpointer, state)
@@ -347,7 +352,8 @@ def _summarize(config: FitConfig, run_dir: Path, c: Components, state, hooks: li
     final = dict(state.last_train)
     final.update(state.last_eval)
     if spec.num_test:
-        test = engine.evaluate(splits.eval_batches("test", t.eval_batch_size), "test_")
+        with state.timing.timed("eval"):
+            test = engine.evaluate(splits.eval_batches("test", t.eval_batch_size), "test_")
         final.update(test)
         record = {**test, "step": state.step, "epoch": round(state.step / steps_per_epoch, 4)}
         for h in hooks:
@@ -374,6 +380,7 @@ def _summarize(config: FitConfig, run_dir: Path, c: Components, state, hooks: li
         "run_dir": str(run_dir),
         "preprocessing_sha256": _preprocessing_digest(run_dir),
     }
+    summary["timing"] = state.timing.block()  # bigtrain/train/timing.py
     if checkpointer.is_chief:
         rundir.write_summary(run_dir, summary)
     if spec.skipped:

@@ -47,7 +47,7 @@ class Feed:
         spe = self.state.steps_per_epoch
         if self._at != step or step % spe == 0:
             batches = self.splits.train_batches(self.batch_size, step // spe).skip(step % spe)
-            self._iterator = iter(self.engine.strategy.experimental_distribute_dataset(batches))
+            self._iterator = iter(self.engine.distribute(batches))
         return self._iterator
 
     def train(self, n: int) -> Chunk:
@@ -62,6 +62,10 @@ class Feed:
         state.step = self._at = state.step + n
         faults.at("step", state.step)
         return Chunk(first, state.step, totals, seconds, state.step >= state.total_steps)
+
+
+#: the actions whose time summary.json's `timing` block names (bigtrain/train/timing.py)
+TIMED = {Evaluate: "eval", Checkpoint: "checkpoint"}
 
 
 def next_chunk(state: LoopState, steps_per_loop: int, actions: list[Action]) -> int:
@@ -115,12 +119,15 @@ def fit_loop(engine: Engine, splits, t, state: LoopState, hooks: list[Hook], che
     with preemption:
         while state.step < state.total_steps and not state.stop_reason:
             chunk = feed.train(next_chunk(state, t.steps_per_loop, actions))
+            state.timing.step(chunk.seconds)
             for action in actions:
-                action(chunk)
+                with state.timing.timed(TIMED.get(type(action))):
+                    action(chunk)
                 if chunk.discarded:  # rolled back: these steps never happened
                     break
     closing = Chunk.closing(state)
     for action in actions:  # the final evaluation if one is missing, the last checkpoint
-        action.end(closing)
+        with state.timing.timed(TIMED.get(type(action))):
+            action.end(closing)
     for h in hooks:
         h.on_train_end(state)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bigtrain.rundir import resolve_mode
+from bigtrain.train.timing import Timing
 
 __all__ = ["Hook", "LoopState", "is_better", "resolve_mode"]
 
@@ -34,6 +35,7 @@ class LoopState:
     start_time: float = field(default_factory=time.time)
     start_step: int = 0  # the step this process began at (a resumed run's first step - 1)
     stop_reason: str = ""
+    timing: Timing = field(default_factory=Timing)  # where the wall time went (summary.json)
 
     def saved(self) -> dict[str, Any]:
         """What a checkpoint keeps of this state (step itself is a variable of its own)."""
