@@ -1,0 +1,225 @@
+"""The LM benchmark of scripts/device_check.sh: bigtrain's training loop at GPT-2-small shape
+(d 768, 12 layers, 12 heads, GPT-2's 50,257-token vocabulary) on one GPU, tokens/s and MFU
+against the GPU's peak, with a PyTorch model of the same shape beside it when torch imports.
+
+    python scripts/bench_gpu.py [--seq 1024] [--batch 16] [--precisions bf16,fp32]
+    python scripts/bench_gpu.py --tiny        # the dry run: d 64, 2 layers, seq 64, on a CPU
+
+bigtrain's figures are its engine's compiled steps (the loop `bigtrain fit` runs,
+`trainer.steps_per_loop` steps per call) after two warm-up calls; FLOPs per token are
+bigtrain's own count (models/size.py, 3x the forward pass, as summary.json's MFU uses) and the
+peak is bigtrain/strategy/peaks.py's (a table for GPUs, a measured matmul peak for CPUs).
+PyTorch: the same blocks (pre-norm, fused QKV, `scaled_dot_product_attention`, exact GELU,
+tied embeddings), fused AdamW, autocast for bf16 and fp16, timed after three warm-up steps.
+Also timed: deleting a used iterator of the distributed dataset (the end-of-epoch stall
+bigtrain avoids on CPUs, issue 20). Writes --out (default scripts/results/bench_gpu.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GPT2_SMALL = {"d_model": 768, "num_layers": 12, "num_heads": 12, "vocab": 50257}
+TINY = {"d_model": 64, "num_layers": 2, "num_heads": 2, "vocab": 256}
+RESULTS = Path(__file__).parent / "results" / "bench_gpu.json"
+
+
+def overrides(shape: dict, seq: int, batch: int, precision: str, examples: int,
+              gpu: bool) -> list[str]:
+    return ["dataset=synthetic", "dataset.task=lm", f"dataset.vocab_size={shape['vocab']}",
+            f"dataset.seq_len={seq}", f"dataset.num_examples={examples}",
+            "dataset.val_fraction=0.05", "dataset.test_fraction=0.05", "model=transformer",
+            f"model.d_model={shape['d_model']}", f"model.num_layers={shape['num_layers']}",
+            f"model.num_heads={shape['num_heads']}", "model.dropout=0", "optim=adamw",
+            f"trainer.batch_size={batch}", "trainer.progress=none", "logger=[]",
+            f"strategy={'gpu' if gpu else 'cpu'}", f"strategy.precision={precision}"]
+
+
+def bench_bigtrain(shape: dict, seq: int, batch: int, precision: str, calls: int,
+                   per_call: int, gpu: bool) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from bigtrain.cli.hydra_glue import compose
+    from bigtrain.config import to_typed
+    from bigtrain.models.size import forward_flops
+    from bigtrain.strategy.peaks import run_peak
+    from bigtrain.train.fit import build
+
+    examples = int(batch * per_call * (calls + 3) / 0.9) + batch
+    config = to_typed(compose(overrides(shape, seq, batch, precision, examples, gpu)))
+    with tempfile.TemporaryDirectory(prefix="bigtrain-bench-gpu-") as tmp:
+        tic = time.perf_counter()
+        c = build(config, Path(tmp))
+        built = time.perf_counter() - tic
+        data = c.splits.train_batches(batch, 0).repeat()
+        iterator = iter(c.engine.distribute(data))
+        tic = time.perf_counter()
+        c.engine.train_steps(iterator, per_call)  # trace, compile, warm up
+        first = time.perf_counter() - tic
+        c.engine.train_steps(iterator, per_call)
+        seconds = []
+        for _ in range(calls):
+            tic = time.perf_counter()
+            totals = c.engine.train_steps(iterator, per_call)
+            seconds.append(time.perf_counter() - tic)
+        tic = time.perf_counter()
+        del iterator
+        deleted = time.perf_counter() - tic
+        tokens_per_sec = batch * seq * per_call / statistics.median(seconds)
+        flops_per_token = 3 * forward_flops(c.model, (seq,), "int32") / seq
+        compute = keras.mixed_precision.global_policy().compute_dtype
+        peak, source = run_peak(c.strategy, {"bfloat16": "bf16", "float16": "fp16"}.get(
+            compute, "fp32"))
+        loss = c.engine.objective.finalize(totals)["loss"]
+        device = c.model.trainable_variables[0].value.device
+    achieved = tokens_per_sec * flops_per_token
+    return {"framework": "bigtrain (TensorFlow " + tf.__version__ + ")", "precision": precision,
+            "tokens_per_sec": tokens_per_sec, "step_s": statistics.median(seconds) / per_call,
+            "flops_per_token": flops_per_token, "achieved_flops": achieved,
+            "peak_flops": peak, "peak_source": source,
+            "mfu": achieved / peak if peak else None, "params": c.params,
+            "build_s": built, "first_call_s": first, "iterator_delete_s": deleted,
+            "loss": loss, "device": device}
+
+
+def bench_torch(shape: dict, seq: int, batch: int, precision: str, steps: int,
+                flops_per_token: float, peak: float | None) -> dict:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    d, heads, vocab = shape["d_model"], shape["num_heads"], shape["vocab"]
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+            self.up, self.down = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+        def forward(self, x):
+            b, t, _ = x.shape
+            q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, heads, d // heads).unbind(2)
+            a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
+                                               v.transpose(1, 2), is_causal=True)
+            x = x + self.proj(a.transpose(1, 2).reshape(b, t, d))
+            return x + self.down(F.gelu(self.up(self.ln2(x))))
+
+    class LM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok, self.pos = nn.Embedding(vocab, d), nn.Embedding(seq, d)
+            self.blocks = nn.ModuleList(Block() for _ in range(shape["num_layers"]))
+            self.ln = nn.LayerNorm(d)
+
+        def forward(self, ids):
+            x = self.tok(ids) + self.pos(torch.arange(ids.shape[1], device=ids.device))
+            for block in self.blocks:
+                x = block(x)
+            return self.ln(x) @ self.tok.weight.T  # tied embeddings
+
+    torch.manual_seed(0)
+    model = LM().to(dev)
+    fused = dev == "cuda"
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    scaler = torch.amp.GradScaler(dev, enabled=precision == "fp16")
+    ids = torch.randint(0, vocab, (batch, seq + 1), device=dev)
+    x, y = ids[:, :-1], ids[:, 1:]
+
+    def step():
+        with torch.autocast(dev, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = F.cross_entropy(model(x).float().view(-1, vocab), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        return loss
+
+    def sync():
+        if dev == "cuda":
+            torch.cuda.synchronize()
+
+    if precision == "fp32" and dev == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # as TensorFlow does on Ampere and later
+    for _ in range(3):
+        step()
+    sync()
+    tic = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    sync()
+    seconds = (time.perf_counter() - tic) / steps
+    tokens_per_sec = batch * seq / seconds
+    achieved = tokens_per_sec * flops_per_token
+    return {"framework": f"PyTorch {torch.__version__} eager", "precision": precision,
+            "tokens_per_sec": tokens_per_sec, "step_s": seconds, "achieved_flops": achieved,
+            "mfu": achieved / peak if peak else None, "loss": float(loss), "device": dev}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="the dry run's shapes, on a CPU")
+    parser.add_argument("--seq", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument("--precisions", default=None)
+    parser.add_argument("--calls", type=int, default=None, help="timed calls of the engine")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    shape = TINY if args.tiny else GPT2_SMALL
+    seq = args.seq or (64 if args.tiny else 1024)
+    batch = args.batch or (4 if args.tiny else 16)
+    precisions = (args.precisions or ("fp32" if args.tiny else "bf16,fp32")).split(",")
+    calls, per_call = (args.calls or (2 if args.tiny else 5)), (2 if args.tiny else 10)
+
+    from bigtrain.logs import import_tensorflow
+
+    import_tensorflow()  # its start-up chatter into nothing: no log file here
+    import tensorflow as tf
+
+    gpu = bool(tf.config.list_physical_devices("GPU")) and not args.tiny
+    if not gpu and not args.tiny:
+        sys.exit("bench_gpu: TensorFlow sees no GPU; --tiny runs the dry run on a CPU")
+    name = (tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+            .get("device_name", "GPU") if gpu else "CPU")
+    print(f"bench_gpu: {name}, d {shape['d_model']}, {shape['num_layers']} layers, "
+          f"{shape['num_heads']} heads, vocab {shape['vocab']}, seq {seq}, batch {batch}",
+          flush=True)
+    rows = []
+    for precision in precisions:
+        r = bench_bigtrain(shape, seq, batch, precision, calls, per_call, gpu)
+        rows.append(r)
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            r["torch"] = "not importable: no PyTorch comparison"
+        else:
+            rows.append(bench_torch(shape, seq, batch, precision, calls * per_call,
+                                    r["flops_per_token"], r["peak_flops"]))
+    for r in rows:
+        mfu = f"{100 * r['mfu']:.1f}%" if r.get("mfu") else "n/a"
+        print(f"{r['framework']:34s} {r['precision']:5s} {r['tokens_per_sec']:>12,.0f} tokens/s"
+              f"  MFU {mfu}  loss {r['loss']:.3f}", flush=True)
+        if "iterator_delete_s" in r:
+            print(f"{'':34s} build {r['build_s']:.1f} s, first call {r['first_call_s']:.1f} s, "
+                  f"deleting a used iterator {r['iterator_delete_s']:.2f} s; peak "
+                  f"{(r['peak_flops'] or 0) / 1e12:.3g} TFLOP/s ({r['peak_source']}); "
+                  f"{r.get('torch', '')}", flush=True)
+    out = {"device": name, "shape": shape, "seq": seq, "batch": batch, "rows": rows,
+           "loadavg": os.getloadavg()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"bench_gpu: wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The GPU check (issue 20), one script, under 8 minutes on one GPU:
+#   1. install bigtrain with its test extra (pip install ".[test]"), and TensorFlow's CUDA
+#      libraries (tensorflow[and-cuda]) if TensorFlow then sees no GPU where nvidia-smi does;
+#   2. the GPU-marked tests, tests/test_gpu.py (strategy=gpu and mirrored over the GPUs found,
+#      the fused kernels and XLA islands against plain TensorFlow on the GPU, bf16 and fp16,
+#      export and reload);
+#   3. the LM benchmark at GPT-2-small shape, scripts/bench_gpu.py: tokens/s and MFU against
+#      the GPU's peak, bf16 and fp32, with PyTorch beside it where torch imports.
+#
+# Usage: scripts/device_check.sh [--dry-run]
+#   --dry-run  on a CPU, for CI: nothing installed, the GPU tests collected but not run (no
+#              GPU), the benchmark at tiny shapes (tests/test_device_check.py runs this)
+# Output: the console, and device_check.log, gpu_tests.log, bench_gpu.json in $OUT (the device
+# tool's return folder) if set, else scripts/results/device_check/. Exit status: 0 if every
+# step passed, 1 if one failed (the others still run), 2 if nothing could be installed.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+DRY=0
+case "${1:-}" in
+    --dry-run) DRY=1 ;;
+    "") ;;
+    *) echo "usage: scripts/device_check.sh [--dry-run]" >&2; exit 2 ;;
+esac
+PY=${PYTHON:-python3}
+RESULTS=${OUT:-scripts/results/device_check}
+mkdir -p "$RESULTS"
+LOG="$RESULTS/device_check.log"
+: >"$LOG"
+FAILED=()
+STARTED=$SECONDS
+
+say() { echo "device_check: $*" | tee -a "$LOG"; }
+step() {  # step NAME TIMEOUT_S COMMAND...: run, log, record a failure
+    local name=$1 limit=$2
+    shift 2
+    say "$name ($(( SECONDS - STARTED )) s in)"
+    timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$LOG"
+    local rc=${PIPESTATUS[0]}
+    if (( rc != 0 )); then
+        say "$name FAILED (exit $rc$( (( rc == 124 )) && echo ", over its ${limit} s" ))"
+        FAILED+=("$name")
+    fi
+    return "$rc"
+}
+
+say "$( ((DRY)) && echo "dry run on $(uname -m)" || echo "on $(hostname)" ); python: $($PY --version 2>&1)"
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 \
+        | sed 's/^/device_check: GPU: /' | tee -a "$LOG"
+else
+    say "no nvidia-smi: no NVIDIA GPU here"
+fi
+
+# ------------------------------------------------------------------ 1. install
+if ((DRY)); then
+    say "dry run: nothing installed (bigtrain runs from this checkout)"
+else
+    if ! step "install .[test]" 300 $PY -m pip install -q --retries 1 --timeout 20 ".[test]"; then
+        if ! $PY -c "import bigtrain, tensorflow, pytest" 2>/dev/null; then
+            say "cannot install bigtrain and TensorFlow here and they are not installed:" \
+                "this machine needs a package registry (or TensorFlow pre-installed)"
+            exit 2
+        fi
+        say "install failed, but bigtrain, TensorFlow and pytest import: going on"
+    fi
+    gpus() { $PY -c "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))" 2>/dev/null | tail -1; }
+    if [[ "$(gpus)" == "0" ]] && command -v nvidia-smi >/dev/null; then
+        version=$($PY -c "import tensorflow as tf; print(tf.__version__)" 2>/dev/null | tail -1)
+        step "install tensorflow[and-cuda]==$version" 300 \
+            $PY -m pip install -q --retries 1 --timeout 20 "tensorflow[and-cuda]==$version"
+    fi
+    say "TensorFlow sees $(gpus) GPU(s)"
+fi
+
+# ------------------------------------------------------------------ 2. GPU-marked tests
+if ((DRY)); then
+    step "GPU tests (collected only)" 120 $PY -m pytest -q -n 0 -p no:cacheprovider -p no:hypothesispytest \
+        --collect-only -m gpu tests/test_gpu.py
+    say "dry run: GPU tests skipped: no GPU here (on a GPU: pytest -m gpu tests/test_gpu.py)"
+else
+    step "GPU tests" 270 $PY -m pytest -q -n 0 -p no:cacheprovider -m gpu -rs \
+        --junitxml="$RESULTS/gpu_tests.xml" tests/test_gpu.py
+fi
+
+# ------------------------------------------------------------------ 3. LM benchmark
+if ((DRY)); then
+    step "LM benchmark (tiny, CPU)" 120 $PY scripts/bench_gpu.py --tiny --out "$RESULTS/bench_gpu.json"
+else
+    step "LM benchmark (GPT-2 small)" 240 $PY scripts/bench_gpu.py --out "$RESULTS/bench_gpu.json"
+fi
+
+say "done in $(( SECONDS - STARTED )) s; $( ((${#FAILED[@]})) && echo "FAILED: ${FAILED[*]}" || echo "every step passed" )"
+((${#FAILED[@]} == 0))
