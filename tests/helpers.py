@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -13,13 +16,92 @@ CLI = [sys.executable, "-m", "bigtrain.cli.main"]
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None,
-            ) -> subprocess.CompletedProcess:
-    """Run `bigtrain ARGS` in a fresh process, as a user would (stdout is not a terminal)."""
+            fresh: bool = False) -> subprocess.CompletedProcess:
+    """Run `bigtrain ARGS` in a fresh process, as a user would (stdout is not a terminal).
+
+    The process is forked from a server that has TensorFlow imported already (forkserver.py)
+    unless `fresh` is set, the environment differs from the server's in more than what
+    bigtrain reads at run time, another command is being forked for this pytest process right
+    now, or BIGTRAIN_TEST_FORK=0: then it is a new interpreter (`python -m bigtrain.cli.main`).
+    """
+    from forkserver import FORKABLE_ENV
+
     full_env = {k: v for k, v in os.environ.items()
-                if k not in ("BIGTRAIN_DEBUG", "HYDRA_FULL_ERROR")}
+                if k not in ("BIGTRAIN_DEBUG", "HYDRA_FULL_ERROR", "BIGTRAIN_TEST_FORK")}
     full_env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
+    if not fresh and os.environ.get("BIGTRAIN_TEST_FORK", "1") != "0":
+        forked = _FORKS.run(list(args), Path(cwd), full_env, timeout, FORKABLE_ENV)
+        if forked is not None:
+            return forked
     return subprocess.run([*CLI, *args], cwd=cwd, env=full_env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+class _ForkServer:
+    """This pytest process's fork server (tests/forkserver.py), started at its first use."""
+
+    def __init__(self):
+        self._proc: subprocess.Popen | None = None
+        self._env: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._dir: Path | None = None
+        self._broken = False
+
+    def _start(self, env: dict[str, str], forkable: frozenset) -> bool:
+        self._dir = Path(tempfile.mkdtemp(prefix="bigtrain-forkserver-"))
+        self._env = {k: v for k, v in env.items() if k not in forkable}
+        self._env["PYTHONUNBUFFERED"] = "1"
+        with open(self._dir / "server.err", "w") as err:
+            self._proc = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("forkserver.py"))],
+                cwd=self._dir, env=self._env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=err, text=True, bufsize=1)
+        ready = self._proc.stdout.readline()
+        if not ready.startswith('{"ready"'):
+            self._broken = True
+            return False
+        atexit.register(self.close)
+        return True
+
+    def run(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float,
+            forkable: frozenset) -> subprocess.CompletedProcess | None:
+        """The command's result, or None where it is not forked (see run_cli)."""
+        if self._broken or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if self._proc is None and not self._start(env, forkable):
+                return None
+            if {k: v for k, v in env.items() if k not in forkable} != \
+                    {k: v for k, v in self._env.items() if k not in forkable}:
+                return None
+            out, err = (self._dir / "child.out", self._dir / "child.err")
+            request = {"argv": args, "cwd": str(cwd.resolve()), "env": env, "out": str(out),
+                       "err": str(err), "timeout": timeout}
+            self._proc.stdin.write(json.dumps(request) + "\n")
+            self._proc.stdin.flush()
+            line = self._proc.stdout.readline()
+            if not line:  # the server died: the rest run as plain subprocesses
+                self._broken = True
+                return None
+            reply = json.loads(line)
+            stdout, stderr = (p.read_text(errors="replace") for p in (out, err))
+            cmd = [*CLI, *args]
+            if reply.get("timeout"):
+                raise subprocess.TimeoutExpired(cmd, timeout, stdout, stderr)
+            return subprocess.CompletedProcess(cmd, reply["returncode"], stdout, stderr)
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+
+
+_FORKS = _ForkServer()
 
 
 def read_json(path: Path) -> dict:

@@ -111,7 +111,7 @@ def test_fit_on_a_terminal_shows_bigtrain_only_and_ends_with_the_result(tmp_path
 
 
 def test_commands_that_load_tensorflow_are_quiet_unless_debug(tmp_path):
-    quiet = run_cli("env", cwd=tmp_path)
+    quiet = run_cli("env", cwd=tmp_path, fresh=True)  # TensorFlow imported in this process
     assert quiet.returncode == 0, quiet.stderr
     assert not TF_NOISE.search(quiet.stderr), quiet.stderr
     loud = run_cli("env", cwd=tmp_path, env={"BIGTRAIN_DEBUG": "1"})
@@ -159,7 +159,7 @@ def test_closing_line_fits_one_line_of_a_160_column_terminal():
 @pytest.mark.slow
 def test_sweep_names_its_dir_and_its_table(cli, tmp_path):
     proc = cli("fit", "-m", "trainer.seed=0,1", "debug=smoke", "trainer.max_steps=2",
-               "trainer.progress=none", "hydra.sweep.dir=sweeps/s1")
+               "trainer.progress=none", "hydra.sweep.dir=sweeps/s1", fresh=True)
     assert proc.returncode == 0, proc.stderr
     out, err = proc.stdout, proc.stderr  # Hydra's launcher lines are on stdout
     assert out.index("sweep dir: sweeps/s1") < out.index("Launching 2 jobs")

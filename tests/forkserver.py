@@ -1,0 +1,137 @@
+"""A fork server for the tests' `bigtrain` commands (helpers.run_cli).
+
+Each `bigtrain` command a test runs in a fresh process spends most of its time importing
+TensorFlow, Keras and KerasHub (4-8 s here, against 1-4 s of work for a smoke run). This
+server imports them once, never runs a TensorFlow op itself (so no runtime or thread pool
+exists to be copied), and forks one child per command: the child gets the command's argv,
+working directory and environment, its stdout and stderr go to files, it runs the console
+script's entry point (`bigtrain.cli.main:run`) as the installed `bigtrain` would, runs the
+exit handlers and ends with the command's exit status, or with the signal that killed it.
+
+What a fork cannot give, the tests get from a real subprocess (run_cli(..., fresh=True), or
+an environment that differs in more than `FORKABLE_ENV`): TensorFlow's own import-time
+output, and anything read from the environment while importing.
+
+Protocol: one JSON request per line on stdin ({"argv", "cwd", "env", "out", "err",
+"timeout"}), one JSON reply per line ({"returncode"} or {"timeout": true}) on the stdout the
+server was started with. One request at a time.
+
+    python tests/forkserver.py      # started by helpers.run_cli, one per pytest process
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+#: environment variables bigtrain reads only while running (never while importing): a
+#: command whose environment differs from the server's in these alone can be forked
+FORKABLE_ENV = frozenset({"BIGTRAIN_FAULTS", "BIGTRAIN_ALLOW_TARGETS", "XDG_CACHE_HOME",
+                          "PYTHONUNBUFFERED"})
+
+
+def _preload() -> None:
+    """What a `bigtrain` command imports on its way to training, evaluating or exporting."""
+    import tensorflow as tf
+
+    # what bigtrain.logs.import_tensorflow does first (and then skips, TensorFlow being
+    # imported): the GPU lookup and its cuInit messages, here into the server's stderr
+    tf.config.list_physical_devices("GPU")
+
+    import bigtrain.cli.hydra_glue  # noqa: F401
+    import bigtrain.cli.main  # noqa: F401
+    import bigtrain.data  # noqa: F401
+    import bigtrain.inference  # noqa: F401
+    import bigtrain.models  # noqa: F401
+    import bigtrain.optim  # noqa: F401
+    import bigtrain.serving  # noqa: F401
+    import bigtrain.task  # noqa: F401
+    import bigtrain.train.fit  # noqa: F401
+
+    try:  # model=hub and the learned tokenizers
+        import keras_hub  # noqa: F401
+        import tensorflow_text  # noqa: F401
+    except ImportError:
+        pass
+
+
+def _child(request: dict, reply_fd: int) -> None:
+    """In the forked child: become the command, run it, exit as it would."""
+    os.close(reply_fd)
+    os.setpgid(0, 0)  # its own process group: a timeout ends it and what it started
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    for fd, path in ((1, request["out"]), (2, request["err"])):
+        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
+    code = 1
+    try:
+        import bigtrain
+        from bigtrain.cli import main
+
+        # as `python -m bigtrain.cli.main ARGS` started in cwd sees them
+        sys.argv = [main.__file__, *request["argv"]]
+        sys.path[0] = request["cwd"]
+        bigtrain.IMPORTED_AT = time.time()  # the command starts now, not when the server did
+        main.run()
+        code = 0
+    except SystemExit as ex:
+        code = ex.code if isinstance(ex.code, int) else (0 if ex.code is None else 1)
+        if not isinstance(ex.code, int | None):
+            print(ex.code, file=sys.stderr)
+    except BaseException:  # what an uncaught exception does to the interpreter
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            import atexit
+
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _wait(pid: int, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return {"returncode": os.waitstatus_to_exitcode(status)}
+        if time.monotonic() > deadline:
+            for sig in (signal.SIGKILL,):
+                try:
+                    os.killpg(pid, sig)
+                except ProcessLookupError:
+                    pass
+            os.waitpid(pid, 0)
+            return {"timeout": True}
+        time.sleep(0.01)
+
+
+def serve() -> None:
+    reply = os.fdopen(os.dup(1), "w", buffering=1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)  # the children's output never reaches the protocol
+    _preload()
+    reply.write(json.dumps({"ready": os.getpid()}) + "\n")
+    for line in sys.stdin:
+        request = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _child(request, reply.fileno())
+        reply.write(json.dumps(_wait(pid, request["timeout"])) + "\n")
+
+
+if __name__ == "__main__":
+    serve()
