@@ -9,8 +9,9 @@ bigtrain's figures are its engine's compiled steps (the loop `bigtrain fit` runs
 `trainer.steps_per_loop` steps per call) after two warm-up calls; FLOPs per token are
 bigtrain's own count (models/size.py, 3x the forward pass, as summary.json's MFU uses) and the
 peak is bigtrain/strategy/peaks.py's (a table for GPUs, a measured matmul peak for CPUs).
-PyTorch: the same blocks (pre-norm, fused QKV, `scaled_dot_product_attention`, exact GELU,
-tied embeddings), fused AdamW, autocast for bf16 and fp16, timed after three warm-up steps.
+PyTorch: scripts/bench_torch.py's LM, the one scripts/bench.py times too (pre-norm, fused QKV,
+`scaled_dot_product_attention`, exact GELU, tied embeddings), fused AdamW where the build has
+it, autocast for bf16 and fp16 (with loss scaling), timed after three warm-up steps.
 Also timed: deleting a used iterator of the distributed dataset (the end-of-epoch stall
 bigtrain avoids on CPUs, issue 20). Writes --out (default scripts/results/bench_gpu.json).
 """
@@ -92,78 +93,24 @@ def bench_bigtrain(shape: dict, seq: int, batch: int, precision: str, calls: int
 
 def bench_torch(shape: dict, seq: int, batch: int, precision: str, steps: int,
                 flops_per_token: float, peak: float | None) -> dict:
+    """scripts/bench_torch.py's LM (the PyTorch reference scripts/bench.py also times) at this
+    shape, AdamW, one fixed batch, timed after three warm-up steps."""
+    import bench_torch as reference  # scripts/bench_torch.py, beside this file
     import torch
-    import torch.nn.functional as F
-    from torch import nn
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    d, heads, vocab = shape["d_model"], shape["num_heads"], shape["vocab"]
-
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-            self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
-            self.up, self.down = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
-
-        def forward(self, x):
-            b, t, _ = x.shape
-            q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, heads, d // heads).unbind(2)
-            a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
-                                               v.transpose(1, 2), is_causal=True)
-            x = x + self.proj(a.transpose(1, 2).reshape(b, t, d))
-            return x + self.down(F.gelu(self.up(self.ln2(x))))
-
-    class LM(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.tok, self.pos = nn.Embedding(vocab, d), nn.Embedding(seq, d)
-            self.blocks = nn.ModuleList(Block() for _ in range(shape["num_layers"]))
-            self.ln = nn.LayerNorm(d)
-
-        def forward(self, ids):
-            x = self.tok(ids) + self.pos(torch.arange(ids.shape[1], device=ids.device))
-            for block in self.blocks:
-                x = block(x)
-            return self.ln(x) @ self.tok.weight.T  # tied embeddings
-
-    torch.manual_seed(0)
-    model = LM().to(dev)
-    fused = dev == "cuda"
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    scaler = torch.amp.GradScaler(dev, enabled=precision == "fp16")
-    ids = torch.randint(0, vocab, (batch, seq + 1), device=dev)
-    x, y = ids[:, :-1], ids[:, 1:]
-
-    def step():
-        with torch.autocast(dev, dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss = F.cross_entropy(model(x).float().view(-1, vocab), y.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        return loss
-
-    def sync():
-        if dev == "cuda":
-            torch.cuda.synchronize()
-
     if precision == "fp32" and dev == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # as TensorFlow does on Ampere and later
-    for _ in range(3):
-        step()
-    sync()
-    tic = time.perf_counter()
-    for _ in range(steps):
-        loss = step()
-    sync()
-    seconds = (time.perf_counter() - tic) / steps
+    s = reference.LMShape(vocab=shape["vocab"], seq=seq, d_model=shape["d_model"],
+                          layers=shape["num_layers"], heads=shape["num_heads"], batch=batch)
+    b = reference.lm_bench(s, device=dev, lr=1e-4, optimizer="adamw", num_batches=1)
+    seconds = b.seconds_per_step(precision, steps=steps, warmup=3)
     tokens_per_sec = batch * seq / seconds
     achieved = tokens_per_sec * flops_per_token
     return {"framework": f"PyTorch {torch.__version__} eager", "precision": precision,
             "tokens_per_sec": tokens_per_sec, "step_s": seconds, "achieved_flops": achieved,
-            "mfu": achieved / peak if peak else None, "loss": float(loss), "device": dev}
+            "mfu": achieved / peak if peak else None, "loss": b.loss, "device": dev,
+            "adam": b.opt_impl}
 
 
 def main() -> None:
