@@ -46,3 +46,34 @@ def test_auto_precision_follows_native_support():
     assert resolve_precision("auto", "auto", gpus=[("V100", (7, 0))], flags=set()) == "fp32"
     assert resolve_precision("auto", "cpu", gpus=[], flags={"avx2"}) == "fp32"
     assert resolve_precision("auto", "cpu", gpus=[], flags={"avx512_bf16"}) == "bf16"
+
+
+def test_bf16_language_model_logits_are_a_bf16_matmul_returned_in_float32():
+    """The tied LM head (a third of GPT-2 small's FLOPs) multiplies in the compute dtype,
+    against the embedding matrix as stored (no transposed copy), and hands the loss float32
+    logits; under fp32 it is the float32 product."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from bigtrain.models.transformer import TokenEmbedding
+
+    for policy, dtype, tol in (("mixed_bfloat16", tf.bfloat16, 2e-2), ("float32", tf.float32,
+                                                                        1e-6)):
+        keras.mixed_precision.set_dtype_policy(policy)
+        try:
+            embed = TokenEmbedding(64, 16)
+            embed.build(None)
+        finally:
+            keras.mixed_precision.set_dtype_policy("float32")
+        x = tf.random.stateless_normal((2, 3, 16), seed=(1, 2))
+        fn = tf.function(lambda v: embed(v, logits=True))
+        graph = fn.get_concrete_function(x).graph
+        matmuls = [op for op in graph.get_operations() if op.type == "MatMul"]
+        assert len(matmuls) == 1 and matmuls[0].get_attr("T") == dtype
+        assert matmuls[0].get_attr("transpose_b")
+        assert not [op for op in graph.get_operations() if op.type == "Transpose"]
+        out = fn(x)
+        assert out.dtype == tf.float32 and out.shape == (2, 3, 64)
+        ref = np.einsum("btd,vd->btv", x.numpy(), embed.embeddings.numpy())
+        assert np.abs(out.numpy() - ref).max() < tol
