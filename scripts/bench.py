@@ -437,7 +437,7 @@ def markdown(r: dict) -> str:
             lines.append(f"| GPT-2 small tokens/s, {p} | | {_tokens(b)} | |")
     for part in ("cnn", "rnn"):
         c = t.get(f"digits_{part}")
-        if not c:
+        if not c or "torch_examples_per_sec" not in c:  # no PyTorch rows in that run
             continue
         lines.append(f"| digits + {part} examples/s, default ({c['bigtrain_precision']}) | "
                      f"{c['keras_fit_examples_per_sec']:,.0f} | "
@@ -522,7 +522,7 @@ def torch_markdown(t: dict) -> str:
         variants("gpt2", "GPT-2 small", "tokens/s", lm_rate(g["rows"]), both, g["ratios"])
     for part in ("cnn", "rnn"):
         c = t.get(f"digits_{part}")
-        if not c:
+        if not c or "torch_examples_per_sec" not in c:  # no PyTorch rows in that run
             continue
         eps = {**c["torch_examples_per_sec"], "bigtrain": c["bigtrain_examples_per_sec"],
                "bigtrain_fp32": c["bigtrain_fp32_examples_per_sec"]}
