@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import tensorflow as tf  # noqa: E402
 from bench_engine import LM, components, time_bigtrain  # noqa: E402
 
-from bigtrain import devices  # noqa: E402
+from bigtrain.strategy import devices  # noqa: E402
 
 MODELS = {name: ["dataset=digits", f"model={name}", "optim=adam", "trainer.batch_size=32"]
           for name in ("mlp", "cnn", "rnn", "transformer")}
