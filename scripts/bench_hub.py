@@ -116,7 +116,8 @@ def sizes(preset: Path, tmp: Path) -> dict:
     return out
 
 
-def transfer(preset: Path, tmp: Path, pre_steps: int, steps: int) -> dict:
+def transfer(preset: Path, tmp: Path, pre_steps: int, steps: int, targets: str = "",
+             lr: float = 3e-3) -> dict:
     licences = "/usr/share/common-licenses"
     common = [f"dataset.seq_len={SEQ}", f"trainer.batch_size={BATCH}", "trainer.progress=none",
               "logger=[]", "trainer.eval_every=0"]
@@ -138,12 +139,16 @@ def transfer(preset: Path, tmp: Path, pre_steps: int, steps: int) -> dict:
                     "--out", str(tmp / "pretrained")], check=True, capture_output=True)
     hub = ["model=hub", f"model.preset={tmp / 'pretrained'}", *new_data]
     base = fit("base", *hub, f"model.lora_rank={RANK}", "optim.lr=1e-12", "trainer.max_steps=1")
-    lora = fit("lora", *hub, f"model.lora_rank={RANK}", "optim.lr=3e-3",
+    adapted = [f"model.lora_targets=[{targets}]"] if targets else []
+    lora = fit("lora", *hub, f"model.lora_rank={RANK}", *adapted, f"optim.lr={lr}",
                f"trainer.max_steps={steps}")
     scratch = fit("scratch", "model=hub", f"model.preset={preset}", "model.load_weights=false",
                   *new_data, "optim.lr=2e-3", f"trainer.max_steps={steps}")
     b, lo, sc = (s["final"]["val_loss"] for s in (base, lora, scratch))
-    return {"pretrain_steps": pre_steps, "finetune_steps": steps, "base_val_loss": b,
+    return {"pretrain_steps": pre_steps, "finetune_steps": steps,
+            "lora_targets": targets or "the backbone's default (query, value)", "lora_lr": lr,
+            "lora_trainable_params": lora["params"],
+            "base_val_loss": b,
             "lora_val_loss": lo, "scratch_val_loss": sc, "lora_below_base": 1 - lo / b,
             "lora_below_scratch": lo < sc}
 
@@ -155,6 +160,10 @@ def main() -> None:
     ap.add_argument("--pretrain-steps", type=int, default=600)
     ap.add_argument("--finetune-steps", type=int, default=150)
     ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
+    ap.add_argument("--lora-targets", default="",
+                    help="transfer: the LoRA run's model.lora_targets (comma-separated layer "
+                         "names; default the backbone's query and value)")
+    ap.add_argument("--lora-lr", type=float, default=3e-3)
     ap.add_argument("--only", default="throughput,sizes,transfer")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "bench_hub.json")
     args = ap.parse_args()
@@ -173,7 +182,7 @@ def main() -> None:
         if "transfer" in parts:
             print("transfer:", flush=True)
             result["transfer"] = transfer(preset, tmp, args.pretrain_steps,
-                                          args.finetune_steps)
+                                          args.finetune_steps, args.lora_targets, args.lora_lr)
     result["machine"]["load_at_end"] = os.getloadavg()[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}
