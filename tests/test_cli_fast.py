@@ -59,6 +59,14 @@ def test_show_prints_the_resolved_tree(cli):
     assert "seed: 7" in proc.stdout  # dataset.seed is interpolated from trainer.seed
 
 
+def test_show_and_validate_name_a_required_key_with_what_it_is_for(cli):
+    for command in ("show", "validate"):
+        proc = cli(command, "dataset=text")
+        assert proc.returncode == 2, proc.stderr
+        assert "dataset.path: required; the text to train on" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and "mandatory value" not in proc.stderr
+
+
 def test_validate_ok(cli):
     proc = cli("validate", "model=mlp", "optim=sgd")
     assert proc.returncode == 0 and "config is valid" in proc.stdout

@@ -37,9 +37,11 @@ def show(
 
     from bigtrain.cli.hydra_glue import compose
     from bigtrain.config import to_typed
+    from bigtrain.task import check_required
 
     with reported():
         cfg = compose(overrides or [], config_dir)
+        check_required(cfg)  # a key left required: named with what it is for, as validate does
         to_typed(cfg)
         resolved = OmegaConf.to_container(cfg, resolve=True)
     Console().print(_tree(resolved, "[bold]bigtrain fit[/bold] " + " ".join(overrides or [])))
