@@ -30,7 +30,6 @@ def test_eval_on_train_split_tracks_the_loop_after_three_epochs(cli, tmp_path):
 def test_bn_momentum_is_a_model_key_with_a_range():
     from bigtrain.cli.hydra_glue import compose
     from bigtrain.config import ConfigError, to_typed
-
     from bigtrain.models.schemas import CNNConfig
 
     # the CNN's default, in its YAML and its schema (0.9 lagged on a 96-image folder)

@@ -67,7 +67,7 @@ def test_bf16_language_model_logits_are_a_bf16_matmul_returned_in_float32():
         finally:
             keras.mixed_precision.set_dtype_policy("float32")
         x = tf.random.stateless_normal((2, 3, 16), seed=(1, 2))
-        fn = tf.function(lambda v: embed(v, logits=True))
+        fn = tf.function(lambda v, embed=embed: embed(v, logits=True))
         graph = fn.get_concrete_function(x).graph
         matmuls = [op for op in graph.get_operations() if op.type == "MatMul"]
         assert len(matmuls) == 1 and matmuls[0].get_attr("T") == dtype
