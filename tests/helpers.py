@@ -126,3 +126,38 @@ def checkpoint_tensors(prefix) -> dict[str, bytes]:
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def value_and_grads(fn, *args):
+    """fn(*args), and the gradient of sum(fn * w) for a fixed random w, for every arg."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(args)
+        y = fn(*args)
+        w = tf.random.stateless_normal(y.shape, seed=(1, 2))
+        loss = tf.reduce_sum(tf.cast(y, tf.float32) * w)
+    return y, tape.gradient(loss, args)
+
+
+def check_eval_and_exports(run_dir: Path, summary: dict, tol: float,
+                           loss_tol: float | None = None) -> None:
+    """A trained run's `eval` gives its final val loss (within `loss_tol`, default `tol`), and
+    its SavedModel and .keras exports answer as the restored model does, within `tol`."""
+    import keras
+    import numpy as np
+    import pytest
+    import tensorflow as tf
+
+    from bigtrain.train.restore import evaluate_run, export_run, load_run
+
+    result = evaluate_run(run_dir, "val", "latest")
+    assert result["metrics"]["val_loss"] == pytest.approx(summary["final"]["val_loss"],
+                                                           rel=loss_tol or tol)
+    _, c, _, _ = load_run(run_dir)
+    x = next(iter(c.splits.eval_batches("test", 16)))[0]
+    expected = np.array(c.model(x, training=False))
+    saved = tf.saved_model.load(str(export_run(run_dir, "savedmodel")))
+    np.testing.assert_allclose(np.array(saved.serve(x)), expected, rtol=tol, atol=tol)
+    loaded = keras.models.load_model(str(export_run(run_dir, "keras")), safe_mode=True)
+    np.testing.assert_allclose(np.array(loaded(x, training=False)), expected, rtol=tol, atol=tol)

@@ -229,27 +229,16 @@ def test_second_ctrl_c_stops_at_once():
 
 
 def test_eval_and_export_match_the_checkpoint(tmp_path):
-    import keras
+    from helpers import check_eval_and_exports
     from omegaconf import OmegaConf
 
     from bigtrain import rundir
-    from bigtrain.train.restore import evaluate_run, export_run, load_run
 
     args = [*SMALL, "trainer.max_steps=6"]
     rundir.write_config(tmp_path, OmegaConf.to_container(compose(args), resolve=True))
     summary = train(to_typed(compose(args)), tmp_path)
-    result = evaluate_run(tmp_path, "val", "latest")
-    assert result["metrics"]["val_loss"] == pytest.approx(summary["final"]["val_loss"], rel=1e-6)
+    check_eval_and_exports(tmp_path, summary, 1e-5, loss_tol=1e-6)
     assert (tmp_path / "eval_val_latest.json").exists()
-
-    _, c, _, _ = load_run(tmp_path)
-    x = next(iter(c.splits.eval_batches("test", 16)))[0]
-    expected = np.array(c.model(x, training=False))
-    saved = tf.saved_model.load(str(export_run(tmp_path, "savedmodel")))
-    np.testing.assert_allclose(np.array(saved.serve(x)), expected, rtol=1e-5, atol=1e-5)
-    loaded = keras.models.load_model(str(export_run(tmp_path, "keras")), safe_mode=True)
-    np.testing.assert_allclose(np.array(loaded(x, training=False)), expected, rtol=1e-5,
-                               atol=1e-5)
 
 
 def test_only_the_chief_writes_checkpoints_into_the_run_dir(tmp_path):

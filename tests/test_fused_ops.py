@@ -4,18 +4,9 @@ TensorFlow ops differentiated by autodiff."""
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import value_and_grads
 
 from bigtrain.models.transformer import attention_weights, bias_gelu, layer_norm
-
-
-def _grads(fn, *args):
-    """fn(*args), and the gradient of sum(fn * w) for a fixed random w, for every arg."""
-    with tf.GradientTape() as tape:
-        tape.watch(args)
-        y = fn(*args)
-        w = tf.random.stateless_normal(y.shape, seed=(1, 2))
-        loss = tf.reduce_sum(tf.cast(y, tf.float32) * w)
-    return y, tape.gradient(loss, args)
 
 
 def _close(a, b, tol):
@@ -29,8 +20,9 @@ def _data(shape, seed):
 
 def test_bias_gelu_matches_exact_gelu_and_its_autodiff_gradient():
     h, b = _data((64, 48), 1), _data((48,), 2)
-    y, (dh, db) = _grads(bias_gelu, h, b)
-    y_ref, (dh_ref, db_ref) = _grads(lambda h, b: tf.nn.gelu(h + b, approximate=False), h, b)
+    y, (dh, db) = value_and_grads(bias_gelu, h, b)
+    y_ref, (dh_ref, db_ref) = value_and_grads(
+        lambda h, b: tf.nn.gelu(h + b, approximate=False), h, b)
     _close(y, y_ref, 1e-5)
     _close(dh, dh_ref, 1e-5)
     _close(db, db_ref, 1e-4)
@@ -44,8 +36,8 @@ def test_layer_norm_matches_the_textbook_formula_and_its_autodiff_gradient():
         mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
         return (x - mean) / tf.sqrt(var + 1e-5) * gamma + beta
 
-    y, grads = _grads(lambda x, g, b: layer_norm(x, g, b, 1e-5), x, gamma, beta)
-    y_ref, grads_ref = _grads(reference, x, gamma, beta)
+    y, grads = value_and_grads(lambda x, g, b: layer_norm(x, g, b, 1e-5), x, gamma, beta)
+    y_ref, grads_ref = value_and_grads(reference, x, gamma, beta)
     _close(y, y_ref, 1e-5)
     for g, g_ref in zip(grads, grads_ref, strict=True):
         _close(g, g_ref, 1e-4)
@@ -67,8 +59,8 @@ def test_attention_weights_match_a_masked_softmax_and_its_autodiff_gradient(caus
             s = tf.where(pad[:, None, None, :], s, -1e9)
         return tf.nn.softmax(s, axis=-1)
 
-    w, (ds,) = _grads(lambda s: attention_weights(s, scale, causal, pad), scores)
-    w_ref, (ds_ref,) = _grads(reference, scores)
+    w, (ds,) = value_and_grads(lambda s: attention_weights(s, scale, causal, pad), scores)
+    w_ref, (ds_ref,) = value_and_grads(reference, scores)
     _close(w, w_ref, 1e-6)
     _close(ds, ds_ref, 1e-5)
     if causal:  # nothing flows to or from the future
@@ -99,7 +91,7 @@ def test_fused_batch_norm_matches_keras_batch_norm():
         layer.build(x.shape)
         layer.gamma.assign(1.0 + 0.1 * _data((6,), 11))
         layer.beta.assign(_data((6,), 12))
-        y, grads = _grads(lambda x, layer=layer: layer(x, training=True), x)
+        y, grads = value_and_grads(lambda x, layer=layer: layer(x, training=True), x)
         layer(x * 0.5 + 2.0, training=True)  # a second update of the moving statistics
         outs.append((y, grads[0], layer.moving_mean.numpy(), layer.moving_variance.numpy(),
                      layer(x, training=False)))

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import value_and_grads
 
 pytestmark = pytest.mark.gpu
 
@@ -76,15 +77,6 @@ def test_mirrored_trains_over_every_gpu_found(gpus, tmp_path):
 TOL = {"float32": 1e-4, "bfloat16": 0.05, "float16": 0.01}
 
 
-def _grads(tf, fn, *args):
-    with tf.GradientTape() as tape:
-        tape.watch(args)
-        y = fn(*args)
-        w = tf.random.stateless_normal(y.shape, seed=(1, 2))
-        loss = tf.reduce_sum(tf.cast(y, tf.float32) * w)
-    return y, tape.gradient(loss, args)
-
-
 def _close(tf, a, b, tol):
     np.testing.assert_allclose(np.asarray(tf.cast(a, tf.float32)),
                                np.asarray(tf.cast(b, tf.float32)), rtol=tol, atol=tol)
@@ -104,9 +96,9 @@ def test_fused_transformer_kernels_match_plain_tensorflow_on_the_gpu(gpus, dtype
     with tf.device("/GPU:0"):
         h, b = data((256, 192), 1), data((192,), 2)
         low = [tf.cast(v, dtype) for v in (h, b)]
-        y, (dh, db) = _grads(tf, bias_gelu, *low)
+        y, (dh, db) = value_and_grads(bias_gelu, *low)
         assert y.dtype == dtype and _on_gpu(y)
-        y_ref, (dh_ref, db_ref) = _grads(
+        y_ref, (dh_ref, db_ref) = value_and_grads(
             tf, lambda h, b: tf.nn.gelu(h + b, approximate=False), h, b)
         _close(tf, y, y_ref, tol)
         _close(tf, dh, dh_ref, tol)
@@ -119,9 +111,9 @@ def test_fused_transformer_kernels_match_plain_tensorflow_on_the_gpu(gpus, dtype
             mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
             return (x - mean) / tf.sqrt(var + 1e-5) * gamma + beta
 
-        y, grads = _grads(tf, lambda x, g, b: layer_norm(tf.cast(x, dtype), g, b, 1e-5),
+        y, grads = value_and_grads(lambda x, g, b: layer_norm(tf.cast(x, dtype), g, b, 1e-5),
                           x, gamma, beta)
-        y_ref, grads_ref = _grads(tf, reference, x, gamma, beta)
+        y_ref, grads_ref = value_and_grads(reference, x, gamma, beta)
         assert y.dtype == dtype
         _close(tf, y, y_ref, tol)
         for g, g_ref in zip(grads, grads_ref, strict=True):
@@ -134,9 +126,9 @@ def test_fused_transformer_kernels_match_plain_tensorflow_on_the_gpu(gpus, dtype
             causal = tf.linalg.band_part(tf.ones((32, 32), tf.bool), -1, 0)
             return tf.nn.softmax(tf.where(causal, s, -1e9), axis=-1)
 
-        w, (ds,) = _grads(tf, lambda s: attention_weights(tf.cast(s, dtype), 0.25, True, None),
+        w, (ds,) = value_and_grads(lambda s: attention_weights(tf.cast(s, dtype), 0.25, True, None),
                           scores)
-        w_ref, (ds_ref,) = _grads(tf, masked, scores)
+        w_ref, (ds_ref,) = value_and_grads(masked, scores)
         _close(tf, w, w_ref, tol)
         _close(tf, ds, ds_ref, tol)
 
@@ -156,7 +148,7 @@ def test_fused_batch_norm_matches_keras_batch_norm_on_the_gpu(gpus, dtype):
                       keras.layers.BatchNormalization(momentum=0.9, dtype=keras.DTypePolicy(
                           "mixed_float16" if dtype == "float16" else "float32"))):
             layer.build(x.shape)
-            y, (dx,) = _grads(tf, lambda x, layer=layer: layer(x, training=True), x)
+            y, (dx,) = value_and_grads(lambda x, layer=layer: layer(x, training=True), x)
             outs.append((y, dx, layer.moving_mean.numpy(), layer(x, training=False)))
     for ours, ref in zip(*outs, strict=True):
         _close(tf, ours, ref, TOL[dtype] * 10)
@@ -180,24 +172,12 @@ def test_mixed_precision_trains_like_fp32_on_the_gpu(gpus, tmp_path, precision):
 
 
 def test_a_run_trained_on_the_gpu_exports_and_reloads(gpus, tmp_path):
-    import keras
-    import tensorflow as tf
+    from helpers import check_eval_and_exports
     from omegaconf import OmegaConf
 
     from bigtrain import rundir
     from bigtrain.cli.hydra_glue import compose
-    from bigtrain.train.restore import evaluate_run, export_run, load_run
 
     args = [*SMOKE, "strategy=gpu", "strategy.precision=fp32", "model=mlp"]
     rundir.write_config(tmp_path, OmegaConf.to_container(compose(args), resolve=True))
-    summary = _train(args, tmp_path)
-    result = evaluate_run(tmp_path, "val", "latest")
-    assert result["metrics"]["val_loss"] == pytest.approx(summary["final"]["val_loss"], rel=1e-4)
-    _, c, _, _ = load_run(tmp_path)
-    x = next(iter(c.splits.eval_batches("test", 16)))[0]
-    expected = np.array(c.model(x, training=False))
-    saved = tf.saved_model.load(str(export_run(tmp_path, "savedmodel")))
-    np.testing.assert_allclose(np.array(saved.serve(x)), expected, rtol=1e-4, atol=1e-4)
-    loaded = keras.models.load_model(str(export_run(tmp_path, "keras")), safe_mode=True)
-    np.testing.assert_allclose(np.array(loaded(x, training=False)), expected, rtol=1e-4,
-                               atol=1e-4)
+    check_eval_and_exports(tmp_path, _train(args, tmp_path), 1e-4)
