@@ -107,11 +107,10 @@ def _wait(pid: int, timeout: float) -> dict:
         if done:
             return {"returncode": os.waitstatus_to_exitcode(status)}
         if time.monotonic() > deadline:
-            for sig in (signal.SIGKILL,):
-                try:
-                    os.killpg(pid, sig)
-                except ProcessLookupError:
-                    pass
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             os.waitpid(pid, 0)
             return {"timeout": True}
         time.sleep(0.01)
