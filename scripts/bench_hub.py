@@ -7,7 +7,9 @@ with KerasHub's own classes (tests/hub_presets.py): no download.
    (d 256, 4 layers, 4 heads, byte-level vocabulary, seq 128, batch 16, Adam, bf16 where the
    CPU has it, else fp32): bigtrain's compiled loop against KerasHub's own `CausalLM.fit` on
    the same preset, batch, length and precision, `--reps` alternating rounds, steady-state
-   seconds per step (Keras timed from per-batch timestamps), tokens/s and the ratio.
+   seconds per step (Keras timed from per-batch timestamps), tokens/s and the ratio; and
+   bigtrain with `model.fused=false` (Keras's own layer calls), which shows what the fused
+   kernels under the preset's layers (bigtrain.models.fuse) give.
 2. Size: trainable parameters and checkpoint bytes of a LoRA run against a full fine-tune of
    the same preset (both through `bigtrain fit`).
 3. Transfer: a GPT-2 shaped LM pre-trained by bigtrain on the standard library's .py sources
@@ -78,23 +80,28 @@ def keras_fit_side(preset: Path, precision: str):
 
 
 def throughput(preset: Path, precision: str, reps: int, steps: int, tmp: Path) -> dict:
-    ours, theirs = [], []
+    ours, unfused, theirs = [], [], []
     for r in range(reps):
-        _, c = components(lm_overrides(preset, precision), tmp / f"bt{r}")
-        ours.append(time_bigtrain(c, BATCH, steps, per_call=10))
-        del c
+        for times, extra in ((ours, ()), (unfused, ("model.fused=false",))):
+            _, c = components(lm_overrides(preset, precision, *extra), tmp / f"bt{r}{len(extra)}")
+            times.append(time_bigtrain(c, BATCH, steps, per_call=10))
+            del c
         lm, ds = keras_fit_side(preset, precision)
         theirs.append(time_keras_fit(lm, ds, steps))
         del lm
         keras.mixed_precision.set_dtype_policy("float32")
         print(f"  round {r + 1}: bigtrain {ours[-1] * 1e3:.1f} ms/step, "
-              f"CausalLM.fit {theirs[-1] * 1e3:.1f} ms/step", flush=True)
-    a, b = statistics.median(ours), statistics.median(theirs)
+              f"unfused {unfused[-1] * 1e3:.1f}, CausalLM.fit {theirs[-1] * 1e3:.1f}",
+              flush=True)
+    a, u, b = (statistics.median(t) for t in (ours, unfused, theirs))
     tokens = BATCH * SEQ
     return {"precision": precision, "bigtrain_ms_per_step": a * 1e3,
+            "bigtrain_unfused_ms_per_step": u * 1e3,
             "keras_hub_fit_ms_per_step": b * 1e3, "bigtrain_tokens_per_sec": tokens / a,
             "keras_hub_fit_tokens_per_sec": tokens / b, "ratio": b / a,
+            "ratio_unfused": b / u,
             "rounds_bigtrain_ms": [x * 1e3 for x in ours],
+            "rounds_bigtrain_unfused_ms": [x * 1e3 for x in unfused],
             "rounds_keras_hub_ms": [x * 1e3 for x in theirs]}
 
 

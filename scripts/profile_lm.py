@@ -63,14 +63,24 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--override", nargs="*", default=[])
+    parser.add_argument("--hub", action="store_true",
+                        help="the LoRA fine-tuning of scripts/bench_hub.py (a GPT-2 shaped "
+                             "KerasHub preset made here, batch 16) instead of the LM")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
     tf.config.threading.set_inter_op_parallelism_threads(1)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        _, c = components([*LM, f"strategy.precision={args.precision}", *args.override],
-                          tmp / "run")
-        it = iter(c.strategy.experimental_distribute_dataset(batches(c, 32)))
+        batch = 32
+        overrides = [*LM, f"strategy.precision={args.precision}", *args.override]
+        if args.hub:
+            import bench_hub
+
+            preset = bench_hub.hub_presets.gpt2(tmp / "gpt2", **bench_hub.SHAPE)
+            overrides = bench_hub.lm_overrides(preset, args.precision, *args.override)
+            batch = bench_hub.BATCH
+        _, c = components(overrides, tmp / "run")
+        it = iter(c.strategy.experimental_distribute_dataset(batches(c, batch)))
         for _ in range(3):
             c.engine.train_steps(it, 1)
         tic = time.perf_counter()
@@ -94,7 +104,7 @@ def main() -> None:
     total = sum(by_type.values())
     n = args.steps
     print(f"precision {args.precision}: {1e3 * wall:.1f} ms/step wall, "
-          f"{32 * 128 / wall:,.0f} tokens/s, op time {total / n / 1e9:.1f} ms/step")
+          f"{batch * 128 / wall:,.0f} tokens/s, op time {total / n / 1e9:.1f} ms/step")
     print(f"{'op type':34s} {'ms/step':>8s} {'share':>6s} {'ops/step':>8s}")
     rows = []
     for op_type, ps in sorted(by_type.items(), key=lambda kv: -kv[1])[:args.top]:

@@ -30,6 +30,7 @@ from keras import ops
 
 from bigtrain.config.errors import ConfigError
 from bigtrain.models import MODELS
+from bigtrain.models.fuse import fuse
 from bigtrain.models.schemas import HubConfig
 
 log = logging.getLogger("bigtrain")
@@ -293,6 +294,8 @@ def build_hub(cfg: HubConfig, spec) -> keras.Model:
                  type(backbone).__name__)
     elif cfg.freeze == "backbone":
         backbone.trainable = False
+    if cfg.fused:
+        log.debug("fused kernels: %s", fuse(task))
     tokens = spec.input_dtype.startswith("int")
     _check_images(spec, cfg.preset)
     tokenizer = preset_tokenizer(cfg.preset) if tokens else None

@@ -240,6 +240,9 @@ class HubConfig(ModelConfig):
     # query and value projections)
     lora_targets: list[str] = field(default_factory=list)
     freeze: str = "none"  # none | backbone (head-only training)
+    # bigtrain's fused kernels under the preset's Keras layers (bigtrain.models.fuse): the
+    # same weights and results, faster steps; false runs Keras's own layer calls
+    fused: bool = True
 
     def validate(self) -> None:
         super().validate()

@@ -41,26 +41,45 @@ _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-@_fused
-def _bias_gelu_fwd(h, b):
+_TANH_C = math.sqrt(2.0 / math.pi)
+
+
+def _gelu_parts(h, b, approximate: bool):
+    """z = h + b in float32, GELU's Gaussian CDF at z, and that CDF's derivative times z (so
+    that GELU'(z) = cdf + z_dcdf)."""
     z = tf.cast(h, tf.float32) + tf.cast(b, tf.float32)
-    return tf.cast(z * (0.5 + 0.5 * tf.math.erf(z * _SQRT_HALF)), h.dtype)
+    if approximate:  # tanh form, as tf.nn.gelu(approximate=True) and GPT-2
+        t = tf.tanh(_TANH_C * (z + 0.044715 * z * z * z))
+        return z, 0.5 + 0.5 * t, 0.5 * z * (1.0 - t * t) * _TANH_C * (1.0 + 0.134145 * z * z)
+    return z, 0.5 + 0.5 * tf.math.erf(z * _SQRT_HALF), z * tf.exp(-0.5 * z * z) * _INV_SQRT_2PI
 
 
 @_fused
-def _bias_gelu_bwd(h, b, dy):
-    z = tf.cast(h, tf.float32) + tf.cast(b, tf.float32)
-    cdf = 0.5 + 0.5 * tf.math.erf(z * _SQRT_HALF)
-    dz = tf.cast(dy, tf.float32) * (cdf + z * tf.exp(-0.5 * z * z) * _INV_SQRT_2PI)
-    return tf.cast(dz, h.dtype), tf.cast(tf.reduce_sum(dz, axis=0), b.dtype)
+def _bias_gelu_fwd(h, b, approximate):
+    z, cdf, _ = _gelu_parts(h, b, approximate)
+    return tf.cast(z * cdf, h.dtype)
 
 
-@tf.custom_gradient
-def bias_gelu(h, b):
-    """Exact GELU of `h + b` (h: [N, F], b: [F]) through erf (not erfc, 4-25x slower here),
-    in float32 whatever the dtype of h, with a hand-written gradient; forward and backward
-    are one fused pass each, the bias gradient included."""
-    return _bias_gelu_fwd(h, b), lambda dy: _bias_gelu_bwd(h, b, dy)
+@_fused
+def _bias_gelu_bwd(h, b, dy, approximate):
+    _, cdf, z_dcdf = _gelu_parts(h, b, approximate)
+    dz = tf.cast(dy, tf.float32) * (cdf + z_dcdf)
+    rows = list(range(h.shape.rank - 1))
+    return tf.cast(dz, h.dtype), tf.cast(tf.reduce_sum(dz, axis=rows), b.dtype)
+
+
+def bias_gelu(h, b, approximate: bool = False):
+    """GELU of `h + b` (h: [..., F], b: [F]), exact through erf (not erfc, 4-25x slower
+    here) or in tanh form with `approximate`, in float32 whatever the dtype of h, with a
+    hand-written gradient; forward and backward are one fused pass each, the bias gradient
+    included."""
+
+    @tf.custom_gradient
+    def _gelu(h, b):
+        return _bias_gelu_fwd(h, b, approximate), \
+            lambda dy: _bias_gelu_bwd(h, b, dy, approximate)
+
+    return _gelu(h, b)
 
 
 def _moments(x32, epsilon):
@@ -140,16 +159,10 @@ def _softmax_bwd(weights, dw, scale):
     return tf.cast(scale * w * (d - tf.reduce_sum(d * w, axis=-1, keepdims=True)), dw.dtype)
 
 
-def attention_weights(scores, scale: float, causal: bool, pad_mask=None):
-    """softmax(scale * scores) over the last axis, with future positions (`causal`) and
-    padded keys (`pad_mask` [B, T] True where real) masked out; float32 inside, output in the
+def masked_softmax(scores, mask, scale: float):
+    """softmax(scale * scores) over the last axis where `mask` (bool, broadcastable to the
+    scores) is True, -1e9 before the softmax where it is False; float32 inside, output in the
     dtype of the scores; one fused pass each way."""
-    t = scores.shape[-1]
-    mask = tf.constant(True)
-    if causal:
-        mask = tf.linalg.band_part(tf.ones((t, t), tf.bool), -1, 0)
-    if pad_mask is not None:
-        mask = tf.logical_and(mask, pad_mask[:, None, None, :])
     scale_t = tf.constant(scale, tf.float32)
 
     @tf.custom_gradient
@@ -158,6 +171,86 @@ def attention_weights(scores, scale: float, causal: bool, pad_mask=None):
         return w, lambda dw: _softmax_bwd(w, dw, scale_t)
 
     return _weights(scores)
+
+
+def _keep_mask(shape, seed, rate):
+    """Which elements dropout keeps: uniform draws >= rate, from the counter-based ThreeFry
+    generator (XLA's Philox runs over 100x slower on CPUs), so the forward pass and nothing
+    else draws them."""
+    return tf.random.stateless_uniform(shape, seed, dtype=tf.float32, alg="threefry") >= rate
+
+
+@_fused
+def _dropout_fwd(x, seed, rate):
+    keep = _keep_mask(tf.shape(x), seed, rate)
+    y = tf.cast(x, tf.float32) * (1.0 / (1.0 - rate))
+    return tf.cast(tf.where(keep, y, 0.0), x.dtype), keep
+
+
+@_fused
+def _dropout_bwd(dy, keep, rate):
+    d = tf.cast(dy, tf.float32) * (1.0 / (1.0 - rate))
+    return tf.cast(tf.where(keep, d, 0.0), dy.dtype)
+
+
+def dropout(x, seed, rate: float):
+    """Inverted dropout of x (each element zeroed with probability `rate`, the rest scaled
+    by 1 / (1 - rate)), its mask drawn from `seed` (int32 [2]): drawing, masking and scaling
+    in one fused pass, the mask kept (one byte per element) for the gradient."""
+    if rate <= 0.0:
+        return x
+
+    @tf.custom_gradient
+    def _drop(x):
+        y, keep = _dropout_fwd(x, seed, rate)
+        return y, lambda dy: _dropout_bwd(dy, keep, rate)
+
+    return _drop(x)
+
+
+@_fused
+def _softmax_dropout_fwd(scores, mask, scale, masked, seed, rate):
+    s = tf.where(mask, tf.cast(scores, tf.float32) * scale, masked)
+    w = tf.nn.softmax(s, axis=-1)
+    keep = _keep_mask(tf.shape(w), seed, rate)
+    dropped = tf.where(keep, w * (1.0 / (1.0 - rate)), 0.0)
+    return tf.cast(dropped, scores.dtype), tf.cast(w, scores.dtype), keep
+
+
+@_fused
+def _softmax_dropout_bwd(weights, keep, dy, scale, rate):
+    w = tf.cast(weights, tf.float32)
+    d = tf.where(keep, tf.cast(dy, tf.float32) * (1.0 / (1.0 - rate)), 0.0)
+    return tf.cast(scale * w * (d - tf.reduce_sum(d * w, axis=-1, keepdims=True)), dy.dtype)
+
+
+def masked_softmax_dropout(scores, mask, scale: float, seed, rate: float):
+    """`masked_softmax` followed by `dropout` of its weights, in one fused pass each way;
+    returns (dropped weights, weights)."""
+    scale_t = tf.constant(scale, tf.float32)
+    neg = tf.constant(NEG_INF, tf.float32)
+    out = {}
+
+    @tf.custom_gradient
+    def _weights(scores):
+        dropped, w, keep = _softmax_dropout_fwd(scores, mask, scale_t, neg, seed, rate)
+        out["weights"] = w
+        return dropped, lambda dy: _softmax_dropout_bwd(w, keep, dy, scale_t, rate)
+
+    dropped = _weights(scores)
+    return dropped, out["weights"]
+
+
+def attention_weights(scores, scale: float, causal: bool, pad_mask=None):
+    """softmax(scale * scores) over the last axis, with future positions (`causal`) and
+    padded keys (`pad_mask` [B, T] True where real) masked out (see `masked_softmax`)."""
+    t = scores.shape[-1]
+    mask = tf.constant(True)
+    if causal:
+        mask = tf.linalg.band_part(tf.ones((t, t), tf.bool), -1, 0)
+    if pad_mask is not None:
+        mask = tf.logical_and(mask, pad_mask[:, None, None, :])
+    return masked_softmax(scores, mask, scale)
 
 
 def _rotary(x, positions):
