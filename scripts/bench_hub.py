@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -124,7 +125,7 @@ def sizes(preset: Path, tmp: Path) -> dict:
 
 
 def transfer(preset: Path, tmp: Path, pre_steps: int, steps: int, targets: str = "",
-             lr: float = 3e-3) -> dict:
+             lr: float = 3e-3, rank: int = RANK) -> dict:
     licences = "/usr/share/common-licenses"
     common = [f"dataset.seq_len={SEQ}", f"trainer.batch_size={BATCH}", "trainer.progress=none",
               "logger=[]", "trainer.eval_every=0"]
@@ -139,21 +140,27 @@ def transfer(preset: Path, tmp: Path, pre_steps: int, steps: int, targets: str =
               f"({time.perf_counter() - tic:.0f} s)", flush=True)
         return s
 
-    fit("pretrain", "model=hub", f"model.preset={preset}", "model.load_weights=false",
-        "dataset=text", "dataset.path=stdlib", "dataset.max_chars=3000000",
-        f"trainer.max_steps={pre_steps}", "optim.lr=2e-3", "optim/schedule=cosine")
-    subprocess.run([*CLI, "export", str(tmp / "pretrain" / "run"), "--format", "preset",
-                    "--out", str(tmp / "pretrained")], check=True, capture_output=True)
+    if (tmp / "pretrained").is_dir():  # --workdir of an earlier run: its pre-trained model
+        print(f"  pretrain: reusing {tmp / 'pretrained'}", flush=True)
+    else:
+        fit("pretrain", "model=hub", f"model.preset={preset}", "model.load_weights=false",
+            "dataset=text", "dataset.path=stdlib", "dataset.max_chars=3000000",
+            f"trainer.max_steps={pre_steps}", "optim.lr=2e-3", "optim/schedule=cosine")
+        subprocess.run([*CLI, "export", str(tmp / "pretrain" / "run"), "--format", "preset",
+                        "--out", str(tmp / "pretrained")], check=True, capture_output=True)
+    for name in ("base", "lora", "scratch"):  # a reused --workdir: these run again
+        shutil.rmtree(tmp / name, ignore_errors=True)
     hub = ["model=hub", f"model.preset={tmp / 'pretrained'}", *new_data]
     base = fit("base", *hub, f"model.lora_rank={RANK}", "optim.lr=1e-12", "trainer.max_steps=1")
     adapted = [f"model.lora_targets=[{targets}]"] if targets else []
-    lora = fit("lora", *hub, f"model.lora_rank={RANK}", *adapted, f"optim.lr={lr}",
+    lora = fit("lora", *hub, f"model.lora_rank={rank}", *adapted, f"optim.lr={lr}",
                f"trainer.max_steps={steps}")
     scratch = fit("scratch", "model=hub", f"model.preset={preset}", "model.load_weights=false",
                   *new_data, "optim.lr=2e-3", f"trainer.max_steps={steps}")
     b, lo, sc = (s["final"]["val_loss"] for s in (base, lora, scratch))
     return {"pretrain_steps": pre_steps, "finetune_steps": steps,
             "lora_targets": targets or "the backbone's default (query, value)", "lora_lr": lr,
+            "lora_rank": rank,
             "lora_trainable_params": lora["params"],
             "base_val_loss": b,
             "lora_val_loss": lo, "scratch_val_loss": sc, "lora_below_base": 1 - lo / b,
@@ -171,6 +178,10 @@ def main() -> None:
                     help="transfer: the LoRA run's model.lora_targets (comma-separated layer "
                          "names; default the backbone's query and value)")
     ap.add_argument("--lora-lr", type=float, default=3e-3)
+    ap.add_argument("--lora-rank", type=int, default=RANK, help="transfer: the adapters' rank")
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="keep the presets and runs here (default a temporary directory); "
+                         "transfer reuses a pre-trained model found there")
     ap.add_argument("--only", default="throughput,sizes,transfer")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "bench_hub.json")
     args = ap.parse_args()
@@ -179,7 +190,12 @@ def main() -> None:
                     "shape": {**SHAPE, "seq": SEQ, "batch": BATCH, "lora_rank": RANK}}
     with tempfile.TemporaryDirectory(prefix="bench_hub-") as d:
         tmp = Path(d)
-        preset = hub_presets.gpt2(tmp / "gpt2", **SHAPE)
+        if args.workdir:
+            tmp = args.workdir.resolve()
+            tmp.mkdir(parents=True, exist_ok=True)
+        preset = tmp / "gpt2"
+        if not (preset / "config.json").is_file():
+            preset = hub_presets.gpt2(preset, **SHAPE)
         if "throughput" in parts:
             print("throughput (LoRA fine-tuning):", flush=True)
             result["throughput"] = throughput(preset, args.precision, args.reps, args.steps, tmp)
@@ -189,7 +205,8 @@ def main() -> None:
         if "transfer" in parts:
             print("transfer:", flush=True)
             result["transfer"] = transfer(preset, tmp, args.pretrain_steps,
-                                          args.finetune_steps, args.lora_targets, args.lora_lr)
+                                          args.finetune_steps, args.lora_targets, args.lora_lr,
+                                          args.lora_rank)
     result["machine"]["load_at_end"] = os.getloadavg()[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}

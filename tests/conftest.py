@@ -3,10 +3,18 @@ against. Helpers the tests import are in helpers.py."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 from helpers import checkpoint_tensors, run_cli
+
+# the tests' commands share one XLA compilation cache (bigtrain.xla_cache), outside the user's
+# own ~/.cache: the same islands compile once per machine, not once per command
+os.environ.setdefault("BIGTRAIN_XLA_CACHE",
+                      str(Path(tempfile.gettempdir()) / f"bigtrain-tests-xla-{os.getuid()}"))
 
 
 @pytest.fixture
