@@ -125,7 +125,7 @@ def sizes(preset: Path, tmp: Path) -> dict:
 
 
 def transfer(preset: Path, tmp: Path, pre_steps: int, steps: int, targets: str = "",
-             lr: float = 3e-3, rank: int = RANK) -> dict:
+             lr: float = 3e-3, rank: int = RANK, train_layers: str = "") -> dict:
     licences = "/usr/share/common-licenses"
     common = [f"dataset.seq_len={SEQ}", f"trainer.batch_size={BATCH}", "trainer.progress=none",
               "logger=[]", "trainer.eval_every=0"]
@@ -153,6 +153,8 @@ def transfer(preset: Path, tmp: Path, pre_steps: int, steps: int, targets: str =
     hub = ["model=hub", f"model.preset={tmp / 'pretrained'}", *new_data]
     base = fit("base", *hub, f"model.lora_rank={RANK}", "optim.lr=1e-12", "trainer.max_steps=1")
     adapted = [f"model.lora_targets=[{targets}]"] if targets else []
+    if train_layers:
+        adapted.append(f"model.train_layers=[{train_layers}]")
     lora = fit("lora", *hub, f"model.lora_rank={rank}", *adapted, f"optim.lr={lr}",
                f"trainer.max_steps={steps}")
     scratch = fit("scratch", "model=hub", f"model.preset={preset}", "model.load_weights=false",
@@ -160,7 +162,7 @@ def transfer(preset: Path, tmp: Path, pre_steps: int, steps: int, targets: str =
     b, lo, sc = (s["final"]["val_loss"] for s in (base, lora, scratch))
     return {"pretrain_steps": pre_steps, "finetune_steps": steps,
             "lora_targets": targets or "the backbone's default (query, value)", "lora_lr": lr,
-            "lora_rank": rank,
+            "lora_rank": rank, "train_layers": train_layers,
             "lora_trainable_params": lora["params"],
             "base_val_loss": b,
             "lora_val_loss": lo, "scratch_val_loss": sc, "lora_below_base": 1 - lo / b,
@@ -179,6 +181,8 @@ def main() -> None:
                          "names; default the backbone's query and value)")
     ap.add_argument("--lora-lr", type=float, default=3e-3)
     ap.add_argument("--lora-rank", type=int, default=RANK, help="transfer: the adapters' rank")
+    ap.add_argument("--train-layers", default="",
+                    help="transfer: the LoRA run's model.train_layers (comma-separated)")
     ap.add_argument("--workdir", type=Path, default=None,
                     help="keep the presets and runs here (default a temporary directory); "
                          "transfer reuses a pre-trained model found there")
@@ -206,7 +210,7 @@ def main() -> None:
             print("transfer:", flush=True)
             result["transfer"] = transfer(preset, tmp, args.pretrain_steps,
                                           args.finetune_steps, args.lora_targets, args.lora_lr,
-                                          args.lora_rank)
+                                          args.lora_rank, args.train_layers)
     result["machine"]["load_at_end"] = os.getloadavg()[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}

@@ -213,3 +213,27 @@ def test_a_layer_norm_over_another_axis_keeps_keras_own_call():
     before = model(x).numpy()
     fuse(model)
     np.testing.assert_allclose(model(x).numpy(), before, atol=1e-6)
+
+
+def test_train_layers_are_trained_in_full_beside_the_adapters(presets):
+    """model.train_layers (LoRA only): the named layers' weights train with the adapters,
+    everything else in the backbone stays frozen; a name that matches nothing is refused."""
+    from bigtrain.config.errors import ConfigError
+    from bigtrain.models.hub import enable_lora
+    from bigtrain.models.schemas import HubConfig
+
+    task = _task(presets, "gpt2")
+    enable_lora(task.backbone, 4, 0, [], ["layer_norm", "feedforward_layer_norm"])
+    paths = sorted(v.path for v in task.backbone.trainable_variables)
+    norms = [p for p in paths if "layer_norm" in p]
+    assert len(norms) == 2 * (1 + 2)  # gamma and beta of the final norm and each block's
+    assert not any("self_attention_layer_norm" in p for p in norms)
+    others = [p for p in paths if "layer_norm" not in p]
+    assert others and all("lora_kernel" in p or p.endswith(("query/bias", "value/bias"))
+                          for p in others)  # the adapted layers' adapters and biases
+    with pytest.raises(ConfigError) as err:
+        enable_lora(_task(presets, "gpt2").backbone, 4, 0, [], ["layernorm"])
+    assert err.value.key == "model.train_layers" and "layer_norm" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        HubConfig(preset="x", train_layers=["layer_norm"]).validate()
+    assert err.value.key == "model.train_layers"

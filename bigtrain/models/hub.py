@@ -171,14 +171,25 @@ def _find_task(cls, preset: str):
                           "preset made for it") from ex
 
 
-def enable_lora(backbone, rank: int, alpha: float, targets: list[str]) -> int:
+def enable_lora(backbone, rank: int, alpha: float, targets: list[str],
+                train: list[str] = ()) -> int:
     """Freeze the backbone and add rank-`rank` adapters (scale alpha / rank) to every layer
-    named in `targets`; return how many layers got one. Mirrors KerasHub's
-    Backbone.enable_lora, which has no alpha."""
+    named in `targets`, keeping the layers named in `train` trainable in full; return how many
+    layers got adapters. Mirrors KerasHub's Backbone.enable_lora, which has no alpha."""
     names = list(targets) or list(backbone.default_lora_layer_names())
     layers = [lyr for lyr in backbone._flatten_layers(include_self=False) if lyr.weights]
     for lyr in layers:
         lyr.trainable = False
+    if train:
+        missing = sorted(set(train) - {lyr.name for lyr in layers})
+        if missing:
+            found = sorted({lyr.name for lyr in layers if not lyr._layers})
+            raise ConfigError("model.train_layers", f"no layer of {type(backbone).__name__} "
+                              f"is named {', '.join(missing)}; layers with weights: "
+                              + ", ".join(found[:16]) + (" ..." if len(found) > 16 else ""))
+        for lyr in layers:
+            if lyr.name in train:
+                lyr.trainable = True
     adapted = 0
     for lyr in layers:
         if lyr.name in names and hasattr(lyr, "enable_lora"):
@@ -289,7 +300,8 @@ def build_hub(cfg: HubConfig, spec) -> keras.Model:
     _check_length(backbone, spec, cfg.preset)
     _check_vocab(backbone, spec, cfg.preset)
     if cfg.lora_rank:
-        n = enable_lora(backbone, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
+        n = enable_lora(backbone, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets,
+                        cfg.train_layers)
         log.info("LoRA: rank %d adapters on %d layers of %s", cfg.lora_rank, n,
                  type(backbone).__name__)
     elif cfg.freeze == "backbone":

@@ -239,6 +239,9 @@ class HubConfig(ModelConfig):
     # the layers that get adapters, by name; empty: the backbone's default (attention
     # query and value projections)
     lora_targets: list[str] = field(default_factory=list)
+    # backbone layers trained in full beside the adapters, by name (layer norms, the token
+    # embedding: what shifts a preset to a new corpus cheaply); LoRA only
+    train_layers: list[str] = field(default_factory=list)
     freeze: str = "none"  # none | backbone (head-only training)
     # bigtrain's fused kernels under the preset's Keras layers (bigtrain.models.fuse): the
     # same weights and results, faster steps; false runs Keras's own layer calls
@@ -257,6 +260,9 @@ class HubConfig(ModelConfig):
         check(not (self.lora_rank and self.freeze == "backbone"), self.key("freeze"),
               self.freeze, "backbone trains the head only; with model.lora_rank > 0 the "
               "adapters train too: use model.freeze=none with LoRA")
+        check(not self.train_layers or self.lora_rank > 0, self.key("train_layers"),
+              self.train_layers, "names layers to train in full beside LoRA adapters; set "
+              "model.lora_rank > 0 (without adapters every layer trains)")
 
     def precheck(self) -> None:
         if "://" in self.preset:
