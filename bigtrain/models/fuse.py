@@ -54,9 +54,9 @@ def _gelu_kind(activation):
     return None
 
 
-def _rows(layer, x):
-    """x [..., F] as rows [N, F] and the leading shape to restore, or None if x is not a dense
-    tensor of rank >= 2 with a known last axis."""
+def _rows(x):
+    """x [..., F] as rows [N, F] (`_unrows` restores the leading axes), or None if x is not
+    a dense tensor of rank >= 2 with a known last axis."""
     if not isinstance(x, tf.Tensor) or x.shape.rank is None or x.shape.rank < 2 \
             or x.shape[-1] is None:
         return None
@@ -79,7 +79,7 @@ def _dense_call(layer):
 
     def call(inputs, training=None):
         x = tf.convert_to_tensor(inputs) if not isinstance(inputs, tf.SparseTensor) else inputs
-        rows = _rows(layer, x)
+        rows = _rows(x)
         if rows is None or layer.quantization_mode is not None:
             return original(inputs, training=training)
         if layer.lora_enabled:
