@@ -12,7 +12,10 @@ LoRA (`model.lora_rank > 0`) freezes the backbone and adds adapters to the layer
 `model.lora_targets` (by default the attention query and value projections); the task's own
 head outside the backbone stays trainable. Such a run's checkpoints hold only what it trains
 (`trains_all_weights` is false) and record the base preset with a content hash (`base_record`),
-so a resume or an export against another base is refused.
+so a resume or an export against another base is refused. `model.train_layers` names backbone
+layers that train in full beside the adapters.
+
+The task's Keras layers run bigtrain's fused kernels (`model.fused`, bigtrain.models.fuse).
 """
 
 from __future__ import annotations
