@@ -361,6 +361,22 @@ def test_text_corpus_is_tokenized_with_the_presets_tokenizer(presets, tmp_path):
     assert proc.stdout.strip() == repr([made.outputs[0].text]), proc.stdout
 
 
+def test_info_and_data_read_a_text_corpus_with_the_presets_tokenizer(presets, cli, tmp_path):
+    """`bigtrain info` and `bigtrain data` tokenize as `fit` does: with the preset's
+    tokenizer (263 tokens here), not bytes (256), which the preset would refuse."""
+    corpus = tmp_path / "notes"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("the thin winter on the hill\n" * 60)
+    args = ["model=hub", f"model.preset={presets['gpt2']}", "model.lora_rank=2", "dataset=text",
+            f"dataset.path={corpus}", "dataset.seq_len=16"]
+    info = cli("info", *args)
+    assert info.returncode == 0, info.stderr
+    assert "trainable parameters" in info.stdout
+    data = cli("data", *args, "--examples", "1", "--batches", "2")
+    assert data.returncode == 0, data.stderr
+    assert "263" in data.stdout and "outputs 256" not in data.stdout, data.stdout
+
+
 def test_a_learned_vocabulary_with_a_preset_is_refused(presets, tmp_path):
     from bigtrain.config import ConfigError
     from bigtrain.train.fit import build

@@ -40,8 +40,9 @@ def data(
             image_grid,
             pipeline_examples_per_sec,
         )
+        from bigtrain.train.fit import data_tokenizer
 
-        splits = build_dataset(config.dataset)
+        splits = build_dataset(config.dataset, tokenizer=data_tokenizer(config))
         spec = splits.spec
         names = class_names(splits) if spec.task == "classification" else None
         batch = min(config.trainer.batch_size, spec.num_train)

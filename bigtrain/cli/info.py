@@ -30,8 +30,9 @@ def info(
         from bigtrain.models import build_model
         from bigtrain.models.size import device_memory, fits, gib, measure, optimizer_slots
         from bigtrain.strategy.devices import resolve_precision
+        from bigtrain.train.fit import data_tokenizer
 
-        spec = build_dataset(config.dataset).spec
+        spec = build_dataset(config.dataset, tokenizer=data_tokenizer(config)).spec
         keras.mixed_precision.set_dtype_policy("float32")
         model = build_model(config.model, spec)
         size = measure(model, spec.input_shape, spec.input_dtype)

@@ -131,7 +131,7 @@ def build(config: FitConfig, run_dir: Path, chief: bool = True) -> Components:
     if t.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    splits = build_dataset(config.dataset, tokenizer=_tokenizer(config, run_dir))
+    splits = build_dataset(config.dataset, tokenizer=data_tokenizer(config, run_dir))
     splits.threads = t.threads
     spec = splits.spec
     if splits.steps_per_epoch(t.batch_size) == 0:
@@ -142,9 +142,11 @@ def build(config: FitConfig, run_dir: Path, chief: bool = True) -> Components:
     return _assemble(config, run_dir, strategy, splits, spec, chief)
 
 
-def _tokenizer(config: FitConfig, run_dir: Path):
+def data_tokenizer(config: FitConfig, run_dir: Path | None = None):
     """The tokenizer the text dataset must use, if not its own choice: a pretrained model's
-    (model=hub: the preset's), else on a resume the one the checkpoints were trained with."""
+    (model=hub: the preset's), else on a resume into `run_dir` the one the checkpoints were
+    trained with. `bigtrain info` and `bigtrain data` (no run dir) read the data with it as
+    `fit` does."""
     from bigtrain.data import takes_tokenizer, tokenizers
 
     handle = config.model.tokenizer_preset
@@ -157,6 +159,8 @@ def _tokenizer(config: FitConfig, run_dir: Path):
                               f"which tokenizes with its preset's own tokenizer ({handle}); "
                               "leave dataset.vocab and dataset.tokenizer unset")
         return tokenizers.load(handle, key="model.preset")
+    if run_dir is None:
+        return None
     return tokenizers.for_run(config.dataset, run_dir, config.trainer.resume)
 
 
