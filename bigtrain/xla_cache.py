@@ -4,14 +4,19 @@ bigtrain's models run small XLA-compiled islands (bigtrain.models.transformer, a
 KerasHub preset's layers bigtrain.models.fuse); compiling them is most of a Transformer run's
 first step and first evaluation (about 2 s of 3 on a small LM here). TensorFlow can keep the
 compiled code on disk and load it the next time the same computation (the exact HLO, checked
-on load) is compiled: `enable()` points it at
+on load) is compiled. `enable()` points it, when `BIGTRAIN_XLA_CACHE` asks for it, at
 
-    $BIGTRAIN_XLA_CACHE, else $XDG_CACHE_HOME/bigtrain/xla, else ~/.cache/bigtrain/xla
+    BIGTRAIN_XLA_CACHE=DIR          DIR
+    BIGTRAIN_XLA_CACHE=on           $XDG_CACHE_HOME/bigtrain/xla, else ~/.cache/bigtrain/xla
 
 in a subdirectory named after the TensorFlow version and the CPU (model and instruction
 set), so a home directory shared by machines of different kinds never hands one machine
-another's code. `BIGTRAIN_XLA_CACHE=off` turns it off; a TF_XLA_FLAGS that already names a
-persistent cache is the user's and is left alone.
+another's code. It is off unless asked for: loading an entry makes TensorFlow print two
+ERROR lines on the console (it first tries to parse the binary file as text, and its loader
+warns of CPU "features" such as +prefer-no-scatter that are tuning hints, on the very
+machine that compiled it), which no log level short of hiding TensorFlow's real errors
+removes. A TF_XLA_FLAGS that already names a persistent cache is the user's and is left
+alone.
 
 TensorFlow fails the computation when it cannot write a cache entry, so the cache is only
 written where the directory is writable, its disk has `MIN_FREE` bytes free and the cache
@@ -30,7 +35,8 @@ from pathlib import Path
 
 log = logging.getLogger("bigtrain")
 
-OFF = {"0", "off", "false", "no", "none"}
+OFF = {"", "0", "off", "false", "no", "none"}
+ON = {"1", "on", "true", "yes"}
 MIN_FREE = 1 << 30  # bytes free on the cache's disk for bigtrain to write to it
 MAX_SIZE = 2 << 30  # a cache this large is only read from
 _FLAG = "--tf_xla_persistent_cache_directory"
@@ -65,7 +71,7 @@ def machine_key() -> str:
 
 def default_base(environ=os.environ) -> Path:
     setting = environ.get("BIGTRAIN_XLA_CACHE", "").strip()
-    if setting:
+    if setting and setting.lower() not in ON:
         return Path(setting).expanduser()
     cache = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(cache) / "bigtrain" / "xla"
@@ -81,8 +87,8 @@ def _size(path: Path) -> int:
 
 
 def enable(environ=os.environ) -> str | None:
-    """Add the persistent cache to TF_XLA_FLAGS in `environ`; return its directory, or None
-    where it is off or cannot be used. Idempotent."""
+    """Add the persistent cache to TF_XLA_FLAGS in `environ` where BIGTRAIN_XLA_CACHE asks
+    for it; return its directory, or None where it is off or cannot be used. Idempotent."""
     if environ.get("BIGTRAIN_XLA_CACHE", "").strip().lower() in OFF:
         return None
     flags = environ.get("TF_XLA_FLAGS", "")

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from helpers import checkpoint_tensors, run_cli
 
-# the tests' commands share one XLA compilation cache (bigtrain.xla_cache), outside the user's
-# own ~/.cache: the same islands compile once per machine, not once per command
+# the tests' commands share one XLA compilation cache (bigtrain.xla_cache, off for users
+# unless asked for), in the temporary directory: the same islands compile once per machine,
+# not once per command
 os.environ.setdefault("BIGTRAIN_XLA_CACHE",
                       str(Path(tempfile.gettempdir()) / f"bigtrain-tests-xla-{os.getuid()}"))
 

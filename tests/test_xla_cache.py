@@ -14,7 +14,8 @@ from bigtrain import xla_cache
 
 
 def test_the_cache_is_per_tensorflow_and_cpu_under_the_users_cache_dir(tmp_path):
-    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    assert xla_cache.enable({"XDG_CACHE_HOME": str(tmp_path)}) is None  # off unless asked
+    env = {"XDG_CACHE_HOME": str(tmp_path), "BIGTRAIN_XLA_CACHE": "on"}
     path = xla_cache.enable(env)
     assert path == str(tmp_path / "bigtrain" / "xla" / xla_cache.machine_key())
     assert os.path.isdir(path)

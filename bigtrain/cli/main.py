@@ -44,7 +44,7 @@ def run() -> None:
     from bigtrain import xla_cache
     from bigtrain.train import timing
 
-    xla_cache.enable()  # before TensorFlow starts: compiled islands are reused across runs
+    xla_cache.enable()  # before TensorFlow starts (BIGTRAIN_XLA_CACHE: compiled code kept)
     # registered first, so it runs last: the interpreter's exit then skips full collections
     # over TensorFlow's objects (2.5 s after a training run here); the OS frees what is left
     atexit.register(gc.freeze)

@@ -278,6 +278,9 @@ class HubConfig(ModelConfig):
                               "metadata.json and model.weights.h5)")
 
     def fetch(self) -> None:
+        from bigtrain.logs import import_tensorflow
+
+        import_tensorflow()  # bigtrain.models.hub imports Keras: its start-up chatter kept off
         from bigtrain.models.hub import locate
 
         locate(self.preset)
