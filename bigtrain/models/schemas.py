@@ -244,7 +244,8 @@ class HubConfig(ModelConfig):
     train_layers: list[str] = field(default_factory=list)
     freeze: str = "none"  # none | backbone (head-only training)
     # bigtrain's fused kernels under the preset's Keras layers (bigtrain.models.fuse): the
-    # same weights and results, faster steps; false runs Keras's own layer calls
+    # same weights, Keras's results outside training, faster steps (dropout draws its own
+    # masks); false runs Keras's own layer calls
     fused: bool = True
 
     def validate(self) -> None:

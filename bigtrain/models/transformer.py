@@ -147,16 +147,25 @@ class FastLayerNorm(keras.layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
+def _softmax32(scores, mask, scale, masked):
+    """softmax(scale * scores) in float32, `masked` before it where `mask` is False."""
+    return tf.nn.softmax(tf.where(mask, tf.cast(scores, tf.float32) * scale, masked), axis=-1)
+
+
+def _softmax_grad32(w, d, scale):
+    """The scores' gradient (float32) of softmax(scale * scores) = w for the weights' d."""
+    return scale * w * (d - tf.reduce_sum(d * w, axis=-1, keepdims=True))
+
+
 @_fused
 def _softmax_fwd(scores, mask, scale, masked):
-    s = tf.where(mask, tf.cast(scores, tf.float32) * scale, masked)
-    return tf.cast(tf.nn.softmax(s, axis=-1), scores.dtype)
+    return tf.cast(_softmax32(scores, mask, scale, masked), scores.dtype)
 
 
 @_fused
 def _softmax_bwd(weights, dw, scale):
-    w, d = tf.cast(weights, tf.float32), tf.cast(dw, tf.float32)
-    return tf.cast(scale * w * (d - tf.reduce_sum(d * w, axis=-1, keepdims=True)), dw.dtype)
+    return tf.cast(_softmax_grad32(tf.cast(weights, tf.float32), tf.cast(dw, tf.float32),
+                                   scale), dw.dtype)
 
 
 def masked_softmax(scores, mask, scale: float):
@@ -174,23 +183,25 @@ def masked_softmax(scores, mask, scale: float):
 
 
 def _keep_mask(shape, seed, rate):
-    """Which elements dropout keeps: uniform draws >= rate, from the counter-based ThreeFry
-    generator (XLA's Philox runs over 100x slower on CPUs), so the forward pass and nothing
-    else draws them."""
+    """Which elements dropout keeps: uniform draws >= rate from the counter-based ThreeFry
+    generator (XLA's default Philox runs over 100x slower on CPUs)."""
     return tf.random.stateless_uniform(shape, seed, dtype=tf.float32, alg="threefry") >= rate
+
+
+def _kept32(keep, x, rate):
+    """x in float32 where `keep`, scaled by 1 / (1 - rate); 0 elsewhere."""
+    return tf.where(keep, tf.cast(x, tf.float32) * (1.0 / (1.0 - rate)), 0.0)
 
 
 @_fused
 def _dropout_fwd(x, seed, rate):
     keep = _keep_mask(tf.shape(x), seed, rate)
-    y = tf.cast(x, tf.float32) * (1.0 / (1.0 - rate))
-    return tf.cast(tf.where(keep, y, 0.0), x.dtype), keep
+    return tf.cast(_kept32(keep, x, rate), x.dtype), keep
 
 
 @_fused
 def _dropout_bwd(dy, keep, rate):
-    d = tf.cast(dy, tf.float32) * (1.0 / (1.0 - rate))
-    return tf.cast(tf.where(keep, d, 0.0), dy.dtype)
+    return tf.cast(_kept32(keep, dy, rate), dy.dtype)
 
 
 def dropout(x, seed, rate: float):
@@ -210,23 +221,21 @@ def dropout(x, seed, rate: float):
 
 @_fused
 def _softmax_dropout_fwd(scores, mask, scale, masked, seed, rate):
-    s = tf.where(mask, tf.cast(scores, tf.float32) * scale, masked)
-    w = tf.nn.softmax(s, axis=-1)
+    w = _softmax32(scores, mask, scale, masked)
     keep = _keep_mask(tf.shape(w), seed, rate)
-    dropped = tf.where(keep, w * (1.0 / (1.0 - rate)), 0.0)
-    return tf.cast(dropped, scores.dtype), tf.cast(w, scores.dtype), keep
+    return tf.cast(_kept32(keep, w, rate), scores.dtype), tf.cast(w, scores.dtype), keep
 
 
 @_fused
 def _softmax_dropout_bwd(weights, keep, dy, scale, rate):
-    w = tf.cast(weights, tf.float32)
-    d = tf.where(keep, tf.cast(dy, tf.float32) * (1.0 / (1.0 - rate)), 0.0)
-    return tf.cast(scale * w * (d - tf.reduce_sum(d * w, axis=-1, keepdims=True)), dy.dtype)
+    return tf.cast(_softmax_grad32(tf.cast(weights, tf.float32), _kept32(keep, dy, rate),
+                                   scale), dy.dtype)
 
 
 def masked_softmax_dropout(scores, mask, scale: float, seed, rate: float):
     """`masked_softmax` followed by `dropout` of its weights, in one fused pass each way;
-    returns (dropped weights, weights)."""
+    returns (dropped weights, weights). The gradient flows through the dropped weights only:
+    the weights are returned for inspection (`return_attention_scores`)."""
     scale_t = tf.constant(scale, tf.float32)
     neg = tf.constant(NEG_INF, tf.float32)
     out = {}
