@@ -15,8 +15,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,39 @@ def atomic_write_text(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def replace_dir(out: Path, write: Callable[[Path], Any]) -> Path:
+    """Make the directory `out` with `write(tmp)` into a temporary directory beside it, then
+    swap it into place (a file of that name included): a reader sees the old one or the new
+    one (or, between two renames, none), never half of either, and a failed `write` leaves
+    the old one as it was. The new
+    directory gets the mode a plain mkdir would (0777 less the umask), not mkdtemp's 0700."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    old = out.with_name(f".{out.name}.old{os.getpid()}")
+    try:
+        write(tmp)
+        if out.exists():
+            out.rename(old)
+            try:
+                tmp.rename(out)
+            except OSError:
+                old.rename(out)
+                raise
+        else:
+            tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:  # a file was where the directory goes
+            old.unlink(missing_ok=True)
+    return out
 
 
 def write_config(run_dir: Path, resolved: dict[str, Any]) -> None:

@@ -25,13 +25,13 @@ bigtrain's own layers to standard Keras ones for a `.keras` file that loads with
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from bigtrain import rundir
 from bigtrain.config.errors import ConfigError
 from bigtrain.data import preprocess
 
@@ -264,13 +264,15 @@ def export_savedmodel(serving: Serving, out: Path) -> list[str]:
         archive.add_endpoint("detokenize", serving.detokenize_fn, input_signature=[
             tf.TensorSpec([None, None], tf.int32, name="token_ids")])
         names += ["tokenize", "detokenize"]
-    out = Path(out)
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    archive.write_out(str(out), verbose=False)
-    extra = out / "assets.extra"
-    extra.mkdir(exist_ok=True)
-    (extra / preprocess.FILENAME).write_text(preprocess.dumps(serving.pre), encoding="utf-8")
+
+    def write(tmp: Path) -> None:
+        archive.write_out(str(tmp), verbose=False)
+        extra = tmp / "assets.extra"
+        extra.mkdir(exist_ok=True)
+        (extra / preprocess.FILENAME).write_text(preprocess.dumps(serving.pre),
+                                                 encoding="utf-8")
+
+    rundir.replace_dir(Path(out), write)
     return names
 
 

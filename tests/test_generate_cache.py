@@ -259,6 +259,7 @@ def test_the_command_prints_each_text_under_a_header(run_dir):
     assert lines[1].startswith("the ")
     assert "prompt 3 is longer than the window (16 tokens)" in result.stderr
     assert "generated 6 text(s)" in result.stderr and "with the KV cache" in result.stderr
+    assert "in float32 whatever the training precision" in result.stderr
 
 
 @pytest.mark.parametrize("args, message", [

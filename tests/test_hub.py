@@ -349,6 +349,10 @@ def test_text_corpus_is_tokenized_with_the_presets_tokenizer(presets, tmp_path):
     assert made.outputs[0].text.startswith("the thin") and len(made.outputs[0].text) > 8
     assert made.outputs[0].text == made.outputs[1].text  # greedy: samples agree
     assert "KerasHub" in made.describe()
+    # the ids are those KerasHub decoded, counted as such (not the text encoded again)
+    for g in made.outputs:
+        assert len(g.ids) <= 6 and saved.decode(g.ids) == g.text[len(["the thin", "on"][g.prompt]):]
+    assert sum(len(g.ids) for g in made.outputs) <= made.tokens <= 4 * 6
     preset_dir = export_run(run, "preset", tmp_path / "preset")
     script = ("import sys, keras_hub\n"
               "m = keras_hub.models.CausalLM.from_preset(sys.argv[1])\n"

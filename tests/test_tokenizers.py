@@ -7,6 +7,7 @@ write; nothing is downloaded."""
 from __future__ import annotations
 
 import json
+import os
 import sysconfig
 from pathlib import Path
 
@@ -89,6 +90,9 @@ def test_sentencepiece_kinds_are_lossless_deterministic_and_round_trip(kind, lin
     assert tokenizers.learn(kind, lines, 400).sha256() == tok.sha256()  # same text, same vocab
     tok.save(tmp_path / "tok")
     assert (tmp_path / "tok" / "tokenizer.json").is_file()  # KerasHub's preset format
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "tok").stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
     assert (tmp_path / "tok" / "assets" / "tokenizer" / "vocabulary.spm").is_file()
     back = tokenizers.load(tmp_path / "tok")
     assert back.describe() == tok.describe() and back.encode([CODE])[0] == ids

@@ -38,7 +38,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -48,6 +47,7 @@ from typing import Any
 
 from bigtrain.config.errors import ConfigError
 from bigtrain.data.schemas import LEARNED_VOCABS as LEARNED
+from bigtrain.rundir import replace_dir
 
 log = logging.getLogger("bigtrain")
 
@@ -209,24 +209,12 @@ class Tokenizer:
     def save(self, directory) -> Path:
         """Write KerasHub's preset format and bigtrain's record into `directory` (replaced
         as a whole, through a temporary folder beside it)."""
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        try:
+        def write(tmp: Path) -> None:
             self.layer.save_to_preset(str(tmp))
             meta = {k: v for k, v in self.describe().items() if k != "dir"}
             (tmp / META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-            if directory.exists():
-                old = directory.with_name(f".{directory.name}.old{os.getpid()}")
-                directory.rename(old)
-                tmp.rename(directory)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(directory)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return directory
+
+        return replace_dir(Path(directory), write)
 
 
 def _proto_ids(proto: bytes) -> dict[str, int | None]:

@@ -356,7 +356,8 @@ class Generation:
         rate = self.tokens / self.seconds if self.seconds > 0 else float("inf")
         how = "with the KV cache" if self.cached else "without a cache"
         return (f"generated {len(self.outputs)} text(s), {self.tokens} new tokens in "
-                f"{self.seconds:.2f} s ({rate:,.0f} tokens/s, {how}; compiling included) "
+                f"{self.seconds:.2f} s ({rate:,.0f} tokens/s, {how}, in float32 whatever the "
+                f"training precision; compiling included) "
                 f"with the {self.checkpoint}")
 
 
@@ -372,11 +373,22 @@ def generate(run, prompts: Sequence[str], max_new: int, sampling: Sampling = Sam
     from bigtrain.models.transformer import kv_decoder
     from bigtrain.train.restore import Restored, open_run
 
+    def check_lm(run_dir, spec) -> None:
+        if spec.task != "lm":
+            raise ConfigError("RUN_DIR", f"{run_dir} trained a {spec.task} model; generate "
+                              "needs a language model (dataset task lm)")
+
+    if not isinstance(run, Restored):
+        from pathlib import Path
+
+        from bigtrain.data import preprocess
+
+        pre = preprocess.read(Path(run)) if Path(run).is_dir() else None
+        if pre is not None:  # refused before a model is built and restored
+            check_lm(run, preprocess.spec_of(pre))
     r = run if isinstance(run, Restored) else open_run(run, checkpoint)
     spec = r.spec
-    if spec.task != "lm":
-        raise ConfigError("RUN_DIR", f"{r.run_dir} trained a {spec.task} model; generate needs "
-                          "a language model (dataset task lm)")
+    check_lm(r.run_dir, spec)
     window = spec.input_shape[0]
     from bigtrain.models import hub
 
@@ -444,20 +456,33 @@ def _generate_with_keras_hub(r, prompts: list[str], max_new: int, sampling: Samp
     tic = time.perf_counter()
     with r.ema_weights():
         task = hub.hub_task(hub.merged(r.model, r.spec))
-    task.preprocessor = type(task).preprocessor_cls.from_preset(
-        hub.locate(r.config.model.preset), sequence_length=window)
+    # packed and unpacked here rather than inside `generate`, to know the ids it decoded
+    pre = type(task).preprocessor_cls.from_preset(hub.locate(r.config.model.preset),
+                                                  sequence_length=window)
+    task.preprocessor = None
     task.compile(sampler=keras_hub_sampler(sampling))
     rows = [(i, j) for i in range(len(prompts)) for j in range(num_samples)]
-    made = task.generate([texts[i] for i, _ in rows],
-                         max_length=min(window, longest + 1 + max_new))
-    made = [made] if isinstance(made, str) else list(made)
+    packed = pre.generate_preprocess([texts[i] for i, _ in rows],
+                                     sequence_length=min(window, longest + 1 + max_new))
+    ends = [pre.tokenizer.end_token_id] + ([pre.tokenizer.end_token2_id]
+                                           if hasattr(pre.tokenizer, "end_token2_id") else [])
+    made = task.generate(packed, stop_token_ids=ends)
     seconds = time.perf_counter() - tic
+    ids = np.asarray(made["token_ids"])
+    starts = np.asarray(packed["padding_mask"]).sum(axis=1)
+    stops_at = np.asarray(made["padding_mask"]).sum(axis=1)
     out, tokens = [], 0
-    for (i, j), text in zip(rows, made, strict=True):
-        new_text = text[len(texts[i]):] if text.startswith(texts[i]) else text
+    for row, (i, j) in enumerate(rows):
+        # the batch decodes to the longest prompt's length: a shorter prompt keeps max_new
+        new_ids = [int(t) for t in ids[row, starts[row]:min(stops_at[row], starts[row] + max_new)]]
+        tokens += len(new_ids)  # an end token included: it was decoded too
+        if new_ids and new_ids[-1] in ends:
+            new_ids = new_ids[:-1]
+        new_text = tok.decode(new_ids)
         cut, hit = _first_stop(new_text, stop)
-        new_ids = tok.encode([new_text[:cut]])[0] if new_text[:cut] else []
-        tokens += len(tok.encode([new_text])[0]) if new_text else 0
+        if hit is not None:  # up to the id that completes the stop string
+            new_ids = next(new_ids[:n] for n in range(len(new_ids) + 1)
+                           if hit in tok.decode(new_ids[:n]))
         out.append(Generated(i, j, prompts[i] + new_text[:cut], new_ids, hit, truncated[i]))
     return Generation(out, window, seconds, tokens, True,
                       r.describe() + " (KerasHub's cached sampler)")

@@ -257,8 +257,8 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
             names = export_savedmodel(serving, out)
             what = "signatures " + ", ".join(names)
         elif fmt == "preset":
-            _replace_dir(out, lambda d: hub.save_preset(model, d, r.config.model.preset,
-                                                        r.spec.input_shape[0]))
+            rundir.replace_dir(out, lambda d: hub.save_preset(
+                model, d, r.config.model.preset, r.spec.input_shape[0]))
             what = "a KerasHub preset, adapters merged"
         else:
             model = model or portable_model(r.model)
@@ -270,20 +270,3 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
                     if is_hub else f"standard Keras layers, float32; preprocessing in {side}")
     log.info("exported the %s to %s (%s)", r.describe(), out, what)
     return out
-
-
-def _replace_dir(out: Path, write) -> None:
-    """Write a directory next to `out`, then put it in place: a failed export leaves the
-    previous one intact."""
-    import shutil
-    import tempfile
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        write(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
