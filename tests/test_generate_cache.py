@@ -240,6 +240,25 @@ def test_stop_strings_and_a_prompt_longer_than_the_window(run):
         assert out.ids == before.ids[: cut + len(stop)]  # up to the byte completing the stop
 
 
+def test_a_plain_run_generates_without_importing_keras_hub(run, monkeypatch):
+    """keras_hub costs 1.6 s to import: a transformer run's `generate` must not pay it."""
+    import sys
+
+    class Refuse:
+        tried = []
+
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "keras_hub":
+                self.tried.append(name)
+                raise ImportError(f"{name} imported")
+            return None
+
+    monkeypatch.delitem(sys.modules, "keras_hub", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Refuse(), *sys.meta_path])
+    out = gen.generate(run, ["the "], 3, GREEDY).outputs
+    assert len(out[0].ids) == 3 and Refuse.tried == []
+
+
 def invoke(*args: str):
     from typer.testing import CliRunner
 
