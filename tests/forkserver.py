@@ -28,9 +28,10 @@ import sys
 import time
 
 #: environment variables bigtrain reads only while running (never while importing): a
-#: command whose environment differs from the server's in these alone can be forked
+#: command whose environment differs from the server's in these alone can be forked.
+#: PYTEST_CURRENT_TEST, which pytest changes for every test, is read by nothing we run.
 FORKABLE_ENV = frozenset({"BIGTRAIN_FAULTS", "BIGTRAIN_ALLOW_TARGETS", "XDG_CACHE_HOME",
-                          "PYTHONUNBUFFERED"})
+                          "PYTHONUNBUFFERED", "PYTEST_CURRENT_TEST"})
 
 
 def _preload() -> None:

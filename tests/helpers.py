@@ -46,6 +46,7 @@ class _ForkServer:
         self._lock = threading.Lock()
         self._dir: Path | None = None
         self._broken = False
+        self.forked = 0  # commands run by a fork of the server so far
 
     def _start(self, env: dict[str, str], forkable: frozenset) -> bool:
         self._dir = Path(tempfile.mkdtemp(prefix="bigtrain-forkserver-"))
@@ -84,6 +85,7 @@ class _ForkServer:
                 self._broken = True
                 return None
             reply = json.loads(line)
+            self.forked += 1
             stdout, stderr = (p.read_text(errors="replace") for p in (out, err))
             cmd = [*CLI, *args]
             if reply.get("timeout"):
