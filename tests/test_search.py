@@ -124,7 +124,7 @@ def test_search_with_the_joblib_launcher_runs_trials_in_parallel(cli, tmp_path):
             "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=4", "hydra.sweeper.sampler=random",
             "hydra.sweeper.pruner=median", "hydra.sweeper.pruner_startup=2",
             "optim.lr=tag(log,interval(0.000001,0.01))", "trainer.eval_every=1",
-            "hydra.sweep.dir=search")
+            "hydra.sweep.dir=search", fresh=True)  # see test_sweeps' joblib test
     assert r.returncode == 0, r.stderr[-3000:]
     done = study(tmp_path / "search").trials
     assert [t.number for t in done] == [0, 1, 2, 3]

@@ -53,7 +53,8 @@ def test_rerun_trains_a_finished_sweep_job_again_and_keeps_the_old_files(cli, tm
 
 def test_joblib_launcher_runs_jobs_in_parallel_with_a_thread_budget(cli, tmp_path):
     r = cli("fit", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optim=adam,sgd",
-            "model=mlp", "debug=smoke", "hydra.sweep.dir=sweep")
+            "model=mlp", "debug=smoke", "hydra.sweep.dir=sweep",
+            fresh=True)  # joblib's workers, forked from a fork of the test server, hung once
     assert r.returncode == 0, r.stderr[-2000:]
     sweep = tmp_path / "sweep"
     rows = list(csv.DictReader((sweep / "sweep_summary.csv").open()))
