@@ -53,8 +53,8 @@ def replace_dir(out: Path, write: Callable[[Path], Any]) -> Path:
     """Make the directory `out` with `write(tmp)` into a temporary directory beside it, then
     swap it into place (a file of that name included): a reader sees the old one or the new
     one (or, between two renames, none), never half of either, and a failed `write` leaves
-    the old one as it was. The new
-    directory gets the mode a plain mkdir would (0777 less the umask), not mkdtemp's 0700."""
+    the old one as it was. The new directory gets the mode a plain mkdir would (0777 less the
+    umask), not mkdtemp's 0700."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
