@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import helpers
 import pytest
 from helpers import checkpoint_tensors, run_cli
 
@@ -16,6 +17,27 @@ from helpers import checkpoint_tensors, run_cli
 # not once per command
 os.environ.setdefault("BIGTRAIN_XLA_CACHE",
                       str(Path(tempfile.gettempdir()) / f"bigtrain-tests-xla-{os.getuid()}"))
+
+
+@pytest.fixture(autouse=True)
+def _environment_keeps_the_fork_server():
+    """A test that leaves os.environ changed so that commands no longer match the fork
+    server's environment fails (use monkeypatch.setenv): every later command of its pytest
+    process would start a fresh interpreter (helpers.run_cli), 8-10 s each here. What the
+    server's own imports set (TensorFlow sets a few variables) does not count."""
+    before = dict(os.environ)
+    yield
+    if helpers._FORKS.running:
+        changed = helpers._FORKS.differs(helpers.command_env())
+        if changed:
+            for key in changed:
+                if key in before:
+                    os.environ[key] = before[key]
+                else:
+                    os.environ.pop(key, None)
+            pytest.fail(f"the test left os.environ changed in {', '.join(changed)}, so that "
+                        "later commands cannot be forked: use monkeypatch.setenv",
+                        pytrace=False)
 
 
 @pytest.fixture

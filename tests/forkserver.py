@@ -14,7 +14,9 @@ output, and anything read from the environment while importing.
 
 Protocol: one JSON request per line on stdin ({"argv", "cwd", "env", "out", "err",
 "timeout"}), one JSON reply per line ({"returncode"} or {"timeout": true}) on the stdout the
-server was started with. One request at a time.
+server was started with, once the command has ended. One request at a time. A request with
+a "status" path is started and left running: the reply ({"pid"}) comes at once, and the exit
+status is written to that file when the command ends (helpers.start_cli).
 
     python tests/forkserver.py      # started by helpers.run_cli, one per pytest process
 """
@@ -29,9 +31,11 @@ import time
 
 #: environment variables bigtrain reads only while running (never while importing): a
 #: command whose environment differs from the server's in these alone can be forked.
-#: PYTEST_CURRENT_TEST, which pytest changes for every test, is read by nothing we run.
+#: PYTEST_CURRENT_TEST, which pytest changes for every test, is read by nothing we run;
+#: TF_CONFIG is read when the strategy is made; TMPDIR by tempfile, whose cached directory
+#: the child forgets (_child), and by TensorFlow's C++ at the moment it makes a file.
 FORKABLE_ENV = frozenset({"BIGTRAIN_FAULTS", "BIGTRAIN_ALLOW_TARGETS", "XDG_CACHE_HOME",
-                          "PYTHONUNBUFFERED", "PYTEST_CURRENT_TEST"})
+                          "PYTHONUNBUFFERED", "PYTEST_CURRENT_TEST", "TF_CONFIG", "TMPDIR"})
 
 
 def _preload() -> None:
@@ -62,17 +66,24 @@ def _preload() -> None:
         pass
 
 
-def _child(request: dict, reply_fd: int) -> None:
+def _child(request: dict, reply_fd: int | None) -> None:
     """In the forked child: become the command, run it, exit as it would."""
-    os.close(reply_fd)
+    if reply_fd is not None:
+        os.close(reply_fd)
     os.setpgid(0, 0)  # its own process group: a timeout ends it and what it started
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
-    for fd, path in ((1, request["out"]), (2, request["err"])):
-        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
+    os.dup2(os.open(request["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 1)
+    if request["err"] == request["out"]:  # stderr into stdout, as stderr=STDOUT gives
+        os.dup2(1, 2)
+    else:
+        os.dup2(os.open(request["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 2)
+    import tempfile
+
+    tempfile.tempdir = None  # read TMPDIR again, from the command's environment
     code = 1
     try:
         import bigtrain
@@ -120,16 +131,63 @@ def _wait(pid: int, timeout: float) -> dict:
         time.sleep(0.01)
 
 
+def _spawn(request: dict, reply_fd: int) -> int:
+    """Fork a monitor that forks the command, tells the server its pid, waits for it (ending
+    it after the request's timeout) and writes its exit status, as _wait gives it, to the
+    request's "status" file. The command's pid."""
+    read, write = os.pipe()
+    monitor = os.fork()
+    if monitor == 0:
+        try:
+            os.close(read)
+            os.close(reply_fd)  # a dead server's protocol must end at once
+            pid = os.fork()
+            if pid == 0:
+                os.close(write)
+                _child(request, None)
+            os.write(write, f"{pid}\n".encode())
+            os.close(write)
+            status = _wait(pid, request["timeout"])
+            if status.get("timeout"):
+                status["returncode"] = -signal.SIGKILL
+            partial = request["status"] + ".partial"
+            with open(partial, "w") as f:
+                json.dump(status, f)
+            os.replace(partial, request["status"])
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        pid = int(f.readline())
+    _MONITORS.add(monitor)
+    return pid
+
+
+_MONITORS: set[int] = set()
+
+
+def _reap_monitors() -> None:
+    for monitor in list(_MONITORS):
+        if os.waitpid(monitor, os.WNOHANG)[0]:
+            _MONITORS.discard(monitor)
+
+
 def serve() -> None:
     reply = os.fdopen(os.dup(1), "w", buffering=1)
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)  # the children's output never reaches the protocol
+    before = dict(os.environ)
     _preload()
-    reply.write(json.dumps({"ready": os.getpid()}) + "\n")
+    set_by_imports = {k: v for k, v in os.environ.items() if before.get(k) != v}
+    reply.write(json.dumps({"ready": os.getpid(), "set_by_imports": set_by_imports}) + "\n")
     for line in sys.stdin:
         request = json.loads(line)
         sys.stdout.flush()
         sys.stderr.flush()
+        _reap_monitors()
+        if "status" in request:
+            reply.write(json.dumps({"pid": _spawn(request, reply.fileno())}) + "\n")
+            continue
         pid = os.fork()
         if pid == 0:
             _child(request, reply.fileno())

@@ -9,10 +9,20 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "bigtrain.cli.main"]
+
+
+def command_env(env: dict | None = None) -> dict[str, str]:
+    """The environment a test's `bigtrain` command gets: this process's, without the debug
+    switches a developer may have set, plus `env`."""
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("BIGTRAIN_DEBUG", "HYDRA_FULL_ERROR", "BIGTRAIN_TEST_FORK")}
+    full_env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
+    return full_env
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None,
@@ -24,17 +34,93 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None
     bigtrain reads at run time, another command is being forked for this pytest process right
     now, or BIGTRAIN_TEST_FORK=0: then it is a new interpreter (`python -m bigtrain.cli.main`).
     """
-    from forkserver import FORKABLE_ENV
-
-    full_env = {k: v for k, v in os.environ.items()
-                if k not in ("BIGTRAIN_DEBUG", "HYDRA_FULL_ERROR", "BIGTRAIN_TEST_FORK")}
-    full_env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
+    full_env = command_env(env)
+    tic = time.monotonic()
+    why = "fresh=True" if fresh else "BIGTRAIN_TEST_FORK=0"
     if not fresh and os.environ.get("BIGTRAIN_TEST_FORK", "1") != "0":
-        forked = _FORKS.run(list(args), Path(cwd), full_env, timeout, FORKABLE_ENV)
+        forked, why = _FORKS.run(list(args), Path(cwd), full_env, timeout)
         if forked is not None:
+            _log_command(args, "forked", tic)
             return forked
-    return subprocess.run([*CLI, *args], cwd=cwd, env=full_env, capture_output=True, text=True,
-                          timeout=timeout)
+    try:
+        return subprocess.run([*CLI, *args], cwd=cwd, env=full_env, capture_output=True,
+                              text=True, timeout=timeout)
+    finally:
+        _log_command(args, f"fresh: {why}", tic)
+
+
+def start_cli(*args: str, cwd: Path, env: dict | None = None, merge_stderr: bool = False,
+              timeout: float = 600, fresh: bool = False):
+    """Start `bigtrain ARGS` and return at once: a process with the Popen methods the tests
+    use (pid, poll, wait, communicate, send_signal, kill, returncode), text output, stderr
+    into stdout with `merge_stderr`. Forked from the fork server as run_cli's commands are
+    (and killed after `timeout` s there), else a subprocess.Popen."""
+    full_env = command_env(env)
+    why = "fresh=True" if fresh else "BIGTRAIN_TEST_FORK=0"
+    if not fresh and os.environ.get("BIGTRAIN_TEST_FORK", "1") != "0":
+        proc, why = _FORKS.spawn(list(args), Path(cwd), full_env, timeout, merge_stderr)
+        if proc is not None:
+            _log_command(args, "forked (started)", time.monotonic())
+            return proc
+    _log_command(args, f"fresh (started): {why}", time.monotonic())
+    return subprocess.Popen([*CLI, *args], cwd=cwd, env=full_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+                            text=True)
+
+
+def _log_command(args, how: str, tic: float) -> None:
+    """With BIGTRAIN_TEST_FORK_LOG=FILE, one JSON line per command: the test, the command,
+    forked or why not, and its seconds (to find the tests that lose the fork server)."""
+    path = os.environ.get("BIGTRAIN_TEST_FORK_LOG")
+    if path:
+        line = {"test": os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0],
+                "argv": list(args)[:3], "how": how, "s": round(time.monotonic() - tic, 2)}
+        with open(path, "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+
+class ForkedProcess:
+    """A command the fork server forked and left running (start_cli): its output goes to
+    files, its exit status comes in a file the server's monitor writes when it ends."""
+
+    def __init__(self, args: list[str], pid: int, out: Path, err: Path | None, status: Path):
+        self.args, self.pid, self.returncode = [*CLI, *args], pid, None
+        self._out, self._err, self._status = out, err, status
+
+    def poll(self) -> int | None:
+        if self.returncode is None and self._status.exists():
+            self.returncode = json.loads(self._status.read_text())["returncode"]
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str | None]:
+        self.wait(timeout)
+        out = self._out.read_text(errors="replace")
+        return out, None if self._err is None else self._err.read_text(errors="replace")
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        import signal
+
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        import signal
+
+        self.send_signal(signal.SIGTERM)
 
 
 class _ForkServer:
@@ -43,14 +129,22 @@ class _ForkServer:
     def __init__(self):
         self._proc: subprocess.Popen | None = None
         self._env: dict[str, str] = {}
+        self._set_by_imports: dict[str, str] = {}
         self._lock = threading.Lock()
         self._dir: Path | None = None
         self._broken = False
+        self._spawned = 0
         self.forked = 0  # commands run by a fork of the server so far
 
-    def _start(self, env: dict[str, str], forkable: frozenset) -> bool:
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and not self._broken
+
+    def _start(self, env: dict[str, str]) -> bool:
+        from forkserver import FORKABLE_ENV
+
         self._dir = Path(tempfile.mkdtemp(prefix="bigtrain-forkserver-"))
-        self._env = {k: v for k, v in env.items() if k not in forkable}
+        self._env = {k: v for k, v in env.items() if k not in FORKABLE_ENV}
         self._env["PYTHONUNBUFFERED"] = "1"
         with open(self._dir / "server.err", "w") as err:
             self._proc = subprocess.Popen(
@@ -61,36 +155,83 @@ class _ForkServer:
         if not ready.startswith('{"ready"'):
             self._broken = True
             return False
+        self._set_by_imports = json.loads(ready)["set_by_imports"]
         atexit.register(self.close)
         return True
 
-    def run(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float,
-            forkable: frozenset) -> subprocess.CompletedProcess | None:
-        """The command's result, or None where it is not forked (see run_cli)."""
-        if self._broken or not self._lock.acquire(blocking=False):
-            return None
+    def differs(self, env: dict[str, str]) -> list[str]:
+        """The variables in which a command's environment differs from the server's, left
+        aside those bigtrain reads only at run time (FORKABLE_ENV) and those the server's
+        imports set themselves (the same imports in a fresh interpreter set them alike)."""
+        from forkserver import FORKABLE_ENV
+
+        def same(key: str) -> bool:
+            if key in FORKABLE_ENV or env.get(key) == self._env.get(key):
+                return True
+            return key in self._set_by_imports and \
+                env.get(key) in (None, self._set_by_imports[key])
+
+        return sorted(k for k in env.keys() | self._env.keys() if not same(k))
+
+    def _request(self, request: dict, env: dict[str, str]) -> tuple[dict | None, str]:
+        """Send one request (the lock held): the reply, or None and why there is none."""
+        keys = self.differs(env)
+        if keys:
+            return None, "environment differs in " + ", ".join(keys)
+        self._proc.stdin.write(json.dumps(request) + "\n")
+        self._proc.stdin.flush()
+        line = self._proc.stdout.readline()
+        if not line:  # the server died: the rest run as plain subprocesses
+            self._broken = True
+            return None, "the server died"
+        self.forked += 1
+        return json.loads(line), ""
+
+    def run(self, args: list[str], cwd: Path, env: dict[str, str],
+            timeout: float) -> tuple[subprocess.CompletedProcess | None, str]:
+        """The command's result, or None and why it is not forked (see run_cli)."""
+        if self._broken:
+            return None, "the server is broken"
+        if not self._lock.acquire(blocking=False):
+            return None, "another command of this process is being forked"
         try:
-            if self._proc is None and not self._start(env, forkable):
-                return None
-            if {k: v for k, v in env.items() if k not in forkable} != \
-                    {k: v for k, v in self._env.items() if k not in forkable}:
-                return None
-            out, err = (self._dir / "child.out", self._dir / "child.err")
-            request = {"argv": args, "cwd": str(cwd.resolve()), "env": env, "out": str(out),
-                       "err": str(err), "timeout": timeout}
-            self._proc.stdin.write(json.dumps(request) + "\n")
-            self._proc.stdin.flush()
-            line = self._proc.stdout.readline()
-            if not line:  # the server died: the rest run as plain subprocesses
-                self._broken = True
-                return None
-            reply = json.loads(line)
-            self.forked += 1
+            if self._dir is None and not self._start(env):
+                return None, "the server did not start"
+            out, err = self._dir / "child.out", self._dir / "child.err"
+            request = {"argv": args, "cwd": str(cwd.resolve()), "env": env, "timeout": timeout,
+                       "out": str(out), "err": str(err)}
+            reply, why = self._request(request, env)
+            if reply is None:
+                return None, why
             stdout, stderr = (p.read_text(errors="replace") for p in (out, err))
             cmd = [*CLI, *args]
             if reply.get("timeout"):
                 raise subprocess.TimeoutExpired(cmd, timeout, stdout, stderr)
-            return subprocess.CompletedProcess(cmd, reply["returncode"], stdout, stderr)
+            return subprocess.CompletedProcess(cmd, reply["returncode"], stdout, stderr), ""
+        finally:
+            self._lock.release()
+
+    def spawn(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float,
+              merge_stderr: bool) -> tuple[ForkedProcess | None, str]:
+        """The command forked and left running (see start_cli), or None and why not."""
+        if self._broken:
+            return None, "the server is broken"
+        if not self._lock.acquire(blocking=False):
+            return None, "another command of this process is being forked"
+        try:
+            if self._dir is None and not self._start(env):
+                return None, "the server did not start"
+            self._spawned += 1
+            base = self._dir / f"spawned-{self._spawned}"
+            out, err, status = (Path(f"{base}.{x}") for x in ("out", "err", "status"))
+            request = {"argv": args, "cwd": str(cwd.resolve()), "env": env, "timeout": timeout,
+                       "out": str(out), "err": str(out if merge_stderr else err),
+                       "status": str(status)}
+            reply, why = self._request(request, env)
+            if reply is None:
+                return None, why
+            return ForkedProcess(args, reply["pid"], out, None if merge_stderr else err,
+                                 status), ""
         finally:
             self._lock.release()
 

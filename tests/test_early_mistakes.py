@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from helpers import CLI, read_json
+from helpers import read_json, start_cli
 
 #: runs `bigtrain ARGS` in this process and fails if TensorFlow was imported on the way
 NO_TF = """
@@ -170,8 +170,7 @@ def test_ctrl_c_is_the_users_choice_in_plain_words(tmp_path):
     args = ["debug=smoke", "trainer.max_steps=100000", "trainer.epochs=1000",
             "trainer.log_every=1", "trainer.checkpoint_every=100000", "trainer.eval_every=100000",
             "trainer.progress=none"]
-    proc = subprocess.Popen([*CLI, "fit", *args], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_cli("fit", *args, cwd=tmp_path)
     try:
         deadline = time.time() + 120
         metrics = []

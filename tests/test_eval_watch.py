@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 
 import pytest
-from helpers import CLI, read_json, read_jsonl, run_cli
+from helpers import read_json, read_jsonl, run_cli, start_cli
 
 pytestmark = pytest.mark.slow
 
 
 def test_watch_evaluates_each_new_checkpoint_of_a_live_run_and_ends_with_it(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "BIGTRAIN_DEBUG"}
-    fit = subprocess.Popen([*CLI, "fit", "model=mlp", "trainer.max_steps=120",
-                            "trainer.checkpoint_every=20", "trainer.eval_every=40",
-                            "trainer.keep_checkpoints=10", "trainer.progress=none",
-                            "hydra.run.dir=run"], cwd=tmp_path, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    fit = start_cli("fit", "model=mlp", "trainer.max_steps=120", "trainer.checkpoint_every=20",
+                    "trainer.eval_every=40", "trainer.keep_checkpoints=10",
+                    "trainer.progress=none", "hydra.run.dir=run", cwd=tmp_path)
     deadline = time.time() + 120
     while not (tmp_path / "run" / "config.yaml").exists() and time.time() < deadline:
         time.sleep(0.1)
-    watcher = subprocess.Popen([*CLI, "eval", "run", "--watch", "--interval", "0.2"],
-                               cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    watcher = start_cli("eval", "run", "--watch", "--interval", "0.2", cwd=tmp_path)
     try:
         fit_out, fit_err = fit.communicate(timeout=300)
         assert fit.returncode == 0, fit_err[-2000:]

@@ -13,7 +13,7 @@ import sys
 import hub_presets
 import numpy as np
 import pytest
-from helpers import CLI, checkpoint_tensors, read_json, read_jsonl, run_cli
+from helpers import CLI, checkpoint_tensors, read_json, read_jsonl, run_cli, start_cli
 
 pytestmark = pytest.mark.slow
 
@@ -299,8 +299,7 @@ def test_sigterm_preempts_a_lora_run(presets, tmp_path):
     args = [*lm_args(presets["gpt2"], "model.lora_rank=4", "trainer.max_steps=100000",
                      "trainer.epochs=1000", "trainer.checkpoint_every=100000",
                      "trainer.eval_every=100000"), "hydra.run.dir=run"]
-    proc = subprocess.Popen([*CLI, "fit", *args], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_cli("fit", *args, cwd=tmp_path)
     try:
         import time
 

@@ -35,7 +35,7 @@ def test_csv_logger_writes_params_and_metrics_and_survives_a_resume(cli, tmp_pat
     assert [int(x["step"]) for x in rows(run / "metrics_train.csv")] == [2, 4, 6, 8, 10]
 
 
-def test_mlflow_logger_records_a_run_in_a_local_file_store(cli, tmp_path):
+def test_mlflow_logger_records_a_run_in_a_local_file_store(cli, tmp_path, monkeypatch):
     pytest.importorskip("mlflow")
     store = tmp_path / "mlruns"
     r = cli(*BASE, "logger=[tensorboard,mlflow]", f"logger.mlflow.tracking_uri=file:{store}",
@@ -44,9 +44,7 @@ def test_mlflow_logger_records_a_run_in_a_local_file_store(cli, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     run = tmp_path / "run"
     assert (run / "tb").is_dir()
-    import os
-
-    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"file:{store}")
@@ -87,7 +85,8 @@ def _tb_scalars(directory) -> dict[str, list[tuple[int, float]]]:
     return out
 
 
-def test_test_metrics_reach_metrics_jsonl_tensorboard_and_every_logger(cli, tmp_path):
+def test_test_metrics_reach_metrics_jsonl_tensorboard_and_every_logger(cli, tmp_path,
+                                                                      monkeypatch):
     pytest.importorskip("mlflow")
     store = tmp_path / "mlruns"
     r = cli(*BASE, "logger=[tensorboard,csv,mlflow]", f"logger.mlflow.tracking_uri=file:{store}",
@@ -102,9 +101,7 @@ def test_test_metrics_reach_metrics_jsonl_tensorboard_and_every_logger(cli, tmp_
     assert "loss" in tb and "accuracy" in _tb_scalars(run / "tb" / "val")
     (row,) = rows(run / "metrics_test.csv")
     assert float(row["test_accuracy"]) == pytest.approx(test_accuracy)
-    import os
-
-    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"file:{store}")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import CLI, ROOT, read_json, read_jsonl
+from helpers import CLI, ROOT, read_json, read_jsonl, start_cli
 
 pytestmark = pytest.mark.slow
 
@@ -54,13 +54,15 @@ def test_two_workers_match_one_and_only_the_chief_writes(tmp_path, cli):
 
 def test_killing_both_workers_and_relaunching_resumes(tmp_path):
     whole = tmp_path / "whole"
-    assert launch(tmp_path, whole).returncode == 0
+    codes, outs = run_workers(tmp_path, whole)
+    assert codes == [0, 0], outs
     run = tmp_path / "killed"
-    r = launch(tmp_path, run, env={"BIGTRAIN_FAULTS": "sigkill@step=25"})
-    assert r.returncode != 0
-    again = launch(tmp_path, run)
-    assert again.returncode == 0, again.stdout[-3000:]
-    assert "resumed from" in again.stdout and "at step 20" in again.stdout
+    codes, _ = run_workers(tmp_path, run, env={"BIGTRAIN_FAULTS": "sigkill@step=25"})
+    assert codes == [-9, -9]
+    codes, outs = run_workers(tmp_path, run)
+    assert codes == [0, 0], outs
+    for out in outs:
+        assert "resumed from" in out and "at step 20" in out, out[-1500:]
     assert losses(run) == losses(whole)
 
 
@@ -84,9 +86,9 @@ def test_launch_local_script_is_bigtrain_launch(tmp_path):
     assert bad.returncode == 2 and "give the command after --" in bad.stderr
 
 
-def _start_workers(tmp_path, run_dir, *extra):
+def _start_workers(tmp_path, run_dir, *extra, env=None):
     """Two workers started by hand, each with its own TF_CONFIG (no launcher between them and
-    the signal)."""
+    a signal; `bigtrain launch` starts fresh interpreters, these are forked: helpers.start_cli)."""
     import json
 
     from bigtrain.launch import free_ports
@@ -96,15 +98,25 @@ def _start_workers(tmp_path, run_dir, *extra):
     scratch.mkdir(exist_ok=True)
     procs = []
     for i in range(2):
-        env = {**os.environ, "TMPDIR": str(scratch), "PYTHONUNBUFFERED": "1",
-               "TF_CONFIG": json.dumps({"cluster": {"worker": hosts},
-                                        "task": {"type": "worker", "index": i}})}
-        env.pop("BIGTRAIN_DEBUG", None)
-        procs.append(subprocess.Popen(
-            [*CLI, "fit", "strategy=multi_worker", *BASE, *extra, f"hydra.run.dir={run_dir}"],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True))
+        worker_env = {**(env or {}), "TMPDIR": str(scratch),
+                      "TF_CONFIG": json.dumps({"cluster": {"worker": hosts},
+                                               "task": {"type": "worker", "index": i}})}
+        procs.append(start_cli("fit", "strategy=multi_worker", *BASE, *extra,
+                               f"hydra.run.dir={run_dir}", cwd=tmp_path, env=worker_env,
+                               merge_stderr=True))
     return procs
+
+
+def run_workers(tmp_path, run_dir, *extra, env=None, timeout=240):
+    """Two hand-started workers run to their end: their exit statuses and outputs."""
+    procs = _start_workers(tmp_path, run_dir, *extra, env=env)
+    try:
+        outs = [p.communicate(timeout=timeout)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    return [p.returncode for p in procs], outs
 
 
 LONG = ["trainer.max_steps=400", "trainer.eval_every=100"]
@@ -116,8 +128,8 @@ def uninterrupted(tmp_path_factory):
     from helpers import checkpoint_tensors
 
     root = tmp_path_factory.mktemp("uninterrupted")
-    r = launch(root, root / "run", *LONG)
-    assert r.returncode == 0, r.stdout[-3000:]
+    codes, outs = run_workers(root, root / "run", *LONG)
+    assert codes == [0, 0], outs
     return checkpoint_tensors(root / "run" / "checkpoints" / "ckpt-400")
 
 
@@ -156,7 +168,8 @@ def test_a_signal_to_one_worker_preempts_both_at_the_same_step(tmp_path, signall
         assert f"at step {step}" in out, out[-1500:]
     assert (run / f"checkpoints/ckpt-{step}.index").exists()
     # relaunched, it ends bitwise equal to a run that was never interrupted
-    again = launch(tmp_path, run, *LONG)
-    assert again.returncode == 0, again.stdout[-3000:]
-    assert f"at step {step}" in again.stdout and "resumed from" in again.stdout
+    codes, outs = run_workers(tmp_path, run, *LONG)
+    assert codes == [0, 0], outs
+    for out in outs:
+        assert f"at step {step}" in out and "resumed from" in out, out[-1500:]
     assert checkpoint_tensors(run / "checkpoints" / "ckpt-400") == uninterrupted

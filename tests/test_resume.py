@@ -5,11 +5,10 @@ with a checkpoint and a documented exit status."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 
 import pytest
-from helpers import CLI, checkpoint_tensors, read_json, read_jsonl, run_cli
+from helpers import checkpoint_tensors, read_json, read_jsonl, run_cli, start_cli
 
 pytestmark = pytest.mark.slow
 
@@ -49,8 +48,7 @@ def test_sigterm_preempts_with_a_checkpoint_and_resumes(tmp_path):
     args = ["debug=smoke", "trainer.max_steps=100000", "trainer.epochs=1000",
             "trainer.log_every=1", "trainer.checkpoint_every=100000", "trainer.eval_every=100000",
             "trainer.progress=none", "hydra.run.dir=run"]
-    proc = subprocess.Popen([*CLI, "fit", *args], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_cli("fit", *args, cwd=tmp_path)
     try:
         metrics = tmp_path / "run" / "metrics.jsonl"
         deadline = time.time() + 120

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from helpers import CLI, read_json, run_cli
+from helpers import read_json, run_cli, start_cli
 
 pytestmark = pytest.mark.slow
 
@@ -20,8 +20,7 @@ def test_second_fit_into_a_live_run_dir_is_refused(tmp_path):
     args = ["fit", "debug=smoke", "trainer.max_steps=100000", "trainer.epochs=1000",
             "trainer.checkpoint_every=100000", "trainer.eval_every=100000",
             "trainer.progress=none", "hydra.run.dir=run"]
-    live = subprocess.Popen([*CLI, *args], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    live = start_cli(*args, cwd=tmp_path)
     try:
         lock = tmp_path / "run" / ".lock"
         deadline = time.time() + 120
@@ -72,8 +71,7 @@ def test_lock_of_another_host_is_refused_with_the_file_to_remove(tmp_path):
 
 
 def _start_fit(tmp_path, args):
-    return subprocess.Popen([*CLI, *args], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return start_cli(*args, cwd=tmp_path)
 
 
 @pytest.mark.parametrize("before", ["fresh", "stale lock of a SIGKILLed run"])
