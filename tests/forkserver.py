@@ -13,10 +13,11 @@ an environment that differs in more than `FORKABLE_ENV`): TensorFlow's own impor
 output, and anything read from the environment while importing.
 
 Protocol: one JSON request per line on stdin ({"argv", "cwd", "env", "out", "err",
-"timeout"}), one JSON reply per line ({"returncode"} or {"timeout": true}) on the stdout the
-server was started with, once the command has ended. One request at a time. A request with
-a "status" path is started and left running: the reply ({"pid"}) comes at once, and the exit
-status is written to that file when the command ends (helpers.start_cli).
+"timeout"}, and "stdin", a file to read as the command's standard input), one JSON reply per
+line ({"returncode"} or {"timeout": true}) on the stdout the server was started with, once
+the command has ended. One request at a time. A request with a "status" path is started and
+left running: the reply ({"pid"}) comes at once, and the exit status is written to that file
+when the command ends (helpers.start_cli).
 
     python tests/forkserver.py      # started by helpers.run_cli, one per pytest process
 """
@@ -74,8 +75,7 @@ def _child(request: dict, reply_fd: int | None) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
+    os.dup2(os.open(request.get("stdin") or os.devnull, os.O_RDONLY), 0)
     os.dup2(os.open(request["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 1)
     if request["err"] == request["out"]:  # stderr into stdout, as stderr=STDOUT gives
         os.dup2(1, 2)

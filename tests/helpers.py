@@ -26,8 +26,9 @@ def command_env(env: dict | None = None) -> dict[str, str]:
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None,
-            fresh: bool = False) -> subprocess.CompletedProcess:
-    """Run `bigtrain ARGS` in a fresh process, as a user would (stdout is not a terminal).
+            fresh: bool = False, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run `bigtrain ARGS` in a fresh process, as a user would (stdout is not a terminal),
+    with `input` as its standard input if given.
 
     The process is forked from a server that has TensorFlow imported already (forkserver.py)
     unless `fresh` is set, the environment differs from the server's in more than what
@@ -38,13 +39,14 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None
     tic = time.monotonic()
     why = "fresh=True" if fresh else "BIGTRAIN_TEST_FORK=0"
     if not fresh and os.environ.get("BIGTRAIN_TEST_FORK", "1") != "0":
-        forked, why = _FORKS.run(list(args), Path(cwd), full_env, timeout)
+        forked, why = _FORKS.run(list(args), Path(cwd), full_env, timeout, input)
         if forked is not None:
             _log_command(args, "forked", tic)
             return forked
     try:
         return subprocess.run([*CLI, *args], cwd=cwd, env=full_env, capture_output=True,
-                              text=True, timeout=timeout)
+                              text=True, timeout=timeout, input=input,
+                              stdin=None if input is not None else subprocess.DEVNULL)
     finally:
         _log_command(args, f"fresh: {why}", tic)
 
@@ -187,8 +189,8 @@ class _ForkServer:
         self.forked += 1
         return json.loads(line), ""
 
-    def run(self, args: list[str], cwd: Path, env: dict[str, str],
-            timeout: float) -> tuple[subprocess.CompletedProcess | None, str]:
+    def run(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float,
+            input: str | None = None) -> tuple[subprocess.CompletedProcess | None, str]:
         """The command's result, or None and why it is not forked (see run_cli)."""
         if self._broken:
             return None, "the server is broken"
@@ -200,6 +202,9 @@ class _ForkServer:
             out, err = self._dir / "child.out", self._dir / "child.err"
             request = {"argv": args, "cwd": str(cwd.resolve()), "env": env, "timeout": timeout,
                        "out": str(out), "err": str(err)}
+            if input is not None:
+                (self._dir / "child.in").write_text(input)
+                request["stdin"] = str(self._dir / "child.in")
             reply, why = self._request(request, env)
             if reply is None:
                 return None, why

@@ -47,3 +47,4 @@ def test_a_started_command_is_forked_and_answers_as_popen_does(tmp_path):
     assert long.poll() is None
     long.send_signal(signal.SIGKILL)
     assert long.wait(timeout=60) == -signal.SIGKILL
+

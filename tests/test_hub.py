@@ -419,9 +419,8 @@ def test_bert_classifier_over_a_csv_learns_predicts_and_exports(bert_run, tmp_pa
 
     run, summary = bert_run
     assert summary["final"]["val_accuracy"] >= 0.9, summary["final"]
-    proc = subprocess.run([*CLI, "predict", str(run), "-"], cwd=tmp_path, capture_output=True,
-                          input="the film was very good\nthe film was very awful\n",
-                          text=True, timeout=300)
+    proc = run_cli("predict", str(run), "-", cwd=tmp_path,
+                   input="the film was very good\nthe film was very awful\n")
     assert proc.returncode == 0, proc.stderr
     classes = [line.split(",")[1] for line in proc.stdout.strip().splitlines()[1:]]
     assert classes == ["pos", "neg"], proc.stdout

@@ -7,12 +7,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 
 import pytest
-from helpers import CLI, run_cli
+from helpers import run_cli
 from serving_data import TABLE_HEADER, read_csv, write_table
 
 pytestmark = pytest.mark.slow
@@ -64,9 +63,7 @@ def test_stdin_rows_without_a_label_give_csv_on_stdout(table_run):
     root = table_run
     text = (root / "data" / "heldout.csv").read_text().splitlines()
     no_label = "\n".join(",".join(line.split(",")[:-1]) for line in text[:6]) + "\n"
-    env = {k: v for k, v in os.environ.items() if k != "BIGTRAIN_DEBUG"}
-    p = subprocess.run([*CLI, "predict", "run", "-"], cwd=root, input=no_label, text=True,
-                       capture_output=True, env=env, timeout=300)
+    p = run_cli("predict", "run", "-", cwd=root, input=no_label)
     assert p.returncode == 0, p.stderr[-2000:]
     out = list(csv.DictReader(io.StringIO(p.stdout)))
     assert [r["id"] for r in out] == [f"stdin:{i}" for i in range(1, 6)]
