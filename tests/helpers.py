@@ -70,6 +70,32 @@ def start_cli(*args: str, cwd: Path, env: dict | None = None, merge_stderr: bool
                             text=True)
 
 
+def start_workers(*args: str, cwd: Path, workers: int = 2, env: dict | None = None) -> list:
+    """`bigtrain ARGS` as the `workers` processes of one multi-worker job on 127.0.0.1, each
+    with its own TF_CONFIG (as `bigtrain launch` writes it), started by start_cli with stderr
+    into stdout. The launcher starts fresh interpreters; these are forked."""
+    from bigtrain.launch import free_ports
+
+    hosts = [f"127.0.0.1:{p}" for p in free_ports(workers)]
+    return [start_cli(*args, cwd=cwd, merge_stderr=True,
+                      env={**(env or {}), "TF_CONFIG": json.dumps(
+                          {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}})})
+            for i in range(workers)]
+
+
+def run_workers(*args: str, cwd: Path, workers: int = 2, env: dict | None = None,
+                timeout: float = 240) -> tuple[list[int], list[str]]:
+    """start_workers run to their end: the workers' exit statuses and outputs."""
+    procs = start_workers(*args, cwd=cwd, workers=workers, env=env)
+    try:
+        outs = [p.communicate(timeout=timeout)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    return [p.returncode for p in procs], outs
+
+
 def _log_command(args, how: str, tic: float) -> None:
     """With BIGTRAIN_TEST_FORK_LOG=FILE, one JSON line per command: the test, the command,
     forked or why not, and its seconds (to find the tests that lose the fork server)."""

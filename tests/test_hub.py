@@ -13,7 +13,7 @@ import sys
 import hub_presets
 import numpy as np
 import pytest
-from helpers import CLI, checkpoint_tensors, read_json, read_jsonl, run_cli, start_cli
+from helpers import checkpoint_tensors, read_json, read_jsonl, run_cli, run_workers, start_cli
 
 pytestmark = pytest.mark.slow
 
@@ -462,20 +462,15 @@ def test_image_backbone_head_only_on_grayscale_digits_exports(presets, tmp_path)
 
 
 def test_two_workers_on_loopback_match_one(tmp_path):
-    import os
-
     # no dropout: two workers draw other masks than one does
     preset = hub_presets.gpt2(tmp_path / "preset", dropout=0.0)
     args = [*lm_args(preset, *LORA), "trainer.max_steps=6", "trainer.eval_every=3"]
     one, _ = cli_fit(tmp_path, *args)
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    env.pop("BIGTRAIN_DEBUG", None)
-    cmd = [*CLI, "launch", "--workers", "2", "--timeout", "220", "--", "bigtrain", "fit",
-           *args, "strategy=multi_worker", f"hydra.run.dir={tmp_path / 'two'}"]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "CollectiveAllReduceStrategy over 2 replica(s)" in proc.stdout
+    codes, outs = run_workers("fit", *args, "strategy=multi_worker",
+                              f"hydra.run.dir={tmp_path / 'two'}", cwd=tmp_path,
+                              env={"TMPDIR": str(tmp_path)})
+    assert codes == [0, 0], [out[-3000:] for out in outs]
+    assert "CollectiveAllReduceStrategy over 2 replica(s)" in outs[0]
 
     def losses(run):
         return [(r["step"], r["loss"]) for r in read_jsonl(run / "metrics.jsonl") if "loss" in r]

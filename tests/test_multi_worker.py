@@ -7,8 +7,9 @@ import os
 import subprocess
 import sys
 
+import helpers
 import pytest
-from helpers import CLI, ROOT, read_json, read_jsonl, start_cli
+from helpers import CLI, ROOT, read_json, read_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -87,36 +88,20 @@ def test_launch_local_script_is_bigtrain_launch(tmp_path):
 
 
 def _start_workers(tmp_path, run_dir, *extra, env=None):
-    """Two workers started by hand, each with its own TF_CONFIG (no launcher between them and
-    a signal; `bigtrain launch` starts fresh interpreters, these are forked: helpers.start_cli)."""
-    import json
-
-    from bigtrain.launch import free_ports
-
-    hosts = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    """Two workers started by hand (no launcher between them and a signal)."""
     scratch = tmp_path / "tmp"
     scratch.mkdir(exist_ok=True)
-    procs = []
-    for i in range(2):
-        worker_env = {**(env or {}), "TMPDIR": str(scratch),
-                      "TF_CONFIG": json.dumps({"cluster": {"worker": hosts},
-                                               "task": {"type": "worker", "index": i}})}
-        procs.append(start_cli("fit", "strategy=multi_worker", *BASE, *extra,
-                               f"hydra.run.dir={run_dir}", cwd=tmp_path, env=worker_env,
-                               merge_stderr=True))
-    return procs
+    return helpers.start_workers("fit", "strategy=multi_worker", *BASE, *extra,
+                                 f"hydra.run.dir={run_dir}", cwd=tmp_path,
+                                 env={**(env or {}), "TMPDIR": str(scratch)})
 
 
-def run_workers(tmp_path, run_dir, *extra, env=None, timeout=240):
-    """Two hand-started workers run to their end: their exit statuses and outputs."""
-    procs = _start_workers(tmp_path, run_dir, *extra, env=env)
-    try:
-        outs = [p.communicate(timeout=timeout)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    return [p.returncode for p in procs], outs
+def run_workers(tmp_path, run_dir, *extra, env=None):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir(exist_ok=True)
+    return helpers.run_workers("fit", "strategy=multi_worker", *BASE, *extra,
+                               f"hydra.run.dir={run_dir}", cwd=tmp_path,
+                               env={**(env or {}), "TMPDIR": str(scratch)})
 
 
 LONG = ["trainer.max_steps=400", "trainer.eval_every=100"]
