@@ -86,7 +86,12 @@ def start_workers(*args: str, cwd: Path, workers: int = 2, env: dict | None = No
 def run_workers(*args: str, cwd: Path, workers: int = 2, env: dict | None = None,
                 timeout: float = 240) -> tuple[list[int], list[str]]:
     """start_workers run to their end: the workers' exit statuses and outputs."""
-    procs = start_workers(*args, cwd=cwd, workers=workers, env=env)
+    return wait_all(start_workers(*args, cwd=cwd, workers=workers, env=env), timeout)
+
+
+def wait_all(procs: list, timeout: float = 240) -> tuple[list[int], list[str]]:
+    """Started processes (stderr into stdout) run to their end, any left killed: their exit
+    statuses and outputs."""
     try:
         outs = [p.communicate(timeout=timeout)[0] for p in procs]
     finally:
@@ -161,7 +166,7 @@ class _ForkServer:
         self._lock = threading.Lock()
         self._dir: Path | None = None
         self._broken = False
-        self._spawned = 0
+        self._commands = 0
         self.forked = 0  # commands run by a fork of the server so far
 
     @property
@@ -169,9 +174,9 @@ class _ForkServer:
         return self._proc is not None and not self._broken
 
     def _start(self, env: dict[str, str]) -> bool:
+        """Start the server in the directory _files made."""
         from forkserver import FORKABLE_ENV
 
-        self._dir = Path(tempfile.mkdtemp(prefix="bigtrain-forkserver-"))
         self._env = {k: v for k, v in env.items() if k not in FORKABLE_ENV}
         self._env["PYTHONUNBUFFERED"] = "1"
         with open(self._dir / "server.err", "w") as err:
@@ -201,70 +206,71 @@ class _ForkServer:
 
         return sorted(k for k in env.keys() | self._env.keys() if not same(k))
 
+    def _files(self) -> Path:
+        """A new prefix for one command's files in the server's directory."""
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="bigtrain-forkserver-"))
+        self._commands += 1
+        return self._dir / f"command-{self._commands}"
+
     def _request(self, request: dict, env: dict[str, str]) -> tuple[dict | None, str]:
-        """Send one request (the lock held): the reply, or None and why there is none."""
-        keys = self.differs(env)
-        if keys:
-            return None, "environment differs in " + ", ".join(keys)
-        self._proc.stdin.write(json.dumps(request) + "\n")
-        self._proc.stdin.flush()
-        line = self._proc.stdout.readline()
-        if not line:  # the server died: the rest run as plain subprocesses
-            self._broken = True
-            return None, "the server died"
-        self.forked += 1
-        return json.loads(line), ""
+        """Send one request, the lock held for it: the reply, or None and why there is
+        none (the command then runs as a plain subprocess)."""
+        if self._broken:
+            return None, "the server is broken"
+        if not self._lock.acquire(blocking=False):
+            return None, "another command of this process is being forked"
+        try:
+            if self._proc is None and not self._start(env):
+                return None, "the server did not start"
+            keys = self.differs(env)
+            if keys:
+                return None, "environment differs in " + ", ".join(keys)
+            self._proc.stdin.write(json.dumps(request) + "\n")
+            self._proc.stdin.flush()
+            line = self._proc.stdout.readline()
+            if not line:  # the server died: the rest run as plain subprocesses
+                self._broken = True
+                return None, "the server died"
+            self.forked += 1
+            return json.loads(line), ""
+        finally:
+            self._lock.release()
 
     def run(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float,
             input: str | None = None) -> tuple[subprocess.CompletedProcess | None, str]:
         """The command's result, or None and why it is not forked (see run_cli)."""
-        if self._broken:
-            return None, "the server is broken"
-        if not self._lock.acquire(blocking=False):
-            return None, "another command of this process is being forked"
-        try:
-            if self._dir is None and not self._start(env):
-                return None, "the server did not start"
-            out, err = self._dir / "child.out", self._dir / "child.err"
-            request = {"argv": args, "cwd": str(cwd.resolve()), "env": env, "timeout": timeout,
-                       "out": str(out), "err": str(err)}
-            if input is not None:
-                (self._dir / "child.in").write_text(input)
-                request["stdin"] = str(self._dir / "child.in")
-            reply, why = self._request(request, env)
-            if reply is None:
-                return None, why
-            stdout, stderr = (p.read_text(errors="replace") for p in (out, err))
-            cmd = [*CLI, *args]
-            if reply.get("timeout"):
-                raise subprocess.TimeoutExpired(cmd, timeout, stdout, stderr)
-            return subprocess.CompletedProcess(cmd, reply["returncode"], stdout, stderr), ""
-        finally:
-            self._lock.release()
+        base = self._files()
+        out, err = Path(f"{base}.out"), Path(f"{base}.err")
+        request = {"argv": args, "cwd": str(cwd.resolve()), "env": env, "timeout": timeout,
+                   "out": str(out), "err": str(err)}
+        if input is not None:
+            Path(f"{base}.in").write_text(input)
+            request["stdin"] = f"{base}.in"
+        reply, why = self._request(request, env)
+        if reply is None:
+            return None, why
+        stdout, stderr = (p.read_text(errors="replace") for p in (out, err))
+        for path in (out, err, Path(f"{base}.in")):
+            path.unlink(missing_ok=True)
+        cmd = [*CLI, *args]
+        if reply.get("timeout"):
+            raise subprocess.TimeoutExpired(cmd, timeout, stdout, stderr)
+        return subprocess.CompletedProcess(cmd, reply["returncode"], stdout, stderr), ""
 
     def spawn(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float,
               merge_stderr: bool) -> tuple[ForkedProcess | None, str]:
         """The command forked and left running (see start_cli), or None and why not."""
-        if self._broken:
-            return None, "the server is broken"
-        if not self._lock.acquire(blocking=False):
-            return None, "another command of this process is being forked"
-        try:
-            if self._dir is None and not self._start(env):
-                return None, "the server did not start"
-            self._spawned += 1
-            base = self._dir / f"spawned-{self._spawned}"
-            out, err, status = (Path(f"{base}.{x}") for x in ("out", "err", "status"))
-            request = {"argv": args, "cwd": str(cwd.resolve()), "env": env, "timeout": timeout,
-                       "out": str(out), "err": str(out if merge_stderr else err),
-                       "status": str(status)}
-            reply, why = self._request(request, env)
-            if reply is None:
-                return None, why
-            return ForkedProcess(args, reply["pid"], out, None if merge_stderr else err,
-                                 status), ""
-        finally:
-            self._lock.release()
+        base = self._files()
+        out, err, status = (Path(f"{base}.{x}") for x in ("out", "err", "status"))
+        request = {"argv": args, "cwd": str(cwd.resolve()), "env": env, "timeout": timeout,
+                   "out": str(out), "err": str(out if merge_stderr else err),
+                   "status": str(status)}
+        reply, why = self._request(request, env)
+        if reply is None:
+            return None, why
+        return ForkedProcess(args, reply["pid"], out, None if merge_stderr else err,
+                             status), ""
 
     def close(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

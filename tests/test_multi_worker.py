@@ -97,11 +97,7 @@ def _start_workers(tmp_path, run_dir, *extra, env=None):
 
 
 def run_workers(tmp_path, run_dir, *extra, env=None):
-    scratch = tmp_path / "tmp"
-    scratch.mkdir(exist_ok=True)
-    return helpers.run_workers("fit", "strategy=multi_worker", *BASE, *extra,
-                               f"hydra.run.dir={run_dir}", cwd=tmp_path,
-                               env={**(env or {}), "TMPDIR": str(scratch)})
+    return helpers.wait_all(_start_workers(tmp_path, run_dir, *extra, env=env))
 
 
 LONG = ["trainer.max_steps=400", "trainer.eval_every=100"]
