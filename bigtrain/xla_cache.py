@@ -9,9 +9,9 @@ on load) is compiled. `enable()` points it, when `BIGTRAIN_XLA_CACHE` asks for i
     BIGTRAIN_XLA_CACHE=DIR          DIR
     BIGTRAIN_XLA_CACHE=on           $XDG_CACHE_HOME/bigtrain/xla, else ~/.cache/bigtrain/xla
 
-in a subdirectory named after the TensorFlow version and the CPU (model and instruction
-set), so a home directory shared by machines of different kinds never hands one machine
-another's code. It is off unless asked for: loading an entry makes TensorFlow print two
+in a subdirectory named after the TensorFlow version, the CPU (model and instruction set)
+and XLA_FLAGS, so a home directory shared by machines of different kinds never hands one
+machine another's code. It is off unless asked for: loading an entry makes TensorFlow print two
 ERROR lines on the console (it first tries to parse the binary file as text, and its loader
 warns of CPU "features" such as +prefer-no-scatter that are tuning hints, on the very
 machine that compiled it), which no log level short of hiding TensorFlow's real errors
@@ -42,8 +42,8 @@ MAX_SIZE = 2 << 30  # a cache this large is only read from
 _FLAG = "--tf_xla_persistent_cache_directory"
 
 
-def machine_key() -> str:
-    """TensorFlow's version and the CPU this runs on, as a directory name."""
+def machine_key(environ=os.environ) -> str:
+    """TensorFlow's version, the CPU this runs on and XLA_FLAGS, as a directory name."""
     try:
         from importlib.metadata import version
 
@@ -65,7 +65,9 @@ def machine_key() -> str:
             cpu = "|".join(f"{k}={seen[k]}" for k in sorted(seen))
     except OSError:
         cpu = platform.processor()
-    digest = hashlib.sha256(f"{platform.machine()}|{cpu}".encode()).hexdigest()[:12]
+    # XLA_FLAGS change the code XLA emits (bigtrain.xla_flags' vector width among them)
+    codegen = environ.get("XLA_FLAGS", "")
+    digest = hashlib.sha256(f"{platform.machine()}|{cpu}|{codegen}".encode()).hexdigest()[:12]
     return f"tf{tf_version}-{platform.machine()}-{digest}"
 
 
@@ -94,7 +96,7 @@ def enable(environ=os.environ) -> str | None:
     flags = environ.get("TF_XLA_FLAGS", "")
     if "tf_xla_persistent_cache_directory" in flags:
         return None  # the user's own (or an earlier call's)
-    path = default_base(environ) / machine_key()
+    path = default_base(environ) / machine_key(environ)
     if any(ch.isspace() for ch in str(path)):
         return None  # TF_XLA_FLAGS is split at whitespace
     try:

@@ -17,7 +17,7 @@ def test_the_cache_is_per_tensorflow_and_cpu_under_the_users_cache_dir(tmp_path)
     assert xla_cache.enable({"XDG_CACHE_HOME": str(tmp_path)}) is None  # off unless asked
     env = {"XDG_CACHE_HOME": str(tmp_path), "BIGTRAIN_XLA_CACHE": "on"}
     path = xla_cache.enable(env)
-    assert path == str(tmp_path / "bigtrain" / "xla" / xla_cache.machine_key())
+    assert path == str(tmp_path / "bigtrain" / "xla" / xla_cache.machine_key(env))
     assert os.path.isdir(path)
     assert env["TF_XLA_FLAGS"] == f"--tf_xla_persistent_cache_directory={path}"
     from importlib.metadata import version
@@ -48,8 +48,8 @@ def test_a_full_disk_or_a_full_cache_is_only_read(tmp_path, monkeypatch):
     assert env["TF_XLA_FLAGS"].endswith("--tf_xla_persistent_cache_read_only=true")
     monkeypatch.undo()
     monkeypatch.setattr(xla_cache, "MAX_SIZE", 10)
-    (tmp_path / xla_cache.machine_key() / "entry.pb").write_bytes(b"x" * 20)
     env = {"BIGTRAIN_XLA_CACHE": str(tmp_path)}
+    (tmp_path / xla_cache.machine_key(env) / "entry.pb").write_bytes(b"x" * 20)
     xla_cache.enable(env)
     assert env["TF_XLA_FLAGS"].endswith("--tf_xla_persistent_cache_read_only=true")
 

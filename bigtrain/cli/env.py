@@ -41,6 +41,8 @@ def collect() -> dict:
         "machine": {
             "os": platform.platform(), "cpu": devices.cpu_name(),
             "cores": os.cpu_count(), "cpu features": sorted(flags),
+            # what XLA compiles bigtrain's islands with (bigtrain.xla_flags, the user's own)
+            "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") or "not set",
         },
         "devices": {
             "gpus": [{"name": n, "compute_capability": list(c) if c else None}

@@ -82,10 +82,25 @@ def bias_gelu(h, b, approximate: bool = False):
     return _gelu(h, b)
 
 
+def _row_sum(x32, scale: float = 1.0):
+    """`scale` times the sum of float32 x over its last axis (keepdims), as a product with a
+    vector of `scale`s: XLA on CPUs reduces a row of the minor axis in one scalar chain, and
+    runs the matrix-vector product vectorised: layer norm's islands on [4096, 256] 1.4x
+    (forward) and 1.5x (backward) faster, the softmax's on [32, 4, 128, 128] 1.2x and 1.6x,
+    here (scripts/bench_islands.py)."""
+    d = x32.shape[-1]
+    rows = tf.reshape(x32, (-1, d))
+    out = tf.matmul(rows, tf.fill((d, 1), tf.constant(scale, tf.float32)))
+    return tf.reshape(out, tf.concat([tf.shape(x32)[:-1], [1]], 0))
+
+
+def _row_mean(x32):
+    return _row_sum(x32, 1.0 / x32.shape[-1])
+
+
 def _moments(x32, epsilon):
-    mean = tf.reduce_mean(x32, axis=-1, keepdims=True)
-    centered = x32 - mean
-    rstd = tf.math.rsqrt(tf.reduce_mean(tf.square(centered), axis=-1, keepdims=True) + epsilon)
+    centered = x32 - _row_mean(x32)
+    rstd = tf.math.rsqrt(_row_mean(tf.square(centered)) + epsilon)
     return centered * rstd, rstd
 
 
@@ -101,8 +116,7 @@ def _layer_norm_bwd(x, gamma, epsilon, dy):
     dy32 = tf.cast(dy, tf.float32)
     rows = list(range(x.shape.rank - 1))
     g = dy32 * gamma
-    dx = rstd * (g - tf.reduce_mean(g, -1, keepdims=True)
-                 - xhat * tf.reduce_mean(g * xhat, -1, keepdims=True))
+    dx = rstd * (g - _row_mean(g) - xhat * _row_mean(g * xhat))
     return (tf.cast(dx, x.dtype), tf.reduce_sum(dy32 * xhat, axis=rows),
             tf.reduce_sum(dy32, axis=rows))
 
@@ -149,12 +163,14 @@ class FastLayerNorm(keras.layers.Layer):
 
 def _softmax32(scores, mask, scale, masked):
     """softmax(scale * scores) in float32, `masked` before it where `mask` is False."""
-    return tf.nn.softmax(tf.where(mask, tf.cast(scores, tf.float32) * scale, masked), axis=-1)
+    z = tf.where(mask, tf.cast(scores, tf.float32) * scale, masked)
+    e = tf.exp(z - tf.reduce_max(z, axis=-1, keepdims=True))
+    return e / _row_sum(e)
 
 
 def _softmax_grad32(w, d, scale):
     """The scores' gradient (float32) of softmax(scale * scores) = w for the weights' d."""
-    return scale * w * (d - tf.reduce_sum(d * w, axis=-1, keepdims=True))
+    return scale * w * (d - _row_sum(d * w))
 
 
 @_fused
