@@ -98,3 +98,28 @@ def test_fused_batch_norm_matches_keras_batch_norm():
     for ours, ref in zip(*outs, strict=True):
         _close(ours, ref, 1e-4)
     assert not np.allclose(outs[0][3], 1.0)  # the moving variance moved
+
+
+def test_row_sums_are_matrix_vector_products_on_cpus_only(monkeypatch):
+    from bigtrain.models import transformer as T
+
+    x = _data((6, 128, 256), 6)
+    assert T._row_sums_as_matvec()  # this machine: no GPU, no TPU
+    lowered = T._layer_norm_fwd.experimental_get_compiler_ir(
+        x, tf.ones((256,)), tf.zeros((256,)), tf.constant(1e-5))(stage="hlo")
+    assert " dot(" in lowered  # the statistics' sums went through a matrix-vector product
+    on_cpu = [T._layer_norm_fwd.python_function(x, 1.5, 0.5, 1e-5),
+              *T._layer_norm_bwd.python_function(x, 1.5, 1e-5, x[::-1]),
+              T._softmax32(x, x > 0, 0.125, -1e9), T._softmax_grad32(x, x[::-1], 0.125)]
+    T._row_sums_as_matvec.cache_clear()
+    monkeypatch.setattr(tf.config, "list_logical_devices",
+                        lambda kind=None: ["/device:GPU:0"] if kind == "GPU" else [])
+    try:
+        assert not T._row_sums_as_matvec()  # where a GPU is: XLA's reduce
+        reduced = [T._layer_norm_fwd.python_function(x, 1.5, 0.5, 1e-5),
+                   *T._layer_norm_bwd.python_function(x, 1.5, 1e-5, x[::-1]),
+                   T._softmax32(x, x > 0, 0.125, -1e9), T._softmax_grad32(x, x[::-1], 0.125)]
+    finally:
+        T._row_sums_as_matvec.cache_clear()
+    for a, b in zip(on_cpu, reduced, strict=True):
+        _close(a, b, 2e-5)

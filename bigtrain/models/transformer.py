@@ -17,6 +17,7 @@ methods beside `call`, which the training path never runs.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import keras
@@ -82,12 +83,23 @@ def bias_gelu(h, b, approximate: bool = False):
     return _gelu(h, b)
 
 
+@functools.cache
+def _row_sums_as_matvec() -> bool:
+    """Whether this process sums rows as matrix-vector products (`_row_sum`): only where it
+    has no GPU or TPU. A GPU's XLA may multiply float32 in TF32 and a TPU's in bf16 passes,
+    which would round what layer norm's statistics are computed from; their reduce emitters
+    are fast anyway."""
+    return not (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
 def _row_sum(x32, scale: float = 1.0):
-    """`scale` times the sum of float32 x over its last axis (keepdims), as a product with a
-    vector of `scale`s: XLA on CPUs reduces a row of the minor axis in one scalar chain, and
-    runs the matrix-vector product vectorised: layer norm's islands on [4096, 256] 1.4x
+    """`scale` times the sum of float32 x over its last axis (keepdims). On CPUs as a product
+    with a vector of `scale`s: XLA reduces a row of the minor axis in one scalar chain there,
+    and runs the matrix-vector product vectorised: layer norm's islands on [4096, 256] 1.4x
     (forward) and 1.5x (backward) faster, the softmax's on [32, 4, 128, 128] 1.2x and 1.6x,
     here (scripts/bench_islands.py)."""
+    if not _row_sums_as_matvec():
+        return tf.reduce_sum(x32, axis=-1, keepdims=True) * scale
     d = x32.shape[-1]
     rows = tf.reshape(x32, (-1, d))
     out = tf.matmul(rows, tf.fill((d, 1), tf.constant(scale, tf.float32)))
