@@ -119,9 +119,8 @@ def _torch() -> dict[str, float]:
     except ImportError:
         return {}
     torch.set_num_threads(os.cpu_count() or 1)
-    if not getattr(_torch, "started", False):  # torch allows this once per process
+    if torch.get_num_interop_threads() != 1:  # settable once per process, before any work
         torch.set_num_interop_threads(1)
-        _torch.started = True
     g = torch.Generator().manual_seed(0)
     x = torch.randn(4096, 256, generator=g, requires_grad=True)
     gamma = torch.randn(256, generator=g, requires_grad=True)

@@ -361,16 +361,11 @@ class TransformerBlock(keras.layers.Layer):
         return q, k, v
 
     def _attend(self, q, k, v, b, t, pad_mask, drop):
-        heads, dh = self.num_heads, self.d_model // self.num_heads
-
-        def one_batch_axis(x, last):  # [B, H, T, last] -> [B*H, T, last]: oneDNN's batched
-            return ops.reshape(x, (b * heads, t, last))  # matmuls run ~5% faster over one
-
-        scores = tf.matmul(one_batch_axis(q, dh), one_batch_axis(k, dh), transpose_b=True)
-        scores = ops.reshape(scores, (b, heads, t, t))
+        dh = self.d_model // self.num_heads
+        scores = tf.matmul(q, k, transpose_b=True)
         weights = attention_weights(scores, 1.0 / math.sqrt(dh), self.causal, pad_mask)
-        out = ops.matmul(one_batch_axis(drop(weights), t), one_batch_axis(v, dh))
-        out = ops.transpose(ops.reshape(out, (b, heads, t, dh)), (0, 2, 1, 3))
+        weights = drop(weights)
+        out = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
         return self._project(self.proj, ops.reshape(out, (b * t, self.d_model)))
 
     def _mlp(self, x2, drop):
