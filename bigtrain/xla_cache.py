@@ -65,7 +65,7 @@ def machine_key(environ=os.environ) -> str:
             cpu = "|".join(f"{k}={seen[k]}" for k in sorted(seen))
     except OSError:
         cpu = platform.processor()
-    # XLA_FLAGS change the code XLA emits (bigtrain.xla_flags' vector width among them)
+    # XLA_FLAGS change the code XLA emits (a vector width, an ISA cap)
     codegen = environ.get("XLA_FLAGS", "")
     digest = hashlib.sha256(f"{platform.machine()}|{cpu}|{codegen}".encode()).hexdigest()[:12]
     return f"tf{tf_version}-{platform.machine()}-{digest}"

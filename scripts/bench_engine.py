@@ -28,10 +28,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bigtrain import xla_flags  # noqa: E402
-
-xla_flags.enable()  # as bigtrain's commands do: what a user's run compiles, measured here
-
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 

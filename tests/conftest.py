@@ -12,12 +12,6 @@ import helpers
 import pytest
 from helpers import checkpoint_tensors, run_cli
 
-from bigtrain import xla_flags
-
-# what bigtrain's commands do first (XLA's vector width), so that what the tests compute in
-# this process is compiled as what their commands compute
-xla_flags.enable()
-
 # the tests' commands share one XLA compilation cache (bigtrain.xla_cache, off for users
 # unless asked for), in the temporary directory: the same islands compile once per machine,
 # not once per command

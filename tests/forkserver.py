@@ -41,10 +41,9 @@ FORKABLE_ENV = frozenset({"BIGTRAIN_FAULTS", "BIGTRAIN_ALLOW_TARGETS", "XDG_CACH
 
 def _preload() -> None:
     """What a `bigtrain` command imports on its way to training, evaluating or exporting."""
-    from bigtrain import xla_cache, xla_flags
+    from bigtrain import xla_cache
 
-    xla_flags.enable()  # as bigtrain.cli.main.run does first: XLA reads its flags once
-    xla_cache.enable()
+    xla_cache.enable()  # as bigtrain.cli.main.run does first: TensorFlow reads it once
     import tensorflow as tf
 
     # what bigtrain.logs.import_tensorflow does first (and then skips, TensorFlow being

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from bigtrain.strategy import devices
 
@@ -19,6 +20,7 @@ def test_env_reports_versions_devices_features_and_precisions(cli):
     assert len(report["devices"]["gpus"]) == len(gpus)
     assert report["devices"]["strategy=auto"] == devices.auto_strategy_choice(len(gpus))
     assert set(report["precision"]) == {"fp32", "bf16", "fp16"}
+    assert report["machine"]["XLA_FLAGS"] == (os.environ.get("XLA_FLAGS") or "not set")
     table = cli("env")
     assert table.returncode == 0 and "strategy=auto" in table.stdout
 
@@ -33,3 +35,10 @@ def test_precision_support_follows_the_hardware():
     assert ampere["bf16"] == "native" and volta["bf16"].startswith("emulated")
     assert volta["fp16"] == "native (tensor cores)"
     assert devices.auto_strategy_choice(2) == "MirroredStrategy over 2 GPUs"
+
+
+def test_env_shows_the_users_xla_flags(monkeypatch):
+    from bigtrain.cli.env import collect
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_prefer_vector_width=512")
+    assert collect()["machine"]["XLA_FLAGS"] == "--xla_cpu_prefer_vector_width=512"

@@ -88,3 +88,9 @@ def test_a_second_process_loads_what_the_first_compiled(tmp_path):
     assert run() == first  # same directory, same result
     assert os.listdir(first[0]) == [os.path.basename(entries[0])]
     assert os.stat(entries[0]).st_mtime_ns == 10**18  # loaded, not compiled and written
+
+
+def test_code_compiled_under_other_xla_flags_is_kept_apart():
+    wide = {"XLA_FLAGS": "--xla_cpu_prefer_vector_width=512"}
+    assert xla_cache.machine_key({}) != xla_cache.machine_key(wide)
+    assert xla_cache.machine_key(wide) == xla_cache.machine_key(dict(wide))

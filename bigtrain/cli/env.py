@@ -41,7 +41,7 @@ def collect() -> dict:
         "machine": {
             "os": platform.platform(), "cpu": devices.cpu_name(),
             "cores": os.cpu_count(), "cpu features": sorted(flags),
-            # what XLA compiles bigtrain's islands with (bigtrain.xla_flags, the user's own)
+            # the user's flags for XLA, which compiles bigtrain's islands
             "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") or "not set",
         },
         "devices": {

@@ -41,10 +41,9 @@ def run() -> None:
     import gc
 
     import bigtrain
-    from bigtrain import xla_cache, xla_flags
+    from bigtrain import xla_cache
     from bigtrain.train import timing
 
-    xla_flags.enable()  # before XLA first compiles: 512-bit vectors on AVX-512 CPUs
     xla_cache.enable()  # before TensorFlow starts (BIGTRAIN_XLA_CACHE: compiled code kept)
     # registered first, so it runs last: the interpreter's exit then skips full collections
     # over TensorFlow's objects (2.5 s after a training run here); the OS frees what is left

@@ -95,9 +95,9 @@ def _row_sums_as_matvec() -> bool:
 def _row_sum(x32, scale: float = 1.0):
     """`scale` times the sum of float32 x over its last axis (keepdims). On CPUs as a product
     with a vector of `scale`s: XLA reduces a row of the minor axis in one scalar chain there,
-    and runs the matrix-vector product vectorised: layer norm's islands on [4096, 256] 1.4x
-    (forward) and 1.5x (backward) faster, the softmax's on [32, 4, 128, 128] 1.2x and 1.6x,
-    here (scripts/bench_islands.py)."""
+    and runs the matrix-vector product vectorised: forward + backward, layer norm's islands
+    on [4096, 256] 1.5-1.6x faster, the softmax's on [32, 4, 128, 128] 1.2-1.4x, on an AMD
+    EPYC (scripts/bench_islands.py)."""
     if not _row_sums_as_matvec():
         return tf.reduce_sum(x32, axis=-1, keepdims=True) * scale
     d = x32.shape[-1]
