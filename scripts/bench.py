@@ -59,6 +59,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from bench_engine import (  # noqa: E402
     CNN,
+    GPT2,
+    GPT2_BATCH,
     LM,
     components,
     keras_model_for,
@@ -74,9 +76,7 @@ VOCAB, SEQ, D, LAYERS, HEADS, RATIO, BATCH = dataclasses.astuple(ISSUE9)  # 256,
 CLI = [sys.executable, "-m", "bigtrain.cli.main"]
 RNN = ["dataset=digits", "model=rnn", "optim=adam", "trainer.batch_size=32"]
 G = GPT2_SMALL
-GPT2 = ["dataset=synthetic", "dataset.task=lm", f"dataset.vocab_size={G.vocab}",
-        f"dataset.seq_len={G.seq}", "dataset.num_examples=256", "model=transformer",
-        "model/size=gpt2_small", "model.dropout=0", "optim=adam", f"trainer.batch_size={G.batch}"]
+assert G.batch == GPT2_BATCH and f"dataset.vocab_size={G.vocab}" in GPT2, "one GPT-2 shape"
 THROUGHPUT_PARTS = ("lm", "gpt2", "cnn", "rnn")
 PARTS = (*THROUGHPUT_PARTS, "startup", "memory", "pipelines")
 

@@ -42,6 +42,10 @@ LM = ["dataset=synthetic", "dataset.task=lm", "dataset.vocab_size=256", "dataset
       "optim=adam", "trainer.batch_size=32"]
 CNN = ["dataset=digits", "model=cnn", "optim=adam", "trainer.batch_size=32"]
 MLP = ["dataset=digits", "model=mlp", "model.dropout=0", "optim=adam", "trainer.batch_size=32"]
+GPT2_BATCH = 8  # bench_torch.GPT2_SMALL.batch: the language-model issue's GPT-2-small shape
+GPT2 = ["dataset=synthetic", "dataset.task=lm", "dataset.vocab_size=50257", "dataset.seq_len=128",
+        "dataset.num_examples=256", "model=transformer", "model/size=gpt2_small",
+        "model.dropout=0", "optim=adam", f"trainer.batch_size={GPT2_BATCH}"]
 
 
 def components(overrides: list[str], tmp: Path):

@@ -1,6 +1,7 @@
 """Where a training step of the issue-9 LM spends its time: TensorFlow profiler, per op type.
 
-    python scripts/profile_lm.py [--precision bf16] [--steps 10] [--top 25] [--out FILE.json]
+    python scripts/profile_lm.py [--gpt2 | --hub] [--precision bf16] [--steps 10] [--top 25]
+                                  [--out FILE.json]
 
 Builds the LM of scripts/bench.py with bigtrain, warms it up, traces `--steps` steps with
 `tf.profiler.experimental` and sums the op events of the CPU plane of the trace ("name:Type")
@@ -25,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import tensorflow as tf  # noqa: E402
-from bench_engine import LM, batches, components  # noqa: E402
+from bench_engine import GPT2, GPT2_BATCH, LM, batches, components  # noqa: E402
 
 CONTAINERS = {"While", "StatelessWhile", "If", "StatelessIf", "PartitionedCall",
               "StatefulPartitionedCall"}  # their time is their ops' time
@@ -66,6 +67,8 @@ def main() -> None:
     parser.add_argument("--hub", action="store_true",
                         help="the LoRA fine-tuning of scripts/bench_hub.py (a GPT-2 shaped "
                              "KerasHub preset made here, batch 16) instead of the LM")
+    parser.add_argument("--gpt2", action="store_true",
+                        help="the LM at GPT-2-small shape of scripts/bench.py (batch 8)")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -73,6 +76,9 @@ def main() -> None:
         tmp = Path(d)
         batch = 32
         overrides = [*LM, f"strategy.precision={args.precision}", *args.override]
+        if args.gpt2:
+            overrides = [*GPT2, f"strategy.precision={args.precision}", *args.override]
+            batch = GPT2_BATCH
         if args.hub:
             import bench_hub
 
