@@ -221,7 +221,9 @@ class _ForkServer:
         if not self._lock.acquire(blocking=False):
             return None, "another command of this process is being forked"
         try:
-            if self._proc is None and not self._start(env):
+            # the server takes the tests' own environment, not the first command's extras
+            # (a BIGTRAIN_DEBUG=1 command must run fresh, not start a debug server)
+            if self._proc is None and not self._start(command_env()):
                 return None, "the server did not start"
             keys = self.differs(env)
             if keys:
