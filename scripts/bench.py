@@ -231,15 +231,14 @@ def throughput(parts: set[str], args, tmp: Path, use_torch: bool) -> dict:
     for part, overrides in (("cnn", CNN), ("rnn", RNN)):
         if part not in parts:
             continue
-        default = components(overrides, tmp / part)[1]  # the default precision (auto)
-        fp32 = components([*overrides, "strategy.precision=fp32"], tmp / f"{part}-fp32")[1]
+        built = {p: components([*overrides, f"strategy.precision={p}"],
+                               tmp / f"{part}-{p}")[1] for p in ("fp32", "bf16")}
         model, ds = keras_model_for(overrides)
         variants[f"{part}/keras_fit"] = functools.partial(time_keras_fit, model, ds, steps * 4)
-        variants[f"{part}/bigtrain"] = functools.partial(time_bigtrain, default, BATCH,
-                                                         steps * 4, 10)
-        variants[f"{part}/bigtrain_fp32"] = functools.partial(time_bigtrain, fp32, BATCH,
-                                                              steps * 4, 10)
-        params[part] = {"bigtrain": counts(fp32)}
+        for p, c in built.items():
+            variants[f"{part}/bigtrain_{p}"] = functools.partial(time_bigtrain, c, BATCH,
+                                                                 steps * 4, 10)
+        params[part] = {"bigtrain": counts(built["fp32"])}
         if use_torch:
             add_torch(part, bench_torch.digits_bench(part, BATCH), steps * 4)
     for part, c in params.items():
@@ -302,22 +301,21 @@ def throughput(parts: set[str], args, tmp: Path, use_torch: bool) -> dict:
                              "ratios": vs_torch(tok, {"fp32": "bigtrain_fp32",
                                                       "bf16": "bigtrain_bf16"}),
                              "params": params["gpt2"]}
-    default = devices.resolve_precision("auto", "auto")
     for part in ("cnn", "rnn"):
         if part not in parts:
             continue
         eps = {k.split("/", 1)[1]: BATCH / v for k, v in med.items() if k.startswith(part + "/")}
-        bigtrain_of = {"fp32": "bigtrain_fp32", **({} if default == "fp32" else
-                                                     {default: "bigtrain"})}
+        auto = devices.resolve_precision("auto", "auto", recurrent=part == "rnn")
         out[f"digits_{part}"] = {
             "keras_fit_examples_per_sec": eps["keras_fit"],
-            "bigtrain_precision": default,
-            "bigtrain_examples_per_sec": eps["bigtrain"],
-            "ratio": eps["bigtrain"] / eps["keras_fit"],
+            "bigtrain_precision": auto,  # what strategy.precision=auto trains it in here
+            "bigtrain_examples_per_sec": eps[f"bigtrain_{auto}"],
+            "ratio": eps[f"bigtrain_{auto}"] / eps["keras_fit"],
+            "bigtrain_bf16_examples_per_sec": eps["bigtrain_bf16"],
             "bigtrain_fp32_examples_per_sec": eps["bigtrain_fp32"],
             "ratio_fp32": eps["bigtrain_fp32"] / eps["keras_fit"],
             "torch_examples_per_sec": {k: v for k, v in eps.items() if k.startswith("torch_")},
-            **vs_torch(eps, bigtrain_of),
+            **vs_torch(eps, {"fp32": "bigtrain_fp32", "bf16": "bigtrain_bf16"}),
             "params": params[part],
         }
     if use_torch:
@@ -439,12 +437,14 @@ def markdown(r: dict) -> str:
         c = t.get(f"digits_{part}")
         if not c or "torch_examples_per_sec" not in c:  # no PyTorch rows in that run
             continue
-        lines.append(f"| digits + {part} examples/s, default ({c['bigtrain_precision']}) | "
-                     f"{c['keras_fit_examples_per_sec']:,.0f} | "
-                     f"{c['bigtrain_examples_per_sec']:,.0f} | {c['ratio']:.2f}x |")
-        lines.append(f"| digits + {part} examples/s, fp32 | "
-                     f"{c['keras_fit_examples_per_sec']:,.0f} | "
-                     f"{c['bigtrain_fp32_examples_per_sec']:,.0f} | {c['ratio_fp32']:.2f}x |")
+        keras_eps = c["keras_fit_examples_per_sec"]
+        for p in ("bf16", "fp32"):  # older results hold bf16 only as auto's pick
+            ours = c.get(f"bigtrain_{p}_examples_per_sec") or (
+                c["bigtrain_examples_per_sec"] if c["bigtrain_precision"] == p else None)
+            if ours:
+                auto = " (auto)" if c["bigtrain_precision"] == p else ""
+                lines.append(f"| digits + {part} examples/s, {p}{auto} | {keras_eps:,.0f} | "
+                             f"{ours:,.0f} | {ours / keras_eps:.2f}x |")
     if "matmul_peak_gflops" in t:
         pk = t["matmul_peak_gflops"]
         lines.append(f"| matmul peak GFLOP/s fp32 / bf16 | | {pk['fp32']:.0f} / {pk['bf16']:.0f} "
@@ -524,15 +524,17 @@ def torch_markdown(t: dict) -> str:
         c = t.get(f"digits_{part}")
         if not c or "torch_examples_per_sec" not in c:  # no PyTorch rows in that run
             continue
-        eps = {**c["torch_examples_per_sec"], "bigtrain": c["bigtrain_examples_per_sec"],
-               "bigtrain_fp32": c["bigtrain_fp32_examples_per_sec"]}
+        # results from before both precisions were timed hold bf16 only as auto's pick
+        bf16 = c.get("bigtrain_bf16_examples_per_sec", c["bigtrain_examples_per_sec"]
+                     if c["bigtrain_precision"] == "bf16" else None)
+        eps = {**c["torch_examples_per_sec"], "bigtrain_fp32": c["bigtrain_fp32_examples_per_sec"],
+               **({} if bf16 is None else {"bigtrain_bf16": bf16})}
 
         def rate(name, text=False, eps=eps):
             v = eps.get(name)
             return (f"{v:,.0f}" if v is not None else "") if text else v
 
-        default = c["bigtrain_precision"]
-        ours = {"fp32": "bigtrain_fp32", **({} if default == "fp32" else {default: "bigtrain"})}
+        ours = {p: f"bigtrain_{p}" for p in ("fp32", "bf16") if f"bigtrain_{p}" in eps}
         variants(part, f"digits + {part}", "examples/s", rate, ours, c)
     pk = info.get("matmul_peak_gflops", {})
     if pk and "matmul_peak_gflops" in t:

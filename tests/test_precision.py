@@ -46,6 +46,36 @@ def test_auto_precision_follows_native_support():
     assert resolve_precision("auto", "auto", gpus=[("V100", (7, 0))], flags=set()) == "fp32"
     assert resolve_precision("auto", "cpu", gpus=[], flags={"avx2"}) == "fp32"
     assert resolve_precision("auto", "cpu", gpus=[], flags={"avx512_bf16"}) == "bf16"
+    # recurrent models train faster in fp32 on a CPU, bf16 native or not; GPUs keep bf16
+    cpu_bf16 = {"gpus": [], "flags": {"amx_bf16"}}
+    assert resolve_precision("auto", "cpu", **cpu_bf16, recurrent=True) == "fp32"
+    assert resolve_precision("auto", "auto", **cpu_bf16, recurrent=True) == "fp32"
+    assert resolve_precision("bf16", "cpu", **cpu_bf16, recurrent=True) == "bf16"
+    assert resolve_precision("auto", "auto", gpus=[("A100", (8, 0))], flags=set(),
+                             recurrent=True) == "bf16"
+
+
+@pytest.mark.parametrize("model,expected", [("rnn", "fp32"), ("mlp", "bf16")])
+def test_auto_precision_of_a_run_on_a_native_bf16_cpu(tmp_path, monkeypatch, caplog, model,
+                                                      expected):
+    """On a CPU with native bf16, `auto` trains an RNN in fp32 and says why in the log; an MLP
+    in bf16. The summary's precision is the dtype the run computed in."""
+    import logging
+
+    from bigtrain.strategy import devices
+    from bigtrain.train.fit import train
+
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    config = to_typed(compose(["dataset=digits", f"model={model}", "trainer.max_steps=2",
+                               "trainer.eval_every=0", "trainer.progress=none", "logger=[]",
+                               "trainer.batch_size=16"]))
+    assert config.strategy.precision == "auto" and config.model.recurrent == (model == "rnn")
+    with caplog.at_level(logging.INFO, logger="bigtrain"):
+        summary = train(config, tmp_path)
+    assert summary["flops"]["precision"] == expected
+    why = ("recurrent layers train faster in fp32 on a CPU" if model == "rnn"
+           else "native bf16 on this CPU")
+    assert f"precision {expected} (auto: {why})" in caplog.text
 
 
 def test_bf16_language_model_logits_are_a_bf16_matmul_returned_in_float32():

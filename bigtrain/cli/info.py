@@ -37,7 +37,8 @@ def info(
         model = build_model(config.model, spec)
         size = measure(model, spec.input_shape, spec.input_dtype)
         gpu = bool(tf.config.list_physical_devices("GPU"))
-        precision = resolve_precision(config.strategy.precision, config.strategy.name)
+        precision = resolve_precision(config.strategy.precision, config.strategy.name,
+                                      recurrent=config.model.recurrent)
 
     batch = config.trainer.batch_size
     console = Console()

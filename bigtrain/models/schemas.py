@@ -57,6 +57,12 @@ class ModelConfig(GroupSchema):
         """Where the weights that are not trained come from, for checkpoints to record."""
         return None
 
+    @property
+    def recurrent(self) -> bool:
+        """True for models built of recurrent layers, whose many small per-time-step ops make
+        bf16 slower than fp32 on a CPU: `strategy.precision=auto` then picks fp32 there."""
+        return False
+
 
 @dataclass
 class MLPConfig(ModelConfig):
@@ -118,6 +124,10 @@ class RNNConfig(ModelConfig):
         check_choice(self.key("cell"), self.cell, ["lstm", "gru"])
         positive(self, "units", "num_layers")
         check(self.vocab_size >= 0, self.key("vocab_size"), self.vocab_size, "must be >= 0")
+
+    @property
+    def recurrent(self) -> bool:
+        return True
 
 
 #: Keras Applications by constructor name (keras.applications.<name>), with the smallest image

@@ -84,16 +84,33 @@ def auto_strategy_choice(n_gpus: int) -> str:
     return f"OneDeviceStrategy on {chosen[0]}"
 
 
-def resolve_precision(precision: str, strategy_name: str, gpus=None, flags=None) -> str:
-    """`strategy.precision=auto`: bf16 where the hardware computes it natively (TPUs, GPUs of
-    compute capability 8.0 or more, CPUs with AVX512-BF16 or AMX), fp32 elsewhere: emulated
-    bf16 is slower than fp32, and fp16 needs tensor cores to pay off."""
-    if precision != "auto":
-        return precision
+def auto_precision(strategy_name: str, gpus=None, flags=None, recurrent: bool = False
+                   ) -> tuple[str, str]:
+    """What `strategy.precision=auto` picks, and why (a few words for the log): bf16 where
+    the hardware computes it natively (TPUs, GPUs of compute capability 8.0 or more, CPUs with
+    AVX512-BF16 or AMX), fp32 elsewhere, since emulated bf16 is slower than fp32 and fp16
+    needs tensor cores to pay off. Recurrent models on a CPU train in fp32 even where bf16 is
+    native: their steps are many small matmuls and casts, and bf16 measured 0.74-0.82x of
+    fp32 there (`scripts/bench_precision.py`)."""
     if strategy_name == "tpu":
-        return "bf16"
+        return "bf16", "TPU"
     if strategy_name != "cpu":
         gpus = gpu_capabilities() if gpus is None else gpus
         if gpus:
-            return "bf16" if all(c and tuple(c) >= (8, 0) for _, c in gpus) else "fp32"
-    return "bf16" if cpu_native_bf16(flags) else "fp32"
+            if all(c and tuple(c) >= (8, 0) for _, c in gpus):
+                return "bf16", "GPU compute capability 8.0+"
+            return "fp32", "a GPU below compute capability 8.0"
+    if not cpu_native_bf16(flags):
+        return "fp32", "no native bf16 on this CPU"
+    if recurrent:
+        return "fp32", "recurrent layers train faster in fp32 on a CPU"
+    return "bf16", "native bf16 on this CPU"
+
+
+def resolve_precision(precision: str, strategy_name: str, gpus=None, flags=None,
+                      recurrent: bool = False) -> str:
+    """The precision a run trains in: `strategy.precision` itself, or what `auto` picks
+    (`auto_precision`)."""
+    if precision != "auto":
+        return precision
+    return auto_precision(strategy_name, gpus, flags, recurrent)[0]

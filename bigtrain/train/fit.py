@@ -214,9 +214,10 @@ def _assemble(config: FitConfig, run_dir: Path, strategy, splits, spec, chief: b
 
     steps_per_epoch = max(1, spec.num_train // t.batch_size)
     total_steps = steps_per_epoch * t.epochs if t.max_steps <= 0 else t.max_steps
-    from bigtrain.strategy.devices import resolve_precision
+    from bigtrain.strategy.devices import auto_precision
 
-    precision = resolve_precision(s.precision, s.name)
+    precision, why = ((s.precision, "") if s.precision != "auto" else
+                      auto_precision(s.name, recurrent=config.model.recurrent))
     keras.mixed_precision.set_dtype_policy(POLICIES[precision])
     objective = Objective(spec.task, spec.num_outputs, t.loss, t.label_smoothing,
                           t.huber_delta)
@@ -236,7 +237,7 @@ def _assemble(config: FitConfig, run_dir: Path, strategy, splits, spec, chief: b
                  config.optim.lr, strategy.num_replicas_in_sync,
                  config.optim.lr * strategy.num_replicas_in_sync)
     log.info("model %s: %s trainable parameters, precision %s", config.model.name,
-             f"{params:,}", precision + (" (auto)" if s.precision == "auto" else ""))
+             f"{params:,}", precision + (f" (auto: {why})" if why else ""))
     _warn_if_too_big(model, per_replica // t.grad_accum, precision, config.optim)
     engine = Engine(strategy, model, optimizer, objective, StepConfig(
         global_batch=t.batch_size, tokens_per_example=spec.tokens_per_example,
