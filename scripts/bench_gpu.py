@@ -11,9 +11,16 @@ bigtrain's own count (models/size.py, 3x the forward pass, as summary.json's MFU
 peak is bigtrain/strategy/peaks.py's (a table for GPUs, a measured matmul peak for CPUs).
 PyTorch: scripts/bench_torch.py's LM, the one scripts/bench.py times too (pre-norm, fused QKV,
 `scaled_dot_product_attention`, exact GELU, tied embeddings), fused AdamW where the build has
-it, autocast for bf16 and fp16 (with loss scaling), timed after three warm-up steps.
+it, autocast for bf16 and fp16 (with loss scaling), eager and through `torch.compile`, timed
+after three warm-up steps; with it, PyTorch's matmul peak on the same device (an 8192-square
+chain on a GPU), beside the table's.
 Also timed: deleting a used iterator of the distributed dataset (the end-of-epoch stall
 bigtrain avoids on CPUs, issue 20). Writes --out (default scripts/results/bench_gpu.json).
+
+`--torch-only` runs the PyTorch rows alone, without importing TensorFlow or bigtrain's
+configs: for a GPU machine that has PyTorch but no TensorFlow and no registry to install it
+from (FLOPs per token then from bench_torch.lm_flops_per_token, the count scripts/bench.py
+uses for both sides).
 """
 
 from __future__ import annotations
@@ -91,26 +98,85 @@ def bench_bigtrain(shape: dict, seq: int, batch: int, precision: str, calls: int
             "loss": loss, "device": device}
 
 
-def bench_torch(shape: dict, seq: int, batch: int, precision: str, steps: int,
-                flops_per_token: float, peak: float | None) -> dict:
-    """scripts/bench_torch.py's LM (the PyTorch reference scripts/bench.py also times) at this
-    shape, AdamW, one fixed batch, timed after three warm-up steps."""
+def torch_shape(shape: dict, seq: int, batch: int):
     import bench_torch as reference  # scripts/bench_torch.py, beside this file
+
+    return reference.LMShape(vocab=shape["vocab"], seq=seq, d_model=shape["d_model"],
+                             layers=shape["num_layers"], heads=shape["num_heads"], batch=batch)
+
+
+def bench_torch(shape: dict, seq: int, batch: int, precision: str, steps: int,
+                flops_per_token: float, peak: float | None, compiled: bool,
+                cache: dict) -> dict:
+    """scripts/bench_torch.py's LM (the PyTorch reference scripts/bench.py also times) at this
+    shape, AdamW, one fixed batch, timed after three warm-up steps; eager or compiled. The
+    model is built once (`cache`) and shared by every variant, as bench_torch's are."""
+    import bench_torch as reference
     import torch
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    if precision == "fp32" and dev == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # as TensorFlow does on Ampere and later
-    s = reference.LMShape(vocab=shape["vocab"], seq=seq, d_model=shape["d_model"],
-                          layers=shape["num_layers"], heads=shape["num_heads"], batch=batch)
-    b = reference.lm_bench(s, device=dev, lr=1e-4, optimizer="adamw", num_batches=1)
-    seconds = b.seconds_per_step(precision, steps=steps, warmup=3)
+    if dev == "cuda":  # TF32 matmuls for float32, as TensorFlow does on Ampere and later
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if "bench" not in cache:
+        cache["bench"] = reference.lm_bench(torch_shape(shape, seq, batch), device=dev,
+                                            lr=1e-4, optimizer="adamw", num_batches=1)
+    b = cache["bench"]
+    name = f"PyTorch {torch.__version__} {'torch.compile' if compiled else 'eager'}"
+    row = {"framework": name, "precision": precision, "device": dev, "adam": b.opt_impl}
+    try:
+        seconds = b.seconds_per_step(precision, compiled=compiled, steps=steps, warmup=3)
+    except RuntimeError as e:  # torch.compile without a working compiler, say: reported
+        return {**row, "tokens_per_sec": 0.0, "failed": str(e), "loss": float("nan")}
     tokens_per_sec = batch * seq / seconds
     achieved = tokens_per_sec * flops_per_token
-    return {"framework": f"PyTorch {torch.__version__} eager", "precision": precision,
-            "tokens_per_sec": tokens_per_sec, "step_s": seconds, "achieved_flops": achieved,
-            "mfu": achieved / peak if peak else None, "loss": b.loss, "device": dev,
-            "adam": b.opt_impl}
+    return {**row, "tokens_per_sec": tokens_per_sec, "step_s": seconds,
+            "achieved_flops": achieved, "mfu": achieved / peak if peak else None,
+            "loss": b.loss, "first_step_s": b.first_step_s.get(b.variant(precision, compiled))}
+
+
+def torch_matmul_peak(precision: str, gpu: bool) -> float:
+    """PyTorch's FLOP/s on a chain of square matmuls on this device (bench_torch.matmul_peak:
+    8192 squared on a GPU, 1024 on a CPU)."""
+    import bench_torch as reference
+
+    dev = "cuda" if gpu else "cpu"
+    return 1e9 * reference.matmul_peak(precision, n=8192 if gpu else 1024,
+                                       reps=10 if gpu else 4, device=dev)
+
+
+def torch_only(shape: dict, seq: int, batch: int, precisions: list[str], steps: int,
+               tiny: bool) -> tuple[str, list[dict]]:
+    """The PyTorch rows alone (no TensorFlow imported): the GPU's name, and a row per
+    precision and variant, MFU against the table's peak (bigtrain/strategy/peaks.py, read
+    without importing bigtrain, whose configs need packages a bare machine may lack)."""
+    import importlib.util
+
+    import bench_torch as reference
+    import torch
+
+    gpu = torch.cuda.is_available() and not tiny
+    if not gpu and not tiny:
+        sys.exit("bench_gpu: PyTorch sees no GPU; --tiny runs the dry run on a CPU")
+    spec = importlib.util.spec_from_file_location(
+        "bigtrain_peaks", Path(__file__).parents[1] / "bigtrain" / "strategy" / "peaks.py")
+    peaks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peaks)
+    name = torch.cuda.get_device_name(0) if gpu else "CPU"
+    flops_per_token = reference.lm_flops_per_token(torch_shape(shape, seq, batch))
+    rows, cache = [], {}
+    for precision in precisions:
+        peak = peaks.gpu_peak(name, precision) if gpu else None
+        measured = torch_matmul_peak(precision, gpu)
+        for compiled in (False, True):
+            r = bench_torch(shape, seq, batch, precision, steps, flops_per_token, peak,
+                            compiled, cache)
+            r.update(flops_per_token=flops_per_token, peak_flops=peak,
+                     peak_source="table" if peak else "none",
+                     torch_matmul_flops=measured,
+                     matmul_fraction=r.get("achieved_flops", 0) / measured)
+            rows.append(r)
+    return name, rows
 
 
 def main() -> None:
@@ -121,12 +187,17 @@ def main() -> None:
     parser.add_argument("--precisions", default=None)
     parser.add_argument("--calls", type=int, default=None, help="timed calls of the engine")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--torch-only", action="store_true",
+                        help="PyTorch's rows alone, without TensorFlow (a GPU machine without it)")
     args = parser.parse_args()
     shape = TINY if args.tiny else GPT2_SMALL
     seq = args.seq or (64 if args.tiny else 1024)
     batch = args.batch or (4 if args.tiny else 16)
     precisions = (args.precisions or ("fp32" if args.tiny else "bf16,fp32")).split(",")
     calls, per_call = (args.calls or (2 if args.tiny else 5)), (2 if args.tiny else 10)
+    if args.torch_only:
+        name, rows = torch_only(shape, seq, batch, precisions, calls * per_call, args.tiny)
+        return report(args.out, name, shape, seq, batch, rows)
 
     from bigtrain.logs import import_tensorflow
 
@@ -138,10 +209,8 @@ def main() -> None:
         sys.exit("bench_gpu: TensorFlow sees no GPU; --tiny runs the dry run on a CPU")
     name = (tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
             .get("device_name", "GPU") if gpu else "CPU")
-    print(f"bench_gpu: {name}, d {shape['d_model']}, {shape['num_layers']} layers, "
-          f"{shape['num_heads']} heads, vocab {shape['vocab']}, seq {seq}, batch {batch}",
-          flush=True)
-    rows = []
+    print(f"bench_gpu: on {name}", flush=True)
+    rows, cache = [], {}
     for precision in precisions:
         r = bench_bigtrain(shape, seq, batch, precision, calls, per_call, gpu)
         rows.append(r)
@@ -150,12 +219,29 @@ def main() -> None:
         except ImportError:
             r["torch"] = "not importable: no PyTorch comparison"
         else:
-            rows.append(bench_torch(shape, seq, batch, precision, calls * per_call,
-                                    r["flops_per_token"], r["peak_flops"]))
+            for compiled in (False, True):
+                rows.append(bench_torch(shape, seq, batch, precision, calls * per_call,
+                                        r["flops_per_token"], r["peak_flops"], compiled,
+                                        cache))
+    report(args.out, name, shape, seq, batch, rows)
+
+
+def report(path: Path, name: str, shape: dict, seq: int, batch: int, rows: list[dict]) -> None:
+    print(f"bench_gpu: {name}, d {shape['d_model']}, {shape['num_layers']} layers, "
+          f"{shape['num_heads']} heads, vocab {shape['vocab']}, seq {seq}, batch {batch}",
+          flush=True)
     for r in rows:
         mfu = f"{100 * r['mfu']:.1f}%" if r.get("mfu") else "n/a"
+        if r.get("failed"):
+            print(f"{r['framework']:34s} {r['precision']:5s} failed: {r['failed']}", flush=True)
+            continue
         print(f"{r['framework']:34s} {r['precision']:5s} {r['tokens_per_sec']:>12,.0f} tokens/s"
               f"  MFU {mfu}  loss {r['loss']:.3f}", flush=True)
+        if r.get("torch_matmul_flops"):
+            print(f"{'':34s} {r['achieved_flops'] / 1e12:.3g} TFLOP/s achieved, "
+                  f"{100 * r['matmul_fraction']:.0f}% of PyTorch's matmul chain here "
+                  f"({r['torch_matmul_flops'] / 1e12:.3g} TFLOP/s); first step "
+                  f"{r.get('first_step_s') or 0:.1f} s", flush=True)
         if "iterator_delete_s" in r:
             print(f"{'':34s} build {r['build_s']:.1f} s, first call {r['first_call_s']:.1f} s, "
                   f"deleting a used iterator {r['iterator_delete_s']:.2f} s; peak "
@@ -163,9 +249,9 @@ def main() -> None:
                   f"{r.get('torch', '')}", flush=True)
     out = {"device": name, "shape": shape, "seq": seq, "batch": batch, "rows": rows,
            "loadavg": os.getloadavg()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"bench_gpu: wrote {args.out}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"bench_gpu: wrote {path}")
 
 
 if __name__ == "__main__":
