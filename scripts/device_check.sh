@@ -98,7 +98,7 @@ fi
 if ((DRY)); then
     step "LM benchmark (tiny, CPU)" 120 $PY scripts/bench_gpu.py --tiny --out "$RESULTS/bench_gpu.json"
 elif ((TF)); then
-    step "LM benchmark (GPT-2 small)" 240 $PY scripts/bench_gpu.py --out "$RESULTS/bench_gpu.json"
+    step "LM benchmark (GPT-2 small)" 330 $PY scripts/bench_gpu.py --out "$RESULTS/bench_gpu.json"
 elif $PY -c "import torch" 2>/dev/null; then
     step "LM benchmark (GPT-2 small), PyTorch alone" 300 \
         $PY scripts/bench_gpu.py --torch-only --out "$RESULTS/bench_gpu.json"
