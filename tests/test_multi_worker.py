@@ -63,8 +63,13 @@ def test_killing_both_workers_and_relaunching_resumes(tmp_path):
     codes, outs = run_workers(tmp_path, whole)
     assert codes == [0, 0], _tails(outs)
     run = tmp_path / "killed"
-    codes, _ = run_workers(tmp_path, run, env={"BIGTRAIN_FAULTS": "sigkill@step=25"})
-    assert codes == [-9, -9]
+    codes, outs = run_workers(tmp_path, run, env={"BIGTRAIN_FAULTS": "sigkill@step=25"})
+    # Each worker kills itself after step 25, but the first to die can take the other's last
+    # collective with it: a worker pulls its peer's part of an all-reduce, so one can finish
+    # step 25 and die before the other has pulled from it (a CI run saw [1, -9]). The job
+    # crashed either way; what the relaunch below asserts is that nothing was lost.
+    assert -9 in codes and all(c != 0 for c in codes), _tails(outs)
+    assert not any("done:" in out for out in outs), _tails(outs)
     codes, outs = run_workers(tmp_path, run)
     assert codes == [0, 0], _tails(outs)
     for out in outs:
