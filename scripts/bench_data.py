@@ -1,34 +1,32 @@
 """Input pipelines against what the model consumes, per source, in one run.
 
-    python scripts/bench_data.py [--reps 3]
+    python -m scripts.bench_data [--reps 3] [--out FILE.json]
 
 For image_folder (PNG files the script writes), csv (a table it writes) and text (this
 Python's standard library), it measures the training pipeline alone (examples/s: shuffle,
 batch, prefetch, and decoding for images, cold on the first epoch and then cached) and the
 default model's training consumption on the same data (examples/s of bigtrain's loop), and
-prints their ratio. The target is a pipeline >= 3x what the model consumes.
+prints their ratio, the two alternating `--reps` times (medians). The target is a pipeline
+>= 3x what the model consumes.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import os
-import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from bench_engine import components, time_bigtrain  # noqa: E402
 
 from bigtrain.data.inspect import pipeline_examples_per_sec  # noqa: E402
+from scripts import harness, report  # noqa: E402
+from scripts.bench_engine import components, time_bigtrain  # noqa: E402
+from scripts.workloads import DIGITS_BATCH  # noqa: E402
 
 
 def write_images(root: Path, classes: int = 10, per_class: int = 100) -> Path:
@@ -56,25 +54,37 @@ def write_table(path: Path, rows: int = 20000) -> Path:
 
 def measure(name: str, overrides: list[str], reps: int, tmp: Path) -> dict:
     _, c = components(overrides, tmp / f"{name}-model")
-    batch = 32
+    batch = DIGITS_BATCH
     cold = pipeline_examples_per_sec(c.splits, batch, batches=min(
         50, c.splits.steps_per_epoch(batch) - 4))
-    pipe, model = [], []
-    for _ in range(reps):
-        pipe.append(pipeline_examples_per_sec(c.splits, batch))
-        model.append(batch / time_bigtrain(c, batch, 40, 10))
-    out = {"pipeline_first_epoch": cold, "pipeline": statistics.median(pipe),
-           "model_consumes": statistics.median(model)}
+    med = harness.alternate({
+        "pipeline": lambda: pipeline_examples_per_sec(c.splits, batch),
+        "model_consumes": lambda: batch / time_bigtrain(c, batch, 40, 10),
+    }, reps).medians()
+    out = {"pipeline_first_epoch": cold, **med}
     out["ratio"] = out["pipeline"] / out["model_consumes"]
     out["ratio_first_epoch"] = cold / out["model_consumes"]
     return out
 
 
+COLUMNS = ("source + default model", "pipeline, first epoch ex/s", "pipeline ex/s",
+           "model consumes ex/s", "ratio", "ratio, first epoch")
+
+
+def table_rows(record: dict) -> list[dict]:
+    """The results file's table: a row per source."""
+    return [dict(zip(COLUMNS, (name, r["pipeline_first_epoch"], r["pipeline"],
+                               r["model_consumes"], f"{r['ratio']:.1f}x",
+                               f"{r['ratio_first_epoch']:.1f}x"), strict=True))
+            for name, r in harness.payload(record).items()
+            if isinstance(r, dict) and "ratio" in r]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.arguments("bench_data", __doc__)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--out", default="scripts/results/bench_data.json")
     args = parser.parse_args()
+    run = harness.Run("bench_data", args.out)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -91,16 +101,9 @@ def main() -> None:
         }
         tic = time.perf_counter()
         results = {k: measure(k.split()[0], v, args.reps, tmp) for k, v in cases.items()}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print("| source + default model | pipeline, first epoch | pipeline | model consumes | "
-          "ratio |")
-    print("|---|---|---|---|---|")
-    for k, r in results.items():
-        print(f"| {k} | {r['pipeline_first_epoch']:,.0f} ex/s | {r['pipeline']:,.0f} ex/s | "
-              f"{r['model_consumes']:,.0f} ex/s | {r['ratio']:.1f}x "
-              f"(first epoch {r['ratio_first_epoch']:.1f}x) |")
-    print(f"\n({time.perf_counter() - tic:.0f} s; written to {args.out})")
+    path = run.write(results, table_rows, COLUMNS)
+    print(report.table(table_rows(results), COLUMNS))
+    print(f"\n({time.perf_counter() - tic:.0f} s; written to {path})")
 
 
 if __name__ == "__main__":

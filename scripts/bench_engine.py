@@ -1,27 +1,24 @@
 """The engine side by side with what a user would write by hand, in one process, alternating.
 
-    python scripts/bench_engine.py [--reps 3] [--steps 30] [--out scripts/results/bench_engine.json]
+    python -m scripts.bench_engine [--reps 3] [--steps 30] [--out FILE.json]
 
 1. Throughput: bigtrain's loop (steps_per_loop 1 and 10) vs `keras.Model.fit` on the same model
    (built by bigtrain's builder), the same tf.data batches, batch 32, Adam:
-   digits + cnn (examples/s) and a transformer LM (vocab 256, seq 128, d_model 256, 4 layers,
+   digits + cnn (examples/s) and workloads.LM_SMALL (vocab 256, seq 128, d_model 256, 4 layers,
    4 heads; tokens/s).
 2. Per-step overhead for a tiny model (digits + mlp) vs a bare `tf.function` train step.
 3. Checkpoint save and restore time for the LM.
 
 Steady state only: each measurement skips warm-up calls and times steps with per-step
-timestamps (fit's own wall time includes a stall at its end). Medians over `--reps`.
+timestamps (fit's own wall time includes a stall at its end). Medians over `--reps`
+alternating repetitions (scripts/harness.py). Also the timing library of bench.py, bench_data,
+bench_precision, bench_hub and profile_lm: `components`, `time_bigtrain`, `time_keras_fit`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import os
-import platform
-import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,33 +29,34 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bigtrain.cli.hydra_glue import compose  # noqa: E402
-from bigtrain.config import to_typed  # noqa: E402
-from bigtrain.train.engine import LoopState  # noqa: E402
+from bigtrain.config.schema import to_typed  # noqa: E402
+from bigtrain.core.hooks import LoopState  # noqa: E402
 from bigtrain.train.fit import build  # noqa: E402
-
-LM = ["dataset=synthetic", "dataset.task=lm", "dataset.vocab_size=256", "dataset.seq_len=128",
-      "dataset.num_examples=2048", "model=transformer", "model.d_model=256",
-      "model.num_layers=4", "model.num_heads=4", "model.mlp_ratio=4", "model.dropout=0",
-      "optim=adam", "trainer.batch_size=32"]
-CNN = ["dataset=digits", "model=cnn", "optim=adam", "trainer.batch_size=32"]
-MLP = ["dataset=digits", "model=mlp", "model.dropout=0", "optim=adam", "trainer.batch_size=32"]
-GPT2_BATCH = 8  # bench_torch.GPT2_SMALL.batch: the language-model issue's GPT-2-small shape
-GPT2 = ["dataset=synthetic", "dataset.task=lm", "dataset.vocab_size=50257", "dataset.seq_len=128",
-        "dataset.num_examples=256", "model=transformer", "model/size=gpt2_small",
-        "model.dropout=0", "optim=adam", f"trainer.batch_size={GPT2_BATCH}"]
+from scripts import harness, report  # noqa: E402
+from scripts.workloads import (  # noqa: E402
+    DIGITS_BATCH,
+    DIGITS_CNN,
+    DIGITS_MLP,
+    LM_SMALL,
+    LM_SMALL_RUN,
+)
 
 
 def components(overrides: list[str], tmp: Path):
+    """(config, what bigtrain.train.fit.build makes of it: model, engine, data...) for
+    `overrides`, its run directory `tmp`."""
     config = to_typed(compose([*overrides, "trainer.progress=none"]))
     return config, build(config, tmp)
 
 
-def batches(c, batch: int):
-    return c.splits.train_batches(batch, 0).repeat()
+def batches(built, batch: int):
+    """`built`'s training batches (bigtrain.train.fit.build's result), repeated."""
+    return built.splits.train_batches(batch, 0).repeat()
 
 
-def time_bigtrain(c, batch: int, steps: int, per_call: int) -> float:
+def time_bigtrain(built, batch: int, steps: int, per_call: int) -> float:
     """Seconds per step of bigtrain's compiled loop, `per_call` steps per call."""
+    c = built
     it = iter(c.strategy.experimental_distribute_dataset(batches(c, batch)))
     c.engine.train_steps(it, per_call)  # trace + warm up
     c.engine.train_steps(it, per_call)
@@ -117,8 +115,9 @@ def keras_model_for(overrides: list[str]):
     return model, splits.train_batches(config.trainer.batch_size, 0).repeat()
 
 
-def time_bare_step(c, batch: int, steps: int) -> float:
+def time_bare_step(built, batch: int, steps: int) -> float:
     """A hand-written tf.function step with the same model, optimizer and loss."""
+    c = built
     model, opt = c.model, keras.optimizers.Adam(1e-3)
     opt.build(model.trainable_variables)
 
@@ -140,10 +139,6 @@ def time_bare_step(c, batch: int, steps: int) -> float:
     return (time.perf_counter() - tic) / steps
 
 
-def median(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
 def throughput(name: str, overrides: list[str], unit_per_example: int, reps: int, steps: int,
                tmp: Path) -> dict:
     """Keras fit vs bigtrain variants: steps_per_loop 1, 10 (default), and 10 with XLA."""
@@ -152,13 +147,13 @@ def throughput(name: str, overrides: list[str], unit_per_example: int, reps: int
                 "bigtrain_xla": ([*overrides, "strategy.jit_compile=true"], 10)}
     built = {k: components(o, tmp / f"{name}-{k}")[1] for k, (o, _) in variants.items()}
     kmodel, kds = keras_model_for(overrides)
-    times: dict[str, list[float]] = {k: [] for k in ["keras_fit", *variants]}
-    for _ in range(reps):  # alternate, so machine noise hits every variant alike
-        times["keras_fit"].append(time_keras_fit(kmodel, kds, steps))
-        for k, (_, per_call) in variants.items():
-            times[k].append(time_bigtrain(built[k], 32, steps, per_call))
-    per = 32 * unit_per_example
-    out: dict = {k: per / median(v) for k, v in times.items()}
+    sides = {"keras_fit": lambda: time_keras_fit(kmodel, kds, steps)}
+    for k, (_, per_call) in variants.items():
+        sides[k] = lambda k=k, per_call=per_call: time_bigtrain(built[k], DIGITS_BATCH, steps,
+                                                                per_call)
+    seconds = harness.alternate(sides, reps).medians()
+    per = DIGITS_BATCH * unit_per_example
+    out: dict = {k: per / v for k, v in seconds.items()}
     for k in variants:
         out[f"ratio_{k}"] = out[k] / out["keras_fit"]
     out["unit"] = "tokens/s" if unit_per_example > 1 else "examples/s"
@@ -166,75 +161,92 @@ def throughput(name: str, overrides: list[str], unit_per_example: int, reps: int
 
 
 def overhead(reps: int, steps: int, tmp: Path) -> dict:
-    _, c = components(MLP, tmp / "mlp-bt")
-    _, c10 = components(MLP, tmp / "mlp-bt10")
-    _, bare = components(MLP, tmp / "mlp-bare")
-    t_bt, t_bt10, t_bare = [], [], []
-    for _ in range(reps):
-        t_bt.append(time_bigtrain(c, 32, steps, 1))
-        t_bare.append(time_bare_step(bare, 32, steps))
-        t_bt10.append(time_bigtrain(c10, 32, steps, 10))
-    return {"bigtrain_ms_per_step": 1e3 * median(t_bt),
-            "bigtrain_steps_per_loop_10_ms_per_step": 1e3 * median(t_bt10),
-            "bare_ms_per_step": 1e3 * median(t_bare),
-            "overhead": median(t_bt) / median(t_bare) - 1,
-            "overhead_steps_per_loop_10": median(t_bt10) / median(t_bare) - 1}
+    _, c = components(DIGITS_MLP, tmp / "mlp-bt")
+    _, c10 = components(DIGITS_MLP, tmp / "mlp-bt10")
+    _, bare = components(DIGITS_MLP, tmp / "mlp-bare")
+    med = harness.alternate({
+        "bigtrain": lambda: time_bigtrain(c, DIGITS_BATCH, steps, 1),
+        "bare": lambda: time_bare_step(bare, DIGITS_BATCH, steps),
+        "bigtrain_10": lambda: time_bigtrain(c10, DIGITS_BATCH, steps, 10),
+    }, reps).medians()
+    return {"bigtrain_ms_per_step": 1e3 * med["bigtrain"],
+            "bigtrain_steps_per_loop_10_ms_per_step": 1e3 * med["bigtrain_10"],
+            "bare_ms_per_step": 1e3 * med["bare"],
+            "overhead": med["bigtrain"] / med["bare"] - 1,
+            "overhead_steps_per_loop_10": med["bigtrain_10"] / med["bare"] - 1}
 
 
 def checkpoint_times(reps: int, tmp: Path) -> dict:
-    _, c = components(LM, tmp / "ckpt")
-    it = iter(c.strategy.experimental_distribute_dataset(batches(c, 32)))
+    _, c = components(LM_SMALL_RUN, tmp / "ckpt")
+    it = iter(c.strategy.experimental_distribute_dataset(batches(c, LM_SMALL.batch)))
     c.engine.train_steps(it, 1)  # optimizer slots exist
-    save, restore = [], []
-    for i in range(reps):
-        state = LoopState(step=i + 1)
+    step = iter(range(1, reps + 1))
+
+    def save() -> float:
         tic = time.perf_counter()
-        c.checkpointer.save(state)
-        save.append(time.perf_counter() - tic)
+        c.checkpointer.save(LoopState(step=next(step)))
+        return time.perf_counter() - tic
+
+    def restore() -> float:
         tic = time.perf_counter()
         c.checkpointer.restore(LoopState())
-        restore.append(time.perf_counter() - tic)
+        return time.perf_counter() - tic
+
+    med = harness.alternate({"save": save, "restore": restore}, reps).medians()
     size = sum(p.stat().st_size for p in (tmp / "ckpt" / "checkpoints").glob(f"ckpt-{reps}.*"))
-    return {"save_s": median(save), "restore_s": median(restore), "size_mb": size / 2**20}
+    return {"save_s": med["save"], "restore_s": med["restore"], "size_mb": size / 2**20}
+
+
+COLUMNS = ("item", "reference", "bigtrain, steps_per_loop=1", "bigtrain (default, 10 per call)",
+           "bigtrain + XLA")
+
+
+def table_rows(record: dict) -> list[dict]:
+    """The results file's table: throughput against Keras fit, the tiny model's step against
+    a bare tf.function step, the LM's checkpoint."""
+    rows = []
+    for key, label in (("digits_cnn", "digits + cnn"), ("lm_transformer", "LM_SMALL")):
+        r = record.get(key)
+        if r:
+            cells = [f"{r[k]:,.0f} ({r['ratio_' + k]:.2f}x)" for k in
+                     ("bigtrain_steps_per_loop_1", "bigtrain", "bigtrain_xla")]
+            rows.append(dict(zip(COLUMNS, [f"{label} {r['unit']} (reference: keras fit)",
+                                           f"{r['keras_fit']:,.0f}", *cells], strict=True)))
+    o = record.get("tiny_mlp_overhead")
+    if o:
+        rows.append(dict(zip(COLUMNS[:4], [
+            "digits + mlp ms/step (reference: a bare tf.function step)",
+            f"{o['bare_ms_per_step']:.3f}",
+            f"{o['bigtrain_ms_per_step']:.3f} ({100 * o['overhead']:+.0f}%)",
+            f"{o['bigtrain_steps_per_loop_10_ms_per_step']:.3f} "
+            f"({100 * o['overhead_steps_per_loop_10']:+.0f}%)"], strict=True)))
+    k = record.get("lm_checkpoint")
+    if k:
+        rows.append({"item": f"LM_SMALL checkpoint ({k['size_mb']:.1f} MB): save / restore s",
+                     "bigtrain (default, 10 per call)":
+                     f"{k['save_s']:.3f} / {k['restore_s']:.3f}"})
+    return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.arguments("bench_engine", __doc__)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--out", default="scripts/results/bench_engine.json")
     args = parser.parse_args()
+    run = harness.Run("bench_engine", args.out)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         results = {
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                        "python": sys.version.split()[0], "tensorflow": tf.__version__,
-                        "keras": keras.__version__},
-            "digits_cnn": throughput("cnn", CNN, 1, args.reps, args.steps * 4, tmp),
-            "lm_transformer": throughput("lm", LM, 128, args.reps, args.steps, tmp),
+            "digits_cnn": throughput("cnn", DIGITS_CNN, 1, args.reps, args.steps * 4, tmp),
+            "lm_transformer": throughput("lm", LM_SMALL_RUN, LM_SMALL.seq, args.reps,
+                                         args.steps, tmp),
             "tiny_mlp_overhead": overhead(args.reps, args.steps * 10, tmp),
             "lm_checkpoint": checkpoint_times(args.reps, tmp),
         }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print("| item | keras fit | bigtrain steps_per_loop=1 | bigtrain (default, 10) | "
-          "bigtrain + XLA |")
-    print("|---|---|---|---|---|")
-    for key in ("digits_cnn", "lm_transformer"):
-        r = results[key]
-        cells = [f"{r[k]:.0f} ({r['ratio_' + k]:.2f}x)" for k in
-                 ("bigtrain_steps_per_loop_1", "bigtrain", "bigtrain_xla")]
-        print(f"| {key} ({r['unit']}) | {r['keras_fit']:.0f} | " + " | ".join(cells) + " |")
-    o = results["tiny_mlp_overhead"]
-    print(f"\ntiny mlp, ms/step: bare tf.function {o['bare_ms_per_step']:.3f}; bigtrain "
-          f"steps_per_loop=1 {o['bigtrain_ms_per_step']:.3f} ({100 * o['overhead']:+.1f}%), "
-          f"steps_per_loop=10 (default) {o['bigtrain_steps_per_loop_10_ms_per_step']:.3f} "
-          f"({100 * o['overhead_steps_per_loop_10']:+.1f}%)")
-    k = results["lm_checkpoint"]
-    print(f"LM checkpoint ({k['size_mb']:.1f} MB): save {k['save_s']:.3f} s, "
-          f"restore {k['restore_s']:.3f} s")
-    print(f"\nwritten to {args.out}")
+    path = run.write(results, table_rows, COLUMNS)
+    print(report.table(table_rows(results), COLUMNS))
+    print(f"\nwritten to {path}")
 
 
 if __name__ == "__main__":

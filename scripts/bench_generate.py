@@ -1,14 +1,14 @@
 """New tokens per second of greedy generation: bigtrain's transformer with its KV cache,
 the same model without it, and KerasHub's cached `generate` on a GPT-2 of the same shape.
 
-    python scripts/bench_generate.py [--new 64,512] [--reps 3] [--window 640]
+    python -m scripts.bench_generate [--new 64,512] [--reps 3] [--window 640] [--out FILE.json]
 
-The models (random weights, built from their configs, nothing downloaded): vocabulary 256,
-d 256, 4 layers of 4 heads, MLP 1024, learned positions, tied output embedding, a window of
-`--window` tokens, float32 (`bigtrain generate` decodes in float32 whatever the run's
-precision). One prompt of 16 tokens, batch 1, greedy, `--new` new tokens:
+The models (random weights, built from their configs, nothing downloaded): workloads.LM_SMALL's
+vocabulary 256, d 256, 4 layers of 4 heads, MLP 1024; learned positions, tied output
+embedding, a window of `--window` tokens, float32 (`bigtrain generate` decodes in float32
+whatever the run's precision). One prompt of 16 tokens, batch 1, greedy, `--new` new tokens:
 
-  - `bigtrain_cache`: `bigtrain.train.generate.decode` (the KV cache path, as
+  - `bigtrain_cache`: `bigtrain.inference.generate.decode` (the KV cache path, as
     `bigtrain generate` runs it);
   - `bigtrain_no_cache`: the same call with `cache=False` (every token reruns the model
     over the window: the path other models take), compiled as well;
@@ -20,38 +20,38 @@ precision). One prompt of 16 tokens, batch 1, greedy, `--new` new tokens:
     cache, the Keras model called eagerly per token on the whole window.
 
 Every one is warmed up first (traced and compiled at the shapes it is timed at), then the
-repetitions run side by side, the order rotated each time; each figure is the median of
-`--reps` runs, wall time of the whole call (prefill included). The machine is shared, so
-the load average before and after is recorded. bigtrain's cached tokens are checked to
-equal its cache-free ones. `first_call_s` is each warm-up call: tracing and compiling
-included (bigtrain_no_cache's decodes 16 tokens). Results go to
-scripts/results/bench_generate.json.
+repetitions run side by side, the order rotated each time (scripts/harness.py's
+alternation); each figure is the median of `--reps` runs, wall time of the whole call
+(prefill included). bigtrain's cached tokens are checked to equal its cache-free ones.
+`first_call_s` is each warm-up call: tracing and compiling included (bigtrain_no_cache's
+decodes 16 tokens). Results go to a results file of the run (its machine and load average
+with it).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
-import statistics
 import time
-from pathlib import Path
+
+from scripts import harness, report
+from scripts.workloads import LM_SMALL
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-VOCAB, D, LAYERS, HEADS, PROMPT = 256, 256, 4, 4, 16
+VOCAB, D, LAYERS, HEADS, PROMPT = (LM_SMALL.vocab, LM_SMALL.d_model, LM_SMALL.layers,
+                                   LM_SMALL.heads, 16)
 
 
 def bigtrain_model(window: int):
     from bigtrain.cli.hydra_glue import compose
-    from bigtrain.config import to_typed
+    from bigtrain.config.schema import to_typed
     from bigtrain.data.spec import DatasetSpec
     from bigtrain.models import build_model
 
     cfg = to_typed(compose(["model=transformer", f"model.d_model={D}",
                             f"model.num_heads={HEADS}", f"model.num_layers={LAYERS}",
-                            "model.mlp_ratio=4", "model.positions=learned",
+                            f"model.mlp_ratio={LM_SMALL.mlp_ratio}", "model.positions=learned",
                             "model.tie_embeddings=true", "model.dropout=0"]))
     return build_model(cfg.model, DatasetSpec("bench", "lm", (window,), "int32", VOCAB, 1, 0, 0))
 
@@ -61,14 +61,14 @@ def hub_model(window: int, jit: bool):
 
     backbone = keras_hub.models.GPT2Backbone(
         vocabulary_size=VOCAB, num_layers=LAYERS, num_heads=HEADS, hidden_dim=D,
-        intermediate_dim=4 * D, dropout=0.0, max_sequence_length=window)
+        intermediate_dim=LM_SMALL.mlp_ratio * D, dropout=0.0, max_sequence_length=window)
     lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
     lm.compile(sampler="greedy", **({"jit_compile": True} if jit else {}))
     return lm
 
 
 def eager_no_cache(model, window: int, prompt: list[int], new: int) -> list[int]:
-    """`bigtrain.train.generate.sample` as it was before the KV cache, greedy."""
+    """`bigtrain.inference.generate.sample` as it was before the KV cache, greedy."""
     import numpy as np
 
     ids = list(prompt)
@@ -82,19 +82,17 @@ def eager_no_cache(model, window: int, prompt: list[int], new: int) -> list[int]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = harness.arguments("bench_generate", __doc__)
     ap.add_argument("--new", default="64,512", help="new tokens per run, comma separated")
     ap.add_argument("--reps", type=int, default=3, help="timed runs of each, alternating")
     ap.add_argument("--window", type=int, default=640, help="the models' context length")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" /
-                                         "bench_generate.json"))
     args = ap.parse_args()
     news = [int(n) for n in args.new.split(",")]
     if max(news) + PROMPT > args.window:
         ap.error(f"--window {args.window} must hold the prompt ({PROMPT}) and {max(news)} "
                  "new tokens (KerasHub's generate cannot go past it)")
 
-    load_before = os.getloadavg()
+    run = harness.Run("bench_generate", args.out)
     import keras
     import numpy as np
     import tensorflow as tf
@@ -104,7 +102,7 @@ def main() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1 if cores <= 2 else 2)
     keras.mixed_precision.set_dtype_policy("float32")
     keras.utils.set_random_seed(0)
-    from bigtrain.train.generate import STOP_CHUNK, Sampling, decode
+    from bigtrain.inference.generate import STOP_CHUNK, Sampling, decode
 
     ours = bigtrain_model(args.window)
     hub, hub_xla = hub_model(args.window, jit=False), hub_model(args.window, jit=True)
@@ -143,17 +141,22 @@ def main() -> None:
             what = f" ({STOP_CHUNK} tokens)" if name == "bigtrain_no_cache" else ""
             print(f"{new} new tokens: {name} warmed up in {warm[name + '_first_call_s']} s"
                   f"{what}", flush=True)
-        times: dict[str, list[float]] = {name: [] for name in runs}
         tokens: dict[str, list[int]] = {}
-        names = list(runs)
-        for rep in range(args.reps):
-            for name in names[rep % len(names):] + names[: rep % len(names)]:
-                tic = time.perf_counter()
-                tokens[name] = runs[name]()
-                times[name].append(time.perf_counter() - tic)
-                print(f"{new} new tokens, rep {rep + 1}: {name} {times[name][-1]:.2f} s "
-                      f"({new / times[name][-1]:,.0f} tokens/s)", flush=True)
-        rate = {name: new / statistics.median(t) for name, t in times.items()}
+
+        def timed(name: str, fn, tokens=tokens) -> float:
+            tic = time.perf_counter()
+            tokens[name] = fn()
+            return time.perf_counter() - tic
+
+        def show(name: str, seconds: float, new=new) -> None:
+            print(f"{new} new tokens: {name} {seconds:.2f} s ({new / seconds:,.0f} tokens/s)",
+                  flush=True)
+
+        measured = harness.alternate(
+            {name: lambda name=name, fn=fn: timed(name, fn) for name, fn in runs.items()},
+            args.reps, rotate=True, on_value=show)
+        times = measured.values
+        rate = {name: new / t for name, t in measured.medians().items()}
         results[str(new)] = {
             "tokens_per_s": {k: round(v, 1) for k, v in rate.items()},
             "seconds": {k: [round(x, 3) for x in v] for k, v in times.items()},
@@ -172,18 +175,34 @@ def main() -> None:
                 tokens["bigtrain_cache"]
         print(f"{new} new tokens: " + json.dumps(results[str(new)]), flush=True)
 
-    out = {"machine": {"cpu_count": cores, "python": platform.python_version(),
-                       "platform": platform.platform(),
-                       "load_average_before": [round(x, 2) for x in load_before],
-                       "load_average_after": [round(x, 2) for x in os.getloadavg()]},
-           "model": {"vocab": VOCAB, "d_model": D, "layers": LAYERS, "heads": HEADS,
-                     "mlp": 4 * D, "window": args.window, "prompt": PROMPT, "batch": 1,
-                     "precision": "fp32", "parameters": int(ours.count_params()),
+    out = {"model": {"vocab": VOCAB, "d_model": D, "layers": LAYERS, "heads": HEADS,
+                     "mlp": LM_SMALL.mlp_ratio * D, "window": args.window, "prompt": PROMPT,
+                     "batch": 1, "precision": "fp32", "parameters": int(ours.count_params()),
                      "keras_hub_parameters": int(hub.count_params())},
-           "reps": args.reps, "results": results, "time": time.time()}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"written to {args.out}")
+           "reps": args.reps, "results": results}
+    path = run.write(out, table_rows)
+    print(report.table(table_rows(out)))
+    print(f"written to {path}")
+
+
+def table_rows(record: dict) -> list[dict]:
+    """The results file's table: new tokens/s of each method at each length, then the
+    ratios of the KV cache to the others."""
+    results = record["results"]
+    counts = list(results)
+    rows = []
+    methods = dict.fromkeys(m for r in results.values() for m in r["tokens_per_s"])
+    for method in methods:
+        rows.append({"new tokens/s": method, **{
+            f"{n} new tokens": results[n]["tokens_per_s"].get(method) for n in counts}})
+    for key, label in (("cache_over_no_cache", "cache over no cache"),
+                       ("cache_over_keras_hub", "cache over KerasHub"),
+                       ("cache_over_keras_hub_xla", "cache over KerasHub, XLA"),
+                       ("cache_over_eager_no_cache", "cache over the eager loop")):
+        rows.append({"new tokens/s": label, **{
+            f"{n} new tokens": f"{results[n][key]}x" if key in results[n] else None
+            for n in counts}})
+    return rows
 
 
 if __name__ == "__main__":

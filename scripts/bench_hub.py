@@ -1,7 +1,7 @@
 """Pretrained presets and LoRA (model=hub), side by side in one run. Presets are made here
-with KerasHub's own classes (tests/hub_presets.py): no download.
+with KerasHub's own classes (workloads.gpt2_preset: tests/hub_presets.py's): no download.
 
-    python scripts/bench_hub.py [--reps 3] [--steps 20] [--out scripts/results/bench_hub.json]
+    python -m scripts.bench_hub [--reps 3] [--steps 20] [--only throughput,sizes,transfer]
 
 1. Throughput: LoRA fine-tuning (rank 8 on query and value) of one GPT-2 shaped causal LM
    (d 256, 4 layers, 4 heads, byte-level vocabulary, seq 128, batch 16, Adam, bf16 where the
@@ -18,33 +18,33 @@ with KerasHub's own classes (tests/hub_presets.py): no download.
    validation loss on the new corpus against the base model's (a LoRA run of one step at
    lr 1e-12: the same split and evaluation, weights unchanged) and against a model of the same shape
    trained from scratch for the same steps.
+
+A run writes its own results file with the parts it measured (`--only`): parts measured in
+separate runs are separate files.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
-import hub_presets  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from bench_engine import components, time_bigtrain, time_keras_fit  # noqa: E402
+
+from scripts import harness, report  # noqa: E402
+from scripts.bench_engine import components, time_bigtrain, time_keras_fit  # noqa: E402
+from scripts.workloads import gpt2_preset  # noqa: E402
 
 SHAPE = {"hidden": 256, "layers": 4, "heads": 4, "max_len": 256}
 SEQ, BATCH, RANK = 128, 16, 8
-CLI = [sys.executable, "-m", "bigtrain.cli.main"]
+CLI = harness.BIGTRAIN
 
 
 def bigtrain_cli(*args: str, cwd: Path) -> dict:
@@ -81,20 +81,28 @@ def keras_fit_side(preset: Path, precision: str):
 
 
 def throughput(preset: Path, precision: str, reps: int, steps: int, tmp: Path) -> dict:
-    ours, unfused, theirs = [], [], []
-    for r in range(reps):
-        for times, extra in ((ours, ()), (unfused, ("model.fused=false",))):
-            _, c = components(lm_overrides(preset, precision, *extra), tmp / f"bt{r}{len(extra)}")
-            times.append(time_bigtrain(c, BATCH, steps, per_call=10))
-            del c
+    """Seconds per step of bigtrain (fused, and model.fused=false) and KerasHub's fit,
+    alternating; each side builds its model afresh every round."""
+    built = iter(range(2 * reps))
+
+    def bigtrain(*extra: str) -> float:
+        _, c = components(lm_overrides(preset, precision, *extra), tmp / f"bt{next(built)}")
+        return time_bigtrain(c, BATCH, steps, per_call=10)
+
+    def keras_hub_fit() -> float:
         lm, ds = keras_fit_side(preset, precision)
-        theirs.append(time_keras_fit(lm, ds, steps))
-        del lm
-        keras.mixed_precision.set_dtype_policy("float32")
-        print(f"  round {r + 1}: bigtrain {ours[-1] * 1e3:.1f} ms/step, "
-              f"unfused {unfused[-1] * 1e3:.1f}, CausalLM.fit {theirs[-1] * 1e3:.1f}",
-              flush=True)
-    a, u, b = (statistics.median(t) for t in (ours, unfused, theirs))
+        try:
+            return time_keras_fit(lm, ds, steps)
+        finally:
+            keras.mixed_precision.set_dtype_policy("float32")
+
+    measured = harness.alternate(
+        {"bigtrain": bigtrain, "unfused": lambda: bigtrain("model.fused=false"),
+         "keras_hub_fit": keras_hub_fit}, reps,
+        on_value=lambda name, v: print(f"  {name}: {v * 1e3:.1f} ms/step", flush=True))
+    ours, unfused, theirs = (measured.values[k] for k in ("bigtrain", "unfused",
+                                                           "keras_hub_fit"))
+    a, u, b = (harness.median(t) for t in (ours, unfused, theirs))
     tokens = BATCH * SEQ
     return {"precision": precision, "bigtrain_ms_per_step": a * 1e3,
             "bigtrain_unfused_ms_per_step": u * 1e3,
@@ -170,7 +178,7 @@ def transfer(preset: Path, tmp: Path, pre_steps: int, steps: int, targets: str =
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = harness.arguments("bench_hub", __doc__)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--pretrain-steps", type=int, default=600)
@@ -187,11 +195,10 @@ def main() -> None:
                     help="keep the presets and runs here (default a temporary directory); "
                          "transfer reuses a pre-trained model found there")
     ap.add_argument("--only", default="throughput,sizes,transfer")
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "bench_hub.json")
     args = ap.parse_args()
     parts = set(args.only.split(","))
-    result: dict = {"machine": {"cpus": os.cpu_count(), "load_at_start": os.getloadavg()[0]},
-                    "shape": {**SHAPE, "seq": SEQ, "batch": BATCH, "lora_rank": RANK}}
+    run = harness.Run("bench_hub", args.out)
+    result: dict = {"shape": {**SHAPE, "seq": SEQ, "batch": BATCH, "lora_rank": RANK}}
     with tempfile.TemporaryDirectory(prefix="bench_hub-") as d:
         tmp = Path(d)
         if args.workdir:
@@ -199,24 +206,60 @@ def main() -> None:
             tmp.mkdir(parents=True, exist_ok=True)
         preset = tmp / "gpt2"
         if not (preset / "config.json").is_file():
-            preset = hub_presets.gpt2(preset, **SHAPE)
+            preset = gpt2_preset(preset, **SHAPE)
         if "throughput" in parts:
             print("throughput (LoRA fine-tuning):", flush=True)
             result["throughput"] = throughput(preset, args.precision, args.reps, args.steps, tmp)
+            run.write(result, table_rows)
         if "sizes" in parts:
             result["sizes"] = sizes(preset, tmp)
             print("sizes:", json.dumps(result["sizes"]), flush=True)
+            run.write(result, table_rows)
         if "transfer" in parts:
             print("transfer:", flush=True)
             result["transfer"] = transfer(preset, tmp, args.pretrain_steps,
                                           args.finetune_steps, args.lora_targets, args.lora_lr,
                                           args.lora_rank, args.train_layers)
-    result["machine"]["load_at_end"] = os.getloadavg()[0]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
-    previous.update(result)
-    args.out.write_text(json.dumps(previous, indent=2) + "\n")
+    path = run.write(result, table_rows)
     print(json.dumps(result, indent=2))
+    print(report.table(table_rows(result)))
+    print(f"written to {path}")
+
+
+def table_rows(record: dict) -> list[dict]:
+    """The results file's table: LoRA throughput against KerasHub's fit, LoRA against full
+    fine-tune sizes, transfer against the base model and a model from scratch."""
+    rows = []
+    t = record.get("throughput")
+    if t:
+        rows.append({"item": f"LoRA fine-tuning tokens/s, {t['precision']} (reference: "
+                             "KerasHub CausalLM.fit)",
+                     "bigtrain": t["bigtrain_tokens_per_sec"],
+                     "reference": t["keras_hub_fit_tokens_per_sec"],
+                     "bigtrain / reference": f"{t['ratio']:.2f}x"})
+        rows.append({"item": "ms/step, bigtrain with model.fused=false",
+                     "bigtrain": t["bigtrain_unfused_ms_per_step"],
+                     "reference": t["keras_hub_fit_ms_per_step"],
+                     "bigtrain / reference": f"{t['ratio_unfused']:.2f}x"})
+    z = record.get("sizes")
+    if z:
+        for key, label in (("trainable_params", "trainable parameters"),
+                           ("checkpoint_bytes", "checkpoint bytes")):
+            rows.append({"item": f"{label}, LoRA (reference: full fine-tune)",
+                         "bigtrain": z["lora"][key], "reference": z["full"][key],
+                         "bigtrain / reference": f"{z['lora'][key] / z['full'][key]:.3f}"})
+    x = record.get("transfer")
+    if x:
+        steps = f"{x['pretrain_steps']} pre-training, {x['finetune_steps']} fine-tuning steps"
+        rows.append({"item": f"transfer: val loss after LoRA ({steps}; reference: the base "
+                             "model)", "bigtrain": x["lora_val_loss"],
+                     "reference": x["base_val_loss"],
+                     "bigtrain / reference": f"{x['lora_val_loss'] / x['base_val_loss']:.2f}"})
+        rows.append({"item": "transfer: val loss after LoRA (reference: from scratch, as many "
+                             "steps)", "bigtrain": x["lora_val_loss"],
+                     "reference": x["scratch_val_loss"],
+                     "bigtrain / reference": f"{x['lora_val_loss'] / x['scratch_val_loss']:.2f}"})
+    return rows
 
 
 if __name__ == "__main__":

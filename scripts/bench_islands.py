@@ -1,8 +1,8 @@
 """The elementwise islands of bigtrain's Transformer, kernel by kernel, side by side in one run.
 
-    python scripts/bench_islands.py [--rounds 3] [--out scripts/results/bench_islands.json]
+    python -m scripts.bench_islands [--rounds 3] [--out FILE.json]
 
-At the shapes of the issue-9 LM (batch 32, seq 128, d_model 256, 4 heads, MLP 1024), in
+At the shapes of workloads.LM_SMALL (batch 32, seq 128, d_model 256, 4 heads, MLP 1024), in
 float32, forward and backward apart:
 - layer norm [4096, 256], bias + exact GELU [4096, 1024], the causal softmax [32, 4, 128, 128]
   as bigtrain.models.transformer compiles them (row sums as matrix-vector products), next to
@@ -10,7 +10,7 @@ float32, forward and backward apart:
 - each at XLA's default vector width on AVX-512 CPUs (256 bits), which bigtrain keeps, and at
   512 bits (`XLA_FLAGS=--xla_cpu_prefer_vector_width=512`): whether the wider vectors would
   pay. XLA reads its flags once per process, so each width runs in its own child process,
-  the two alternating `--rounds` times; medians over the rounds;
+  the two (and PyTorch's kernels) alternating `--rounds` times; medians over the rounds;
 - PyTorch's `layer_norm`, `gelu` and `softmax`, forward and backward through autograd, when
   torch imports (the eager kernels a PyTorch user's step runs).
 
@@ -27,9 +27,15 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from scripts import harness, report
+from scripts.workloads import LM_SMALL
 
 CHAIN = 10
+#: the islands' shapes: LM_SMALL's tokens per batch, model width, MLP width, heads, sequence
+BATCH, HEADS, SEQ, D = LM_SMALL.batch, LM_SMALL.heads, LM_SMALL.seq, LM_SMALL.d_model
+TOKENS, MLP = BATCH * SEQ, D * LM_SMALL.mlp_ratio
+SCALE = (D // HEADS) ** -0.5
 
 
 def _child() -> dict[str, float]:
@@ -37,7 +43,7 @@ def _child() -> dict[str, float]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from bigtrain.models import transformer as T
+    from bigtrain.models import kernels as T
 
     tf.config.threading.set_inter_op_parallelism_threads(1)
     f32 = tf.float32
@@ -70,12 +76,12 @@ def _child() -> dict[str, float]:
         return scale * w * (d - tf.reduce_sum(d * w, -1, keepdims=True))
 
     gen = tf.random.Generator.from_seed(0)
-    x = gen.normal((4096, 256))
-    gamma, beta = gen.normal((256,)), gen.normal((256,))
-    h, b1 = gen.normal((4096, 1024)), gen.normal((1024,))
-    s = gen.normal((32, 4, 128, 128))
-    mask = tf.linalg.band_part(tf.ones((128, 128), tf.bool), -1, 0)
-    eps, scale, neg = tf.constant(1e-5, f32), tf.constant(0.125, f32), tf.constant(-1e9, f32)
+    x = gen.normal((TOKENS, D))
+    gamma, beta = gen.normal((D,)), gen.normal((D,))
+    h, b1 = gen.normal((TOKENS, MLP)), gen.normal((MLP,))
+    s = gen.normal((BATCH, HEADS, SEQ, SEQ))
+    mask = tf.linalg.band_part(tf.ones((SEQ, SEQ), tf.bool), -1, 0)
+    eps, scale, neg = tf.constant(1e-5, f32), tf.constant(SCALE, f32), tf.constant(-1e9, f32)
 
     kernels = {  # name: (one call of y -> y, its input)
         "layer norm fwd": (lambda v: T._layer_norm_fwd(v, gamma, beta, eps), x),
@@ -123,16 +129,16 @@ def _torch() -> dict[str, float]:
     if torch.get_num_interop_threads() != 1:  # settable once per process, before any work
         torch.set_num_interop_threads(1)
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(4096, 256, generator=g, requires_grad=True)
-    gamma = torch.randn(256, generator=g, requires_grad=True)
-    beta = torch.randn(256, generator=g, requires_grad=True)
-    h = torch.randn(4096, 1024, generator=g, requires_grad=True)
-    s = torch.randn(32, 4, 128, 128, generator=g, requires_grad=True)
-    mask = torch.ones(128, 128, dtype=torch.bool).tril()
+    x = torch.randn(TOKENS, D, generator=g, requires_grad=True)
+    gamma = torch.randn(D, generator=g, requires_grad=True)
+    beta = torch.randn(D, generator=g, requires_grad=True)
+    h = torch.randn(TOKENS, MLP, generator=g, requires_grad=True)
+    s = torch.randn(BATCH, HEADS, SEQ, SEQ, generator=g, requires_grad=True)
+    mask = torch.ones(SEQ, SEQ, dtype=torch.bool).tril()
     cases = {
-        "layer norm": (lambda: F.layer_norm(x, (256,), gamma, beta, 1e-5), x),
+        "layer norm": (lambda: F.layer_norm(x, (D,), gamma, beta, 1e-5), x),
         "bias + GELU": (lambda: F.gelu(h), h),  # the bias add is in the matmul there
-        "softmax": (lambda: torch.softmax((s * 0.125).masked_fill(~mask, -1e9), -1), s),
+        "softmax": (lambda: torch.softmax((s * SCALE).masked_fill(~mask, -1e9), -1), s),
     }
     out = {}
     for name, (fwd, value) in cases.items():
@@ -143,50 +149,58 @@ def _torch() -> dict[str, float]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", default="scripts/results/bench_islands.json")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(_child()))
-        return
-    root = Path(__file__).resolve().parent.parent
-    runs: dict[str, list[dict[str, float]]] = {"256": [], "512": []}
-    torch_runs = []
-    for r in range(args.rounds):
-        for width in runs:
-            env = {**os.environ, "XLA_FLAGS": f"--xla_cpu_prefer_vector_width={width}",
-                   "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-            done = subprocess.run([sys.executable, __file__, "--child"], env=env, check=True,
-                                  capture_output=True, text=True)
-            runs[width].append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(f"bench_islands: round {r + 1}, {width}-bit vectors done", file=sys.stderr)
-        torch_runs.append(_torch())
-    med = {w: {k: statistics.median(run[k] for run in rs) for k in rs[0]}
-           for w, rs in runs.items()}
-    torch_med = ({k: statistics.median(run[k] for run in torch_runs) for k in torch_runs[0]}
-                 if torch_runs and torch_runs[0] else {})
-    print("| kernel (ms per call) | XLA, 256-bit | XLA, 512-bit |")
-    print("|---|---|---|")
-    for k in med["256"]:
-        print(f"| {k} | {med['256'][k]:.3f} | {med['512'][k]:.3f} |")
-    print("\n| fwd + bwd (ms) | XLA's reduce | bigtrain (matrix-vector) | bigtrain at 512 bits "
-          "| PyTorch |")
-    print("|---|---|---|---|---|")
+def _width(width: str) -> dict[str, float]:
+    """The kernels' milliseconds in a child process whose XLA prefers `width`-bit vectors."""
+    env = {**os.environ, "XLA_FLAGS": f"--xla_cpu_prefer_vector_width={width}"}
+    done = subprocess.run([sys.executable, "-m", "scripts.bench_islands", "--child"], env=env,
+                          check=True, capture_output=True, text=True, cwd=harness.ROOT)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+COLUMNS = ("kernel (ms per call)", "XLA, 256-bit", "XLA, 512-bit", "PyTorch")
+
+
+def table_rows(record: dict) -> list[dict]:
+    """The results file's table: every kernel at both widths (with PyTorch's where it has
+    the same kernel), then forward + backward against XLA's reduce and PyTorch."""
+    med, theirs = record["ms_per_call"], record.get("torch_ms") or {}
+    rows = [dict(zip(COLUMNS, (k, med["256"][k], med["512"][k], theirs.get(k)), strict=True))
+            for k in med["256"]]
     for name in ("layer norm", "bias + GELU", "softmax"):
         red = ", reduce" if name != "bias + GELU" else ""
         before = med["256"][f"{name} fwd{red}"] + med["256"][f"{name} bwd{red}"]
         now = med["256"][f"{name} fwd"] + med["256"][f"{name} bwd"]
         wide = med["512"][f"{name} fwd"] + med["512"][f"{name} bwd"]
-        theirs = torch_med.get(f"{name} fwd + bwd")
-        print(f"| {name} | {before:.3f} | {now:.3f} ({before / now:.2f}x) | "
-              f"{wide:.3f} ({now / wide:.2f}x) | {'n/a' if theirs is None else f'{theirs:.3f}'} |")
-    Path(args.out).write_text(json.dumps(
-        {"ms_per_call": med, "torch_ms": torch_med, "rounds": args.rounds,
-         "raw": runs}, indent=2) + "\n")
-    print(f"\nwritten to {args.out}")
+        reduce_note = f" (XLA's reduce: {before:.3f}, {before / now:.2f}x)" if red else ""
+        rows.append(dict(zip(COLUMNS, (
+            f"{name} fwd + bwd{reduce_note}", now, f"{wide:.3f} ({now / wide:.2f}x)",
+            theirs.get(f"{name} fwd + bwd")), strict=True)))
+    return rows
+
+
+def main() -> None:
+    parser = harness.arguments("bench_islands", __doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child()))
+        return
+    run = harness.Run("bench_islands", args.out)
+    measured = harness.alternate(
+        {"256": lambda: _width("256"), "512": lambda: _width("512"), "torch": _torch},
+        args.rounds, on_value=lambda side, _: print(f"bench_islands: {side} done",
+                                                    file=sys.stderr))
+    runs = {w: measured.values[w] for w in ("256", "512")}
+    torch_runs = measured.values["torch"]
+    med = {w: {k: statistics.median(run[k] for run in rs) for k in rs[0]}
+           for w, rs in runs.items()}
+    torch_med = ({k: statistics.median(run[k] for run in torch_runs) for k in torch_runs[0]}
+                 if torch_runs and torch_runs[0] else {})
+    results = {"ms_per_call": med, "torch_ms": torch_med, "rounds": args.rounds, "raw": runs}
+    path = run.write(results, table_rows, COLUMNS)
+    print(report.table(table_rows(results), COLUMNS))
+    print(f"\nwritten to {path}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """Each model's recipe: final validation accuracy and wall time, one run after another.
 
-    python scripts/bench_models.py [--seeds 1] [--models a,b,...]
-    python scripts/bench_models.py --seeds 3 --models transformer_default,rnn_default,image_folder
+    python -m scripts.bench_models [--seeds 1] [--models a,b,...]
+    python -m scripts.bench_models --seeds 3 --models transformer_default,rnn_default,image_folder
 
 Runs `bigtrain fit <recipe>` (digits unless the recipe names a dataset) with
-`trainer.seed=0..seeds-1`, reads each run's summary.json, merges the figures into
-results/bench_models.json (recipes not run keep their entries) and prints a markdown table:
-seed 0, and the mean and min over the seeds. The `*_default` recipes and `image_folder` are the
-plain commands with every default (12 epochs, batch 32, adam at 2e-3 constant, precision=auto).
+`trainer.seed=0..seeds-1`, reads each run's summary.json, writes the recipes it ran to the
+run's results file (scripts/harness.py; other runs' recipes stay in their own files) and
+prints a markdown table: seed 0, and the mean and min over the seeds. The `*_default`
+recipes and `image_folder` are the plain commands with every default (12 epochs, batch 32,
+adam at 2e-3 constant, precision=auto).
 
 `image_folder` trains on a folder built here from scikit-learn's two bundled photos
 (`load_sample_images()`: china.jpg, flower.jpg): 60 random square crops of each (a quarter to
@@ -17,14 +18,16 @@ per photo; the folder is the same for every seed (its own seed 0), the split fol
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+# scripts.harness and scripts.report are imported in main():
+# tests/scripts/test_bench_models.py loads this file by its path for RECIPES, recipe() and
+# make_photo_folder()
 
 PHOTOS = "{photos}"  # replaced by the generated photo folder
 
@@ -86,19 +89,42 @@ def recipe(name: str, photos: Path | None) -> list[str]:
     return [o.replace(PHOTOS, str(photos)) for o in RECIPES[name]]
 
 
+COLUMNS = ("recipe", "overrides", "seeds", "val acc seed 0", "val acc mean", "val acc min",
+           "test acc mean", "target", "wall s")
+
+
+def table_rows(record: dict) -> list[dict]:
+    """The results file's table: a row per recipe (older files: some without every seed's
+    accuracy)."""
+    rows = []
+    recipes = record.get("recipes") or {  # older files: the recipes beside the harness's keys
+        k: v for k, v in record.items() if isinstance(v, dict) and "val_accuracy" in v}
+    for name, r in recipes.items():
+        seeds = r.get("val_accuracy_seeds") or [None]
+        low = r.get("val_accuracy_min", r["val_accuracy"])
+        mark = ("met" if low >= r["target"] else
+                "mean met, min missed" if r["val_accuracy"] >= r["target"] else "MISSED")
+        rows.append(dict(zip(COLUMNS, (
+            name, f"`{' '.join(r['overrides']) or '(none)'}`", r["seeds"], seeds[0],
+            r["val_accuracy"], low, r["test_accuracy"], f">= {r['target']:.2f} ({mark})",
+            r["wall_s"]), strict=True)))
+    return rows
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from scripts import harness, report
+
+    parser = harness.arguments("bench_models", __doc__)
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--models", default=",".join(RECIPES),
                         help="comma-separated recipe names (default: all)")
-    parser.add_argument("--out", default="scripts/results/bench_models.json")
     args = parser.parse_args()
     names = args.models.split(",")
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
         parser.error(f"unknown recipe(s) {unknown}; known: {', '.join(RECIPES)}")
-    out = Path(args.out)
-    results: dict[str, dict] = json.loads(out.read_text()) if out.exists() else {}
+    run = harness.Run("bench_models", args.out)
+    results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as d:
         photos = None
         if any(PHOTOS in " ".join(RECIPES[n]) for n in names):
@@ -106,14 +132,14 @@ def main() -> None:
         for name in names:
             accs, test_accs, walls = [], [], []
             for seed in range(args.seeds):
-                run = Path(d) / f"{name}-{seed}"
-                cmd = [sys.executable, "-m", "bigtrain.cli.main", "fit", *recipe(name, photos),
-                       f"trainer.seed={seed}", "trainer.progress=none",
-                       "trainer.monitor=val_accuracy", f"hydra.run.dir={run}"]
+                run_dir = Path(d) / f"{name}-{seed}"
+                cmd = [*harness.BIGTRAIN, "fit", *recipe(name, photos), f"trainer.seed={seed}",
+                       "trainer.progress=none", "trainer.monitor=val_accuracy",
+                       f"hydra.run.dir={run_dir}"]
                 tic = time.perf_counter()
                 subprocess.run(cmd, check=True, capture_output=True)
                 walls.append(time.perf_counter() - tic)
-                summary = json.loads((run / "summary.json").read_text())
+                summary = json.loads((run_dir / "summary.json").read_text())
                 accs.append(summary["final"]["val_accuracy"])
                 test_accs.append(summary["final"]["test_accuracy"])
                 print(f"  {name} seed {seed}: val {accs[-1]:.4f} test {test_accs[-1]:.4f} "
@@ -122,23 +148,15 @@ def main() -> None:
                              "val_accuracy_min": min(accs), "val_accuracy_seeds": accs,
                              "test_accuracy": statistics.mean(test_accs),
                              "wall_s": statistics.mean(walls), "target": TARGETS[name],
-                             "seeds": args.seeds, "date": time.strftime("%Y-%m-%d")}
+                             "seeds": args.seeds}
             r = results[name]
             print(f"{name}: val {r['val_accuracy']:.4f} (min {r['val_accuracy_min']:.4f}) "
                   f"test {r['test_accuracy']:.4f} wall {r['wall_s']:.1f}s", flush=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print("\n| recipe | overrides | seeds | val acc seed 0 | val acc mean | val acc min "
-          "| test acc mean | target | wall s |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name in names:
-        r = results[name]
-        low = r["val_accuracy_min"]
-        mark = ("met" if low >= r["target"] else
-                "mean met, min missed" if r["val_accuracy"] >= r["target"] else "MISSED")
-        print(f"| {name} | `{' '.join(r['overrides']) or '(none)'}` | {r['seeds']} | "
-              f"{r['val_accuracy_seeds'][0]:.3f} | {r['val_accuracy']:.3f} | {low:.3f} | "
-              f"{r['test_accuracy']:.3f} | >= {r['target']:.2f} ({mark}) | {r['wall_s']:.1f} |")
+            run.write({"recipes": results}, table_rows, COLUMNS)
+    path = run.write({"recipes": results}, table_rows, COLUMNS)
+    print()
+    print(report.table(table_rows({"recipes": results}), COLUMNS))
+    print(f"\nwritten to {path}")
 
 
 if __name__ == "__main__":

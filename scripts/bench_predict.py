@@ -1,6 +1,6 @@
 """Predictions per second of `bigtrain predict` on raw inputs: CSV rows and image files.
 
-    python scripts/bench_predict.py [--rows 5000] [--images 2000] [--reps 5]
+    python -m scripts.bench_predict [--rows 5000] [--images 2000] [--reps 5] [--out FILE.json]
 
 The script writes a table (scikit-learn's breast-cancer features, resampled with noise to
 `--rows` rows, string labels) and a folder of 32x32 PNGs, trains a small run on each with
@@ -8,31 +8,31 @@ The script writes a table (scikit-learn's breast-cancer features, resampled with
 
   - `bigtrain predict RUN INPUT --out FILE` end to end, as a user runs it (wall seconds,
     start-up, TensorFlow import and model build included) and the rate it reports;
-  - in-process, median of `--reps`: reading and checking the raw inputs, and the answers per
-    second of the serving function (preprocessing in the graph + the model), traced first;
+  - in-process, median of `--reps` alternating repetitions: reading and checking the raw
+    inputs, and the answers per second of the serving function (preprocessing in the graph
+    + the model), traced first;
   - the exported SavedModel's `serving_default` on the same raw inputs, in-process (tables:
     numbers as float32), and for tables `serve_strings` (every cell a string, as predict
     reads a CSV).
 
-Results go to scripts/results/bench_predict.json.
+Results go to a results file of the run (scripts/harness.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from scripts import harness, report
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-CLI = [sys.executable, "-m", "bigtrain.cli.main"]
+CLI = harness.BIGTRAIN
 FIT = ["trainer.progress=none", "logger=[]", "hydra.run.dir=run"]
 
 
@@ -52,12 +52,12 @@ def write_table(path: Path, rows: int) -> Path:
     return path
 
 
-def write_images(root: Path, n: int) -> Path:
+def write_images(root: Path, count: int) -> Path:
     import numpy as np
     import tensorflow as tf
 
     rng = np.random.default_rng(1)
-    for i in range(n):
+    for i in range(count):
         name, level = [("dark", 70), ("light", 180)][i % 2]
         d = root / name
         d.mkdir(parents=True, exist_ok=True)
@@ -83,8 +83,8 @@ def reported_rate(stderr: str) -> float:
 def measure(name: str, root: Path, fit_args: list[str], inputs: list[str], reps: int) -> dict:
     import tensorflow as tf
 
-    from bigtrain import inference
-    from bigtrain.train.restore import export_run, open_run
+    from bigtrain.inference import predict as inference
+    from bigtrain.inference.restore import export_run, open_run
 
     fit_wall, _ = cli(["fit", *fit_args, *FIT], root)
     wall, proc = cli(["predict", "run", *inputs, "--out", "p.csv"], root)
@@ -103,46 +103,50 @@ def measure(name: str, root: Path, fit_args: list[str], inputs: list[str], reps:
                for sig, feed in signatures.items()}
     for sig, batches in batched.items():
         saved.signatures[sig](**batches[0])  # traced before timing
-    reads, rates = [], []
-    sm_rates: dict[str, list[float]] = {sig: [] for sig in batched}
-    for _ in range(reps):  # alternating, so that a busy moment hits every path alike
+    state = {"data": data}
+
+    def read() -> float:
         tic = time.perf_counter()
-        data = inference.read_inputs(r.preprocessing, [str(root / i) for i in inputs])
-        reads.append(time.perf_counter() - tic)
-        result = inference.run(r, data)
-        rates.append(len(result.ids) / result.seconds)
-        for sig, batches in batched.items():
-            fn = saved.signatures[sig]
-            tic = time.perf_counter()
-            for b in batches:
-                fn(**b)
-            sm_rates[sig].append(n / (time.perf_counter() - tic))
+        state["data"] = inference.read_inputs(r.preprocessing, [str(root / i) for i in inputs])
+        return time.perf_counter() - tic
+
+    def predict() -> float:
+        result = inference.run(r, state["data"])
+        return len(result.ids) / result.seconds
+
+    def serve(sig: str) -> float:
+        fn = saved.signatures[sig]
+        tic = time.perf_counter()
+        for b in batched[sig]:
+            fn(**b)
+        return n / (time.perf_counter() - tic)
+
+    sides = {"read": read, "predict": predict}
+    sides.update({sig: lambda sig=sig: serve(sig) for sig in batched})
+    med = harness.alternate(sides, reps).medians()  # a busy moment hits every path alike
     out = {
         "inputs": n,
         "fit_wall_s": round(fit_wall, 2),
         "cli_predict_wall_s": round(wall, 2),
         "cli_end_to_end_per_s": round(n / wall, 1),
         "cli_reported_per_s": reported_rate(proc.stderr),
-        "read_inputs_s": round(statistics.median(reads), 3),
-        "predict_per_s": round(statistics.median(rates), 1),
+        "read_inputs_s": round(med["read"], 3),
+        "predict_per_s": round(med["predict"], 1),
     }
-    for sig, values in sm_rates.items():
-        out[f"savedmodel_{sig}_per_s"] = round(statistics.median(values), 1)
+    for sig in batched:
+        out[f"savedmodel_{sig}_per_s"] = round(med[sig], 1)
     print(f"{name}: {json.dumps(out)}", flush=True)
     return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = harness.arguments("bench_predict", __doc__)
     ap.add_argument("--rows", type=int, default=5000)
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" /
-                                         "bench_predict.json"))
     args = ap.parse_args()
-    results = {"machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
-                           "platform": platform.platform()},
-               "command": "python scripts/bench_predict.py " + " ".join(sys.argv[1:])}
+    run = harness.Run("bench_predict", args.out)
+    results = {}
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         table = Path(tmp) / "table"
         table.mkdir()
@@ -157,12 +161,27 @@ def main() -> None:
         results["image_folder_cnn"] = measure(
             "image_folder + cnn", images, ["dataset=image_folder", "dataset.path=train",
                                            "trainer.max_steps=30"], ["predict"], args.reps)
-    import tensorflow as tf
+    path = run.write(results, table_rows)
+    print(report.table(table_rows(results)))
+    print(f"wrote {path}")
 
-    results["machine"]["tensorflow"] = tf.__version__
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+
+def table_rows(record: dict) -> list[dict]:
+    """The results file's table: a row per input kind."""
+    rows = []
+    for key, label in (("csv_mlp", "csv + mlp"), ("image_folder_cnn", "image_folder + cnn")):
+        r = record.get(key)
+        if r:
+            rows.append({"inputs": f"{label} ({r['inputs']:,})",
+                         "bigtrain predict, end to end /s": r["cli_end_to_end_per_s"],
+                         "its reported rate /s": r["cli_reported_per_s"],
+                         "in-process predict /s": r["predict_per_s"],
+                         "reading inputs s": r["read_inputs_s"],
+                         "SavedModel serving_default /s": r.get(
+                             "savedmodel_serving_default_per_s"),
+                         "SavedModel serve_strings /s": r.get("savedmodel_serve_strings_per_s"),
+                         "fit wall s": r["fit_wall_s"]})
+    return rows
 
 
 if __name__ == "__main__":

@@ -2,14 +2,15 @@
 by side in one run, each configuration in its own child process (a fresh peak RSS), beside
 the estimate `bigtrain info` gives for it.
 
-    python scripts/bench_remat.py                       # base size, seq 512, batch 16, fp32
-    python scripts/bench_remat.py --batch 8 --precision bf16 --steps 4
+    python -m scripts.bench_remat                       # base size, seq 512, batch 16, fp32
+    python -m scripts.bench_remat --batch 8 --precision bf16 --steps 4
 
 Each child builds the model from bigtrain's config (model=transformer model/size=...), runs
 `--steps` training steps (forward, cross-entropy, gradients, Adam) in one tf.function after
 one warm-up step, and reports its peak RSS (getrusage), its RSS after building the model and
 optimizer (the runtime, weights and slots), the median step time and bigtrain's memory
-estimate. Results go to scripts/results/bench_remat.json.
+estimate. Results go to a results file of the run (scripts/harness.py); its rows are the two
+children's reports.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ import sys
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results" / "bench_remat.json"
+# scripts.harness is imported by the parent's code alone, so that the child (--child) also
+# runs from this file's path
+#: what the table shows of each child's report
+COLUMNS = ("remat", "size", "seq", "batch", "precision", "params", "peak_rss_mib",
+           "rss_after_build_mib", "estimate_mib.total", "step_s", "tokens_per_s")
 
 
 def rss_mib() -> float:
@@ -44,7 +49,7 @@ def child(args) -> dict:
     import tensorflow as tf
 
     from bigtrain.cli.hydra_glue import compose
-    from bigtrain.config import to_typed
+    from bigtrain.config.schema import to_typed
     from bigtrain.data.spec import DatasetSpec
     from bigtrain.models import build_model
     from bigtrain.models.size import measure, optimizer_slots
@@ -96,15 +101,18 @@ def child(args) -> dict:
 
 
 def run_child(argv: list[str]) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *argv], capture_output=True,
-                         text=True, check=False)
+    from scripts import harness
+
+    out = subprocess.run([sys.executable, "-m", "scripts.bench_remat", "--child", *argv],
+                         capture_output=True, text=True, check=False, cwd=harness.ROOT)
     if out.returncode:
         raise SystemExit(f"child {argv} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m scripts.bench_remat",
+                                description=__doc__.splitlines()[0])
     p.add_argument("--size", default="base")
     p.add_argument("--seq", type=int, default=512)
     p.add_argument("--batch", type=int, default=16)
@@ -115,7 +123,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--override", action="append", default=[], help="a model override")
     p.add_argument("--remat", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--out", type=Path, default=None,
+                   help="the results file (default: a new one in scripts/results/)")
     return p
 
 
@@ -124,6 +133,9 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args)))
         return
+    from scripts import harness, report
+
+    run = harness.Run("bench_remat", args.out)
     common = ["--size", args.size, "--seq", str(args.seq), "--batch", str(args.batch),
               "--vocab", str(args.vocab), "--dropout", str(args.dropout), "--precision",
               args.precision, "--steps", str(args.steps)]
@@ -131,7 +143,7 @@ def main() -> None:
         common += ["--override", o]
     rows = [run_child(common), run_child([*common, "--remat"])]
     off, on = rows
-    result = {"load_avg": os.getloadavg()[0], "rows": rows,
+    result = {"rows": rows,
               "peak_saving": round(1 - on["peak_rss_mib"] / off["peak_rss_mib"], 3),
               "peak_over_build_saving": round(
                   1 - (on["peak_rss_mib"] - on["rss_after_build_mib"])
@@ -146,8 +158,9 @@ def main() -> None:
     print(f"remat: {result['peak_saving']:.0%} less peak RSS "
           f"({result['peak_over_build_saving']:.0%} of the step's own), step time "
           f"x{result['step_time_ratio']:.2f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    path = run.write(result, columns=COLUMNS)
+    print(report.table(rows, COLUMNS))
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":

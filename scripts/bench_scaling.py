@@ -7,30 +7,27 @@ batch 32 at 128, 8 at 512), so the figures compare per token. From each run's su
 tokens/s and MFU of the last log interval (the first interval, with the step's tracing, is
 left out), training FLOPs per token; from the kernel: the child's peak RSS.
 
-    python scripts/bench_scaling.py [--steps 6] [--sizes tiny,small,base,gpt2_small]
+    python -m scripts.bench_scaling [--steps 6] [--sizes tiny,small,base,gpt2_small]
 
-Writes results/bench_scaling.json and prints a markdown table; records the load average
-(os.getloadavg) before and after, since the cores may be shared.
+Writes a results file of the run (scripts/harness.py: the machine and its load average before
+and after, since the cores may be shared) and prints a markdown table.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "bigtrain.cli.main"]
-#: a small parent per run, so the child's peak RSS is its own (see scripts/bench.py)
-RSS_WRAPPER = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[1:], "
-               "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-               "_, status, usage = os.wait4(p.pid, 0); "
-               "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)")
+from scripts import harness
+
+ROOT = harness.ROOT
+CLI = harness.BIGTRAIN
+COLUMNS = ("size", "params", "seq_len", "batch", "tokens_per_sec", "mfu",
+           "train_flops_per_token", "peak_rss_mib", "precision", "wall_s")
 
 
 def sizes_present(asked: list[str]) -> list[str]:
@@ -54,9 +51,7 @@ def run_one(size: str, seq: int, tokens: int, steps: int, tmp: Path) -> dict:
             "trainer.eval_batch_size=8", "trainer.progress=none", "logger=[]",
             f"hydra.run.dir={run_dir}"]
     tic = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *CLI, *args], capture_output=True,
-                       text=True, cwd=tmp, check=True)
-    code, kib = map(int, r.stdout.split())
+    code, peak = harness.peak_rss_mib([*CLI, *args], cwd=tmp)  # the child's own peak
     summary = json.loads((run_dir / "summary.json").read_text())
     if code != 0:
         raise RuntimeError(f"{size} at {seq} failed (exit {code}): {summary.get('error')}")
@@ -65,7 +60,7 @@ def run_one(size: str, seq: int, tokens: int, steps: int, tmp: Path) -> dict:
     return {"size": size, "seq_len": seq, "batch": batch, "params": summary["params"],
             "tokens_per_sec": summary["tokens_per_sec"], "mfu": summary["mfu"],
             "train_flops_per_token": per_example / seq, "peak_flops": flops.get("peak_flops"),
-            "precision": flops.get("precision"), "peak_rss_mib": kib / 1024,
+            "precision": flops.get("precision"), "peak_rss_mib": peak,
             "wall_s": round(time.perf_counter() - tic, 1)}
 
 
@@ -80,28 +75,24 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = harness.arguments("bench_scaling", __doc__)
     ap.add_argument("--sizes", default="tiny,small,base,gpt2_small")
     ap.add_argument("--seqs", default="128,512")
     ap.add_argument("--tokens", type=int, default=4096, help="tokens per step")
     ap.add_argument("--steps", type=int, default=6)
-    ap.add_argument("--out", default=str(ROOT / "scripts" / "results" / "bench_scaling.json"))
     a = ap.parse_args()
-    load_before = os.getloadavg()
+    run = harness.Run("bench_scaling", a.out)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes_present(a.sizes.split(",")):
             for seq in map(int, a.seqs.split(",")):
                 rows.append(run_one(size, seq, a.tokens, a.steps, Path(tmp)))
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "cores": len(os.sched_getaffinity(0)),
-              "load_before": load_before, "load_after": os.getloadavg(), "steps": a.steps,
-              "tokens_per_step": a.tokens, "rows": rows}
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(result, indent=1) + "\n")
+    path = run.write({"steps": a.steps, "tokens_per_step": a.tokens, "rows": rows},
+                     columns=COLUMNS)
     print(markdown(rows))
-    print(f"\nload average before {load_before[0]:.1f}, after {result['load_after'][0]:.1f} "
-          f"on {result['cores']} cores; {a.out}")
+    print(f"\nload average before {run.machine['loadavg'][0]:.1f}, after "
+          f"{os.getloadavg()[0]:.1f} on {run.machine['cores']} cores; {path}")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,21 @@
 """PyTorch references of the models bigtrain's benchmarks train, for measuring side by side.
 
-    python scripts/bench_torch.py [--only lm,gpt2,cnn,rnn] [--steps 10] [--no-compile]
-    python scripts/bench_torch.py --check     # the LM's loss over 30 steps, parameter counts
+    python -m scripts.bench_torch [--only lm,gpt2,cnn,rnn] [--steps 10] [--no-compile]
+    python -m scripts.bench_torch --check     # the LM's loss over 30 steps, parameter counts
 
 What a PyTorch user writes for the same shapes: a hand-written loop (forward, cross-entropy,
 backward, Adam step), `torch.optim.Adam(fused=True)` where the build supports it (else
 `foreach=True`), bf16 through `torch.autocast`, and each model also through `torch.compile`.
 
-- `lm`: the LM of issue 9 (scripts/bench.py, bench_engine.py): vocab 256, seq 128, d_model 256,
-  4 layers, 4 heads, MLP ratio 4, batch 32. The blocks are bigtrain's transformer (pre-norm,
+- `lm`: workloads.LM_SMALL (scripts/bench.py, bench_engine.py): vocab 256, seq 128, d_model
+  256, 4 layers, 4 heads, MLP ratio 4, batch 32. The blocks are bigtrain's transformer (pre-norm,
   one QKV projection, exact GELU, learned positions, a final norm, logits through the tied
   embedding), attention through `scaled_dot_product_attention(is_causal=True)`. Tokens from
   a sparse random Markov chain, as bigtrain's `dataset=synthetic dataset.task=lm` makes.
-- `gpt2`: the same LM at GPT-2-small shape (`model/size=gpt2_small`: d 768, 12 layers, 12
-  heads, GPT-2's 50,257-token vocabulary), at seq 128, batch 8 on a CPU (`lm_bench` takes
-  any shape, device and AdamW: the model for scripts/bench_gpu.py's PyTorch row on a GPU).
+- `gpt2`: the same LM at GPT-2-small shape (workloads.GPT2_SMALL, `model/size=gpt2_small`:
+  d 768, 12 layers, 12 heads, GPT-2's 50,257-token vocabulary), at seq 128, batch 8 on a CPU
+  (`lm_bench` takes any shape, device and AdamW: the model for scripts/bench_gpu.py's PyTorch
+  row on a GPU).
 - `cnn`: bigtrain's default `model=cnn` on digits (8x8x1): a stem conv, one residual block at
   width 32 and one at 64 (stride 2, 1x1 projection), batch norm (momentum 0.8 in Keras's
   sense, epsilon 1e-3), ReLU, global average pooling, dropout 0.1, a dense head; batch 32.
@@ -23,7 +24,8 @@ backward, Adam step), `torch.optim.Adam(fused=True)` where the build supports it
 
 Throughput is steady state: warm-up steps (tracing and compilation among them) are left out,
 then the timed steps, synchronised at the end (`loss.item()`, and the CUDA stream on a GPU).
-The LM's GFLOP/s use `lm_flops_per_token`, the count scripts/bench.py uses for bigtrain.
+The LM's GFLOP/s use workloads.lm_flops_per_token, the count scripts/bench.py uses for
+bigtrain.
 Threads: all cores for intra-op work and one inter-op thread, as bench.py sets TensorFlow.
 PyTorch's OpenMP threads wait for each other at every op, so on cores that other processes
 share they lose far more than TensorFlow's pool does (on 2 busy cores, 2 threads ran the
@@ -34,55 +36,31 @@ cores; Inductor's on-disk cache makes later runs' first steps short); TorchDynam
 `nn.GRU` to eager mode (`torch._dynamo.config.allow_rnn` is off), so the rnn's compiled
 variant compiles only the head.
 
-Without torch this module still imports (AVAILABLE is False): bench.py takes its shapes and
-FLOPs count from here and skips the PyTorch rows.
+Alone, the throughput rows go to a results file (scripts/harness.py's layout, or --out);
+`--check` prints its figures only. Without torch this module still imports (AVAILABLE is
+False): bench.py and bench_gpu.py then skip the PyTorch rows.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import os
 import time
 import types
 
+from scripts import harness, report
+from scripts.workloads import GPT2_SMALL, LM_SMALL, LMShape, lm_flops_per_token
+
 try:
     import torch
     import torch.nn.functional as F
     from torch import nn
-except ImportError:  # the shapes and the FLOPs count below still serve scripts/bench.py
+except ImportError:  # bench.py and bench_gpu.py import this module without torch too
     torch = F = None
     nn = types.SimpleNamespace(Module=object)  # the classes below are defined, never built
 
 AVAILABLE = torch is not None
 PRECISIONS = ("fp32", "bf16")
-
-
-@dataclasses.dataclass(frozen=True)
-class LMShape:
-    vocab: int
-    seq: int
-    d_model: int
-    layers: int
-    heads: int
-    mlp_ratio: int = 4
-    batch: int = 32
-
-
-#: the LM of issue 9, as scripts/bench.py and bench_engine.py train it
-ISSUE9 = LMShape(vocab=256, seq=128, d_model=256, layers=4, heads=4, mlp_ratio=4, batch=32)
-#: GPT-2 small (conf/model/size/gpt2_small.yaml with GPT-2's vocabulary), at a CPU's seq/batch
-GPT2_SMALL = LMShape(vocab=50257, seq=128, d_model=768, layers=12, heads=12, mlp_ratio=4,
-                     batch=8)
-
-
-def lm_flops_per_token(s: LMShape) -> float:
-    """Training FLOPs per token of the LM: 3x the forward's matmuls (projections, attention
-    scores and values over the whole sequence, the vocabulary head; no embedding lookups)."""
-    d = s.d_model
-    per_layer = 2 * d * 3 * d + 2 * d * d + 2 * 2 * d * s.mlp_ratio * d + 2 * 2 * s.seq * d
-    return 3 * (s.layers * per_layer + 2 * d * s.vocab)
 
 
 def configure_threads(threads: int | None = None) -> int:
@@ -121,14 +99,16 @@ def _keras_init(module: nn.Module) -> None:
 class Block(nn.Module):
     """A pre-norm transformer block as bigtrain's: x + attn(ln1(x)), then x + mlp(ln2(x))."""
 
-    def __init__(self, d: int, heads: int, ratio: int):
+    def __init__(self, d_model: int, heads: int, mlp_ratio: int):
         super().__init__()
+        d = d_model
         self.heads = heads
         self.ln1, self.ln2 = nn.LayerNorm(d, eps=1e-5), nn.LayerNorm(d, eps=1e-5)
         self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
-        self.fc1, self.fc2 = nn.Linear(d, ratio * d), nn.Linear(ratio * d, d)
+        self.fc1, self.fc2 = nn.Linear(d, mlp_ratio * d), nn.Linear(mlp_ratio * d, d)
 
-    def forward(self, x):
+    def forward(self, hidden):
+        x = hidden
         b, t, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.heads, d // self.heads).unbind(2)
         a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
@@ -143,8 +123,9 @@ class TorchLM(nn.Module):
     the autocast dtype, as PyTorch code usually leaves it (bigtrain computes its logits in
     float32); the loss is taken in float32 either way."""
 
-    def __init__(self, s: LMShape):
+    def __init__(self, shape: LMShape):
         super().__init__()
+        s = shape
         self.tok, self.pos = nn.Embedding(s.vocab, s.d_model), nn.Embedding(s.seq, s.d_model)
         self.blocks = nn.ModuleList(Block(s.d_model, s.heads, s.mlp_ratio)
                                     for _ in range(s.layers))
@@ -163,8 +144,9 @@ class TorchLM(nn.Module):
 class ResBlock(nn.Module):
     """bigtrain's CNN block: conv-bn-relu-conv-bn plus a (projected) shortcut, then relu."""
 
-    def __init__(self, cin: int, width: int, stride: int, k: int, bn: dict):
+    def __init__(self, cin: int, width: int, stride: int, kernel: int, bn: dict):
         super().__init__()
+        k = kernel
         self.conv1 = nn.Conv2d(cin, width, k, stride, padding=k // 2, bias=False)
         self.bn1 = nn.BatchNorm2d(width, **bn)
         self.conv2 = nn.Conv2d(width, width, k, padding=k // 2, bias=False)
@@ -174,7 +156,8 @@ class ResBlock(nn.Module):
             self.proj = nn.Sequential(nn.Conv2d(cin, width, 1, stride, bias=False),
                                       nn.BatchNorm2d(width, **bn))
 
-    def forward(self, x):
+    def forward(self, images):
+        x = images
         y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
         return F.relu(y + (x if self.proj is None else self.proj(x)))
 
@@ -186,9 +169,10 @@ class DigitsCNN(nn.Module):
     layout. A stride-2 'same' convolution pads 1 on each side here, TensorFlow 0 before and 1
     after: other pixels, the same shapes and cost."""
 
-    def __init__(self, widths=(32, 64), blocks_per_stage: int = 1, k: int = 3,
+    def __init__(self, widths=(32, 64), blocks_per_stage: int = 1, kernel: int = 3,
                  bn_momentum: float = 0.8, dropout: float = 0.1, classes: int = 10):
         super().__init__()
+        k = kernel
         bn = {"momentum": 1.0 - bn_momentum, "eps": 1e-3}  # Keras's epsilon
         self.stem = nn.Sequential(nn.Conv2d(1, widths[0], k, padding=k // 2, bias=False),
                                   nn.BatchNorm2d(widths[0], **bn), nn.ReLU())
@@ -203,8 +187,8 @@ class DigitsCNN(nn.Module):
         self.head = nn.Linear(cin, classes)
         _keras_init(self)
 
-    def forward(self, x):  # x: [B, 8, 8]
-        x = self.blocks(self.stem(x[:, None]))
+    def forward(self, images):  # [B, 8, 8]
+        x = self.blocks(self.stem(images[:, None]))
         return self.head(self.drop(x.mean((2, 3))))
 
 
@@ -218,17 +202,18 @@ class DigitsGRU(nn.Module):
         self.gru = nn.GRU(features, units, num_layers=layers, batch_first=True)
         self.head = nn.Linear(units, classes)
 
-    def forward(self, x):  # x: [B, T=8, F=8]
-        out, _ = self.gru(x)
+    def forward(self, rows):  # [B, T=8, F=8]
+        out, _ = self.gru(rows)
         return self.head(out[:, -1])
 
 
 # data ----------------------------------------------------------------------------------------
 
 
-def markov_tokens(s: LMShape, n: int, seed: int = 0, noise: float = 0.1):
-    """n sequences of seq + 1 tokens from a sparse random Markov chain (4 successors per
+def markov_tokens(shape: LMShape, count: int, seed: int = 0, noise: float = 0.1):
+    """`count` sequences of seq + 1 tokens from a sparse random Markov chain (4 successors per
     token, `noise` of the tokens uniform), the structure of bigtrain's synthetic LM data."""
+    s, n = shape, count
     g = torch.Generator().manual_seed(seed)
     successors = torch.randint(0, s.vocab, (s.vocab, 4), generator=g)
     seq = torch.empty((n, s.seq + 1), dtype=torch.long)
@@ -290,9 +275,10 @@ class TrainBench:
         self.loss = float("nan")
         self._i = 0
 
-    def loss_of(self, forward, x, y):
-        logits = forward(x)
-        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+    def loss_of(self, forward, inputs, targets):
+        logits = forward(inputs)
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
+                               targets.reshape(-1))
 
     def step(self, forward, precision: str):
         x, y = self.batches[self._i % len(self.batches)]
@@ -350,14 +336,14 @@ class TrainBench:
         return (time.perf_counter() - tic) / steps
 
 
-def lm_bench(s: LMShape = ISSUE9, device: str = "cpu", lr: float = 2e-3,
+def lm_bench(shape: LMShape = LM_SMALL, device: str = "cpu", lr: float = 2e-3,
              optimizer: str = "adam", seed: int = 0, num_batches: int = 8) -> TrainBench:
-    """The LM of shape `s` with `num_batches` batches of Markov-chain tokens (bigtrain's
+    """The LM of `shape` with `num_batches` batches of Markov-chain tokens (bigtrain's
     `optim=adam` learning rate by default)."""
     torch.manual_seed(seed)
-    tokens = markov_tokens(s, s.batch * num_batches, seed)
-    batches = [(b[:, :-1], b[:, 1:]) for b in tokens.split(s.batch)]
-    return TrainBench(TorchLM(s), batches, s.batch * s.seq, device, lr, optimizer)
+    tokens = markov_tokens(shape, shape.batch * num_batches, seed)
+    batches = [(b[:, :-1], b[:, 1:]) for b in tokens.split(shape.batch)]
+    return TrainBench(TorchLM(shape), batches, shape.batch * shape.seq, device, lr, optimizer)
 
 
 def digits_bench(model: str, batch: int = 32, device: str = "cpu", seed: int = 0) -> TrainBench:
@@ -371,8 +357,11 @@ def digits_bench(model: str, batch: int = 32, device: str = "cpu", seed: int = 0
     return TrainBench(net, batches, batch, device)
 
 
-def matmul_peak(precision: str, n: int = 1024, reps: int = 20, device: str = "cpu") -> float:
-    """GFLOP/s of a chain of square matmuls, as bench.py measures TensorFlow's peak."""
+def matmul_peak(precision: str, size: int = 1024, reps: int = 20,
+                device: str = "cpu") -> float:
+    """GFLOP/s of a chain of square matmuls: PyTorch's counterpart of
+    bigtrain.strategy.peaks.measure_cpu_peak (harness.matmul_peak_gflops), TensorFlow's."""
+    n = size
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     a = torch.randn((n, n), device=device).to(dtype)
     scale = torch.tensor(1e-3, dtype=dtype, device=device)
@@ -409,8 +398,13 @@ def check(steps: int = 30) -> dict:
             "cnn_params": param_counts(DigitsCNN()), "rnn_params": param_counts(DigitsGRU())}
 
 
+def table_rows(record: dict) -> list[dict]:
+    """The results file's table: a row per model and variant."""
+    return record["variants"]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.arguments("bench_torch", __doc__)
     parser.add_argument("--only", default="lm,cnn,rnn", help="of lm, gpt2, cnn, rnn")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (gpt2: a third)")
     parser.add_argument("--warmup", type=int, default=3)
@@ -424,29 +418,41 @@ def main() -> None:
     if args.check:
         print(json.dumps(check(), indent=2))
         return
+    run = harness.Run("bench_torch", args.out)
+    variants = []
     for part in args.only.split(","):
         if part in ("lm", "gpt2"):
-            shape = ISSUE9 if part == "lm" else GPT2_SMALL
+            shape = LM_SMALL if part == "lm" else GPT2_SMALL
             b, steps, flops = lm_bench(shape), args.steps, lm_flops_per_token(shape)
             if part == "gpt2":
                 steps = max(1, steps // 3)
         else:
             b, steps, flops = digits_bench(part), args.steps * 4, None
         unit = "tokens/s" if flops else "examples/s"
-        print(f"{part}: {param_counts(b.model)['trainable']:,} parameters, Adam {b.opt_impl}",
-              flush=True)
+        params = param_counts(b.model)["trainable"]
+        print(f"{part}: {params:,} parameters, Adam {b.opt_impl}", flush=True)
         for compiled in (False,) if args.no_compile else (False, True):
             for precision in PRECISIONS:
                 name = b.variant(precision, compiled)
+                row = {"model": part, "variant": name, "unit": unit, "params": params,
+                       "adam": b.opt_impl}
                 try:
                     rate = b.units_per_step / b.seconds_per_step(precision, compiled, steps,
                                                                  args.warmup)
                 except RuntimeError as e:
                     print(f"  {name:12s} failed: {e}", flush=True)
+                    variants.append({**row, "failed": str(e)})
                     continue
+                variants.append({**row, "rate": rate,
+                                 "gflops": rate * flops / 1e9 if flops else None,
+                                 "loss": b.loss, "first_step_s": b.first_step_s[name]})
                 gflops = f", {rate * flops / 1e9:6.1f} GFLOP/s" if flops else ""
                 print(f"  {name:12s} {rate:>10,.0f} {unit}{gflops}, loss {b.loss:.3f}, first "
                       f"step {b.first_step_s[name]:.1f} s", flush=True)
+    results = {"torch": torch.__version__, "threads": threads, "steps": args.steps,
+               "warmup": args.warmup, "variants": variants}
+    print(report.table(table_rows(results)))
+    print(f"\nwritten to {run.write(results, table_rows)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Where the wall time of whole `bigtrain fit` commands goes, and whether any of it is a stall.
 
-    python scripts/bench_wall.py [--runs default,lm80,text] [--reps 2] [--baseline DIR]
+    python -m scripts.bench_wall [--runs default,lm80,text] [--reps 2] [--baseline DIR]
 
 Each run is a fresh `bigtrain fit` process, timed from spawning it to its exit. Its summary.json
 `timing` block splits the time into start-up, the first compiled call, the other steps,
@@ -9,38 +9,34 @@ wall <= 1.15 x (time in train steps + evaluation) + start-up. `after_last_step_s
 the command ran after its last training step (final evaluation, test, checkpoint, exit),
 read from fit.log's timestamps. With --baseline DIR (a directory holding an older bigtrain
 package, e.g. `git archive` of a commit), the same runs of that code alternate with these.
-Writes scripts/results/bench_wall.json.
+Writes a results file of the run (scripts/harness.py).
 
-Runs: `default` is `bigtrain fit` (digits + cnn, 12 epochs); `lm80` the issue-9 LM of
-scripts/bench_engine.py in fp32 for 80 steps; `text` a transformer LM on the machine's licence
+Runs: `default` is `bigtrain fit` (digits + cnn, 12 epochs); `lm80` workloads.LM_SMALL in fp32
+for 80 steps; `text` a transformer LM on the machine's licence
 texts with a learned BPE vocabulary.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-LM = ["dataset=synthetic", "dataset.task=lm", "dataset.vocab_size=256", "dataset.seq_len=128",
-      "dataset.num_examples=2048", "model=transformer", "model.d_model=256",
-      "model.num_layers=4", "model.num_heads=4", "model.mlp_ratio=4", "model.dropout=0",
-      "optim=adam", "trainer.batch_size=32"]
+from scripts import harness, report
+from scripts.workloads import LM_SMALL_RUN
+
 RUNS = {
     "default": [],
-    "lm80": [*LM, "strategy.precision=fp32", "trainer.max_steps=80"],
+    "lm80": [*LM_SMALL_RUN, "strategy.precision=fp32", "trainer.max_steps=80"],
     "text": ["dataset=text", "dataset.path=/usr/share/common-licenses", "dataset.vocab=bpe",
              "dataset.vocab_size=1000", "model=transformer", "trainer.max_steps=40"],
 }
-RESULTS = Path(__file__).parent / "results" / "bench_wall.json"
 STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]\[bigtrain\]\[INFO\] - (.*)$")
 
 
@@ -63,7 +59,7 @@ def run_once(name: str, run: Path, code: str | None = None) -> dict:
     env = dict(os.environ)
     if code:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [code, env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "bigtrain.cli.main", "fit", *RUNS[name],
+    cmd = [*harness.BIGTRAIN, "fit", *RUNS[name],
            "trainer.progress=plain", f"hydra.run.dir={run}"]
     began = time.time()
     tic = time.perf_counter()
@@ -88,21 +84,24 @@ def median_of(rows: list[dict], key: str) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.arguments("bench_wall", __doc__)
     parser.add_argument("--runs", default="default,lm80,text")
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--baseline", help="a directory holding an older bigtrain package")
     args = parser.parse_args()
     names = [n for n in args.runs.split(",") if n]
-    load_before = os.getloadavg()
+    run = harness.Run("bench_wall", args.out)
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bigtrain-bench-wall-") as tmp:
         for name in names:
-            rows, base = [], []
-            for i in range(args.reps):  # alternating, so load changes hit both alike
-                rows.append(run_once(name, Path(tmp) / f"{name}-{i}"))
-                if args.baseline:
-                    base.append(run_once(name, Path(tmp) / f"{name}-base-{i}", args.baseline))
+            count = iter(range(2 * args.reps))
+            sides = {"current": lambda name=name, count=count: run_once(
+                name, Path(tmp) / f"{name}-{next(count)}")}
+            if args.baseline:
+                sides["baseline"] = lambda name=name, count=count: run_once(
+                    name, Path(tmp) / f"{name}-base-{next(count)}", args.baseline)
+            measured = harness.alternate(sides, args.reps)  # load changes hit both alike
+            rows, base = measured.values["current"], measured.values.get("baseline", [])
             results[name] = {"overrides": RUNS[name], "runs": rows, "baseline_runs": base}
             r = results[name]
             for key in ("wall_s", "after_last_step_s", "exit_after_done_s", "ratio", "work_s",
@@ -122,13 +121,26 @@ def main() -> None:
             print(line, flush=True)
             print("         timing " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()),
                   flush=True)
-    out = {"runs": results, "reps": args.reps, "baseline": args.baseline,
-           "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
-           "cpus": os.cpu_count()}
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"load average {load_before[0]:.2f} -> {out['loadavg_after'][0]:.2f}; "
-          f"wrote {RESULTS}")
+    out = {"runs": results, "reps": args.reps, "baseline": args.baseline}
+    path = run.write(out, table_rows)
+    print(report.table(table_rows(out)))
+    print(f"load average {run.machine['loadavg'][0]:.2f} -> {os.getloadavg()[0]:.2f}; "
+          f"wrote {path}")
+
+
+def table_rows(record: dict) -> list[dict]:
+    """The results file's table: a row per command (medians), the baseline's beside it."""
+    rows = []
+    for name, r in record["runs"].items():
+        t = r.get("timing") or {}
+        rows.append({"run": name, "wall s": r["wall_s"], "target s": r.get("target_s"),
+                     "(wall - start-up) / (steps + eval)": r.get("ratio"),
+                     "start-up s": t.get("startup_s"),
+                     "after the last step s": r["after_last_step_s"],
+                     "exit after done s": r["exit_after_done_s"],
+                     "baseline wall s": r.get("baseline_wall_s"),
+                     "baseline after the last step s": r.get("baseline_after_last_step_s")})
+    return rows
 
 
 if __name__ == "__main__":

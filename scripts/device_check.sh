@@ -2,17 +2,21 @@
 # The GPU check (issue 20), one script, under 8 minutes on one GPU:
 #   1. install bigtrain with its test extra (pip install ".[test]"), and TensorFlow's CUDA
 #      libraries (tensorflow[and-cuda]) if TensorFlow then sees no GPU where nvidia-smi does;
-#   2. the GPU-marked tests, tests/test_gpu.py (strategy=gpu and mirrored over the GPUs found,
+#   2. the GPU-marked tests, tests/gpu/test_gpu.py (strategy=gpu and mirrored over the GPUs found,
 #      the fused kernels and XLA islands against plain TensorFlow on the GPU, bf16 and fp16,
 #      export and reload);
-#   3. the LM benchmark at GPT-2-small shape, scripts/bench_gpu.py: tokens/s and MFU against
-#      the GPU's peak, bf16 and fp32, with PyTorch beside it where torch imports.
+#   3. the LM benchmark at GPT-2-small shape, `python -m scripts.bench_gpu`: tokens/s and MFU
+#      against the GPU's peak, bf16 and fp32, with PyTorch beside it where torch imports.
 #
 # Usage: scripts/device_check.sh [--dry-run]
-#   --dry-run  on a CPU, for CI: nothing installed, the GPU tests collected but not run (no
-#              GPU), the benchmark at tiny shapes (tests/test_device_check.py runs this)
-# Output: the console, and device_check.log, gpu_tests.log, bench_gpu.json in $OUT (the device
-# tool's return folder) if set, else scripts/results/device_check/. Exit status: 0 if every
+#   --dry-run  on a CPU, for CI: nothing installed; the GPU tests' kernel checks run on the CPU
+#              (BIGTRAIN_GPU_DRY_RUN=1: a test calling a kernel wrongly fails here, not first on
+#              a GPU), those that need a GPU skipped; the benchmark at tiny shapes
+#              (tests/scripts/test_device_check.py runs this)
+# Output: the console, and device_check.log, gpu_tests.xml, bench_gpu.json in $OUT (the device
+# tool's return folder) if set, else in a folder of this run's own,
+# scripts/results/device_check/<YYYYMMDD-HHMM>-<machine>-<commit7>/ (scripts/harness.py's name;
+# bench_gpu.json there is a results file `python -m scripts.report` renders). Exit status: 0 if every
 # step passed, 1 if one failed (the others still run), 2 if TensorFlow could not be installed
 # (then PyTorch's half of the benchmark still runs, as bench_gpu.py --torch-only, if torch
 # imports: the reference a TensorFlow GPU run will be held to). On the lent H200 (2026-12-04)
@@ -27,7 +31,12 @@ case "${1:-}" in
     *) echo "usage: scripts/device_check.sh [--dry-run]" >&2; exit 2 ;;
 esac
 PY=${PYTHON:-python3}
-RESULTS=${OUT:-scripts/results/device_check}
+if [[ -n "${OUT:-}" ]]; then
+    RESULTS=$OUT
+else  # a folder per run: a run never writes over another's
+    RESULTS=scripts/results/device_check/$($PY -m scripts.harness --run-name 2>/dev/null \
+        || date -u +%Y%m%d-%H%M-unrecorded-unrecorded)
+fi
 mkdir -p "$RESULTS"
 LOG="$RESULTS/device_check.log"
 : >"$LOG"
@@ -84,24 +93,25 @@ fi
 
 # ------------------------------------------------------------------ 2. GPU-marked tests
 if ((DRY)); then
-    step "GPU tests (collected only)" 120 $PY -m pytest -q -n 0 -p no:cacheprovider -p no:hypothesispytest \
-        --collect-only -m gpu tests/test_gpu.py
-    say "dry run: GPU tests skipped: no GPU here (on a GPU: pytest -m gpu tests/test_gpu.py)"
+    step "GPU tests (kernel checks on the CPU)" 180 env BIGTRAIN_GPU_DRY_RUN=1 \
+        $PY -m pytest -q -n 0 -p no:cacheprovider -p no:hypothesispytest -rs -m gpu \
+        --junitxml="$RESULTS/gpu_tests.xml" tests/gpu/test_gpu.py
+    say "dry run: GPU tests that need a GPU skipped: no GPU here (on a GPU: pytest -m gpu tests/gpu/test_gpu.py)"
 elif ((TF)); then
     step "GPU tests" 270 $PY -m pytest -q -n 0 -p no:cacheprovider -m gpu -rs \
-        --junitxml="$RESULTS/gpu_tests.xml" tests/test_gpu.py
+        --junitxml="$RESULTS/gpu_tests.xml" tests/gpu/test_gpu.py
 else
     say "GPU tests NOT RUN: no TensorFlow here"
 fi
 
 # ------------------------------------------------------------------ 3. LM benchmark
 if ((DRY)); then
-    step "LM benchmark (tiny, CPU)" 120 $PY scripts/bench_gpu.py --tiny --out "$RESULTS/bench_gpu.json"
+    step "LM benchmark (tiny, CPU)" 120 $PY -m scripts.bench_gpu --tiny --out "$RESULTS/bench_gpu.json"
 elif ((TF)); then
-    step "LM benchmark (GPT-2 small)" 330 $PY scripts/bench_gpu.py --out "$RESULTS/bench_gpu.json"
+    step "LM benchmark (GPT-2 small)" 330 $PY -m scripts.bench_gpu --out "$RESULTS/bench_gpu.json"
 elif $PY -c "import torch" 2>/dev/null; then
     step "LM benchmark (GPT-2 small), PyTorch alone" 300 \
-        $PY scripts/bench_gpu.py --torch-only --out "$RESULTS/bench_gpu.json"
+        $PY -m scripts.bench_gpu --torch-only --out "$RESULTS/bench_gpu.json"
 else
     say "LM benchmark NOT RUN: neither TensorFlow nor PyTorch imports here"
 fi

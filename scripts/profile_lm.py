@@ -1,32 +1,31 @@
-"""Where a training step of the issue-9 LM spends its time: TensorFlow profiler, per op type.
+"""Where a training step of workloads.LM_SMALL spends its time: TensorFlow profiler, per op type.
 
-    python scripts/profile_lm.py [--gpt2 | --hub] [--precision bf16] [--steps 10] [--top 25]
-                                  [--out FILE.json]
+    python -m scripts.profile_lm [--gpt2 | --hub] [--precision bf16] [--steps 10] [--top 25]
+                                 [--out FILE.json]
 
 Builds the LM of scripts/bench.py with bigtrain, warms it up, traces `--steps` steps with
 `tf.profiler.experimental` and sums the op events of the CPU plane of the trace ("name:Type")
 by op type, leaving out control-flow containers whose time is their ops' time; the model's
 XLA-compiled islands show as one row, "XLA islands". Prints milliseconds per step, share of
 op time and ops per step, and the matmuls split into dense layers and attention, forward and
-gradient.
+gradient; writes them to a results file of the run (scripts/harness.py, or --out).
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
-import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).parent))
 
 import tensorflow as tf  # noqa: E402
-from bench_engine import GPT2, GPT2_BATCH, LM, batches, components  # noqa: E402
+
+from scripts import harness  # noqa: E402
+from scripts.bench_engine import batches, components  # noqa: E402
+from scripts.workloads import GPT2_SMALL, GPT2_SMALL_RUN, LM_SMALL, LM_SMALL_RUN  # noqa: E402
 
 CONTAINERS = {"While", "StatelessWhile", "If", "StatelessIf", "PartitionedCall",
               "StatefulPartitionedCall"}  # their time is their ops' time
@@ -59,7 +58,7 @@ def op_events(logdir: Path):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.arguments("profile_lm", __doc__)
     parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--top", type=int, default=25)
@@ -69,22 +68,24 @@ def main() -> None:
                              "KerasHub preset made here, batch 16) instead of the LM")
     parser.add_argument("--gpt2", action="store_true",
                         help="the LM at GPT-2-small shape of scripts/bench.py (batch 8)")
-    parser.add_argument("--out", default="")
     args = parser.parse_args()
+    run = harness.Run("profile_lm", args.out)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        batch = 32
-        overrides = [*LM, f"strategy.precision={args.precision}", *args.override]
+        batch, seq = LM_SMALL.batch, LM_SMALL.seq
+        overrides = [*LM_SMALL_RUN, f"strategy.precision={args.precision}", *args.override]
         if args.gpt2:
-            overrides = [*GPT2, f"strategy.precision={args.precision}", *args.override]
-            batch = GPT2_BATCH
+            overrides = [*GPT2_SMALL_RUN, f"strategy.precision={args.precision}",
+                         *args.override]
+            batch, seq = GPT2_SMALL.batch, GPT2_SMALL.seq
         if args.hub:
-            import bench_hub
+            from scripts import bench_hub
+            from scripts.workloads import gpt2_preset
 
-            preset = bench_hub.hub_presets.gpt2(tmp / "gpt2", **bench_hub.SHAPE)
+            preset = gpt2_preset(tmp / "gpt2", **bench_hub.SHAPE)
             overrides = bench_hub.lm_overrides(preset, args.precision, *args.override)
-            batch = bench_hub.BATCH
+            batch, seq = bench_hub.BATCH, bench_hub.SEQ
         _, c = components(overrides, tmp / "run")
         it = iter(c.strategy.experimental_distribute_dataset(batches(c, batch)))
         for _ in range(3):
@@ -110,7 +111,7 @@ def main() -> None:
     total = sum(by_type.values())
     n = args.steps
     print(f"precision {args.precision}: {1e3 * wall:.1f} ms/step wall, "
-          f"{batch * 128 / wall:,.0f} tokens/s, op time {total / n / 1e9:.1f} ms/step")
+          f"{batch * seq / wall:,.0f} tokens/s, op time {total / n / 1e9:.1f} ms/step")
     print(f"{'op type':34s} {'ms/step':>8s} {'share':>6s} {'ops/step':>8s}")
     rows = []
     for op_type, ps in sorted(by_type.items(), key=lambda kv: -kv[1])[:args.top]:
@@ -121,11 +122,21 @@ def main() -> None:
     print("\nmatmuls")
     for k, ps in sorted(matmul_by_layer.items(), key=lambda kv: -kv[1]):
         print(f"  {k:30s} {ps / n / 1e9:8.2f} ms/step")
-    if args.out:
-        Path(args.out).write_text(json.dumps(
-            {"precision": args.precision, "ms_per_step_wall": 1e3 * wall,
-             "op_ms_per_step": total / n / 1e9, "ops": rows,
-             "matmuls": {k: v / n / 1e9 for k, v in matmul_by_layer.items()}}, indent=2) + "\n")
+    model = "gpt2_small" if args.gpt2 else "hub_lora" if args.hub else "lm_small"
+    path = run.write({"model": model, "precision": args.precision,
+                      "ms_per_step_wall": 1e3 * wall, "op_ms_per_step": total / n / 1e9,
+                      "ops": rows, "matmuls": {k: v / n / 1e9 for k, v in matmul_by_layer.items()}},
+                     table_rows)
+    print(f"\nwritten to {path}")
+
+
+def table_rows(record: dict) -> list[dict]:
+    """The results file's table: the op types by time per step, then the matmuls by kind."""
+    rows = [{"op type": r["op"], "ms/step": r["ms_per_step"], "share": f"{100 * r['share']:.1f}%",
+             "ops/step": r["ops_per_step"]} for r in record["ops"]]
+    rows += [{"op type": f"matmuls: {kind}", "ms/step": ms}
+             for kind, ms in sorted(record.get("matmuls", {}).items(), key=lambda kv: -kv[1])]
+    return rows
 
 
 if __name__ == "__main__":

@@ -2,19 +2,19 @@
 joblib sweep killed as a whole, each relaunched until done, then compared to an uninterrupted
 run.
 
-    python scripts/soak.py [--kills 20] [--terms 5] [--sweep-kills 2] [--steps 200] [--seed 0]
+    python -m scripts.soak [--kills 20] [--terms 5] [--sweep-kills 2] [--steps 200] [--seed 0]
 
 Faults land at random points: after a training step, during an evaluation, while a
 checkpoint is written (bigtrain's BIGTRAIN_FAULTS hooks), in the first seconds of start-up
 (a timed SIGKILL), and SIGTERM at a random time (a preemption: exit 75). After the last
 relaunch the run must be bitwise equal to the uninterrupted one, hold every step exactly once
 in metrics.jsonl and metrics_train.csv, and leave no temporary files. The sweep's jobs must
-each complete once and appear once in the sweep table. Writes scripts/results/soak.json.
+each complete once and appear once in the sweep table. Writes a results file of the run
+(scripts/harness.py, or --out: its `run` and `sweep` beside the machine and commit).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -22,12 +22,13 @@ import random
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-CLI = [sys.executable, "-m", "bigtrain.cli.main"]
+from scripts import harness, report
+
+CLI = harness.BIGTRAIN
 EVERY = 5
 TOTAL = 200  # steps of the soaked run (--steps)
 ARGS: list[str] = []
@@ -203,14 +204,14 @@ def soak_sweep(kills: int, seed: int, root: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.arguments("soak", __doc__)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--terms", type=int, default=5)
     parser.add_argument("--sweep-kills", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=200, help="length of the soaked run")
-    parser.add_argument("--out", default="scripts/results/soak.json")
     args = parser.parse_args()
+    run = harness.Run("soak", args.out)
     set_steps(args.steps)
     with tempfile.TemporaryDirectory() as d:
         tic = time.time()
@@ -218,11 +219,21 @@ def main() -> None:
         if args.sweep_kills:
             result["sweep"] = soak_sweep(args.sweep_kills, args.seed, Path(d))
         result["wall_s"] = round(time.time() - tic, 1)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    path = run.write(result, table_rows)
     summary = {k: v for k, v in result["run"].items() if k != "events"}
     print(json.dumps({**summary, "sweep": result.get("sweep"), "wall_s": result["wall_s"]},
                      indent=2))
+    print(report.table(table_rows(result)))
+    print(f"written to {path}")
+
+
+def table_rows(record: dict) -> list[dict]:
+    """The results file's table: what the soaked run and the sweep went through and kept."""
+    rows = [{"check": f"run: {k}", "result": v} for k, v in record["run"].items()
+            if k != "events"]
+    rows += [{"check": f"sweep: {k}", "result": v} for k, v in (record.get("sweep") or {}).items()]
+    rows.append({"check": "wall s", "result": record.get("wall_s")})
+    return rows
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ against. Helpers the tests import are in helpers.py."""
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,7 +12,7 @@ import helpers
 import pytest
 from helpers import checkpoint_tensors, run_cli
 
-# the tests' commands share one XLA compilation cache (bigtrain.xla_cache, off for users
+# the tests' commands share one XLA compilation cache (bigtrain.core.xla_cache, off for users
 # unless asked for), in the temporary directory: the same islands compile once per machine,
 # not once per command
 os.environ.setdefault("BIGTRAIN_XLA_CACHE",
@@ -39,20 +38,6 @@ def _environment_keeps_the_fork_server():
             pytest.fail(f"the test left os.environ changed in {', '.join(changed)}, so that "
                         "later commands cannot be forked: use monkeypatch.setenv",
                         pytrace=False)
-
-
-@pytest.fixture(autouse=True)
-def _keras_dtype_policy_restored():
-    """Keras's dtype policy is process-global and `bigtrain.train.fit.build` sets it (bf16
-    where auto precision picks it): a test that builds in-process must not leave the next test
-    in the same xdist worker building bf16 models (a portable-model test once compared a bf16
-    model to a float32 copy, in CI). Restored to what it was before the test."""
-    keras = sys.modules.get("keras")
-    before = keras.mixed_precision.dtype_policy().name if keras else "float32"
-    yield
-    keras = sys.modules.get("keras")
-    if keras and keras.mixed_precision.dtype_policy().name != before:
-        keras.mixed_precision.set_dtype_policy(before)
 
 
 @pytest.fixture

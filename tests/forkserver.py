@@ -41,23 +41,23 @@ FORKABLE_ENV = frozenset({"BIGTRAIN_FAULTS", "BIGTRAIN_ALLOW_TARGETS", "XDG_CACH
 
 def _preload() -> None:
     """What a `bigtrain` command imports on its way to training, evaluating or exporting."""
-    from bigtrain import xla_cache
+    from bigtrain.core import xla_cache
 
     xla_cache.enable()  # as bigtrain.cli.main.run does first: TensorFlow reads it once
     import tensorflow as tf
 
-    # what bigtrain.logs.import_tensorflow does first (and then skips, TensorFlow being
+    # what bigtrain.core.console.import_tensorflow does first (and then skips, TensorFlow being
     # imported): the GPU lookup and its cuInit messages, here into the server's stderr
     tf.config.list_physical_devices("GPU")
 
     import bigtrain.cli.hydra_glue  # noqa: F401
     import bigtrain.cli.main  # noqa: F401
     import bigtrain.data  # noqa: F401
-    import bigtrain.inference  # noqa: F401
+    import bigtrain.inference.predict  # noqa: F401
+    import bigtrain.inference.serving  # noqa: F401
     import bigtrain.models  # noqa: F401
     import bigtrain.optim  # noqa: F401
-    import bigtrain.serving  # noqa: F401
-    import bigtrain.task  # noqa: F401
+    import bigtrain.run.task  # noqa: F401
     import bigtrain.train.fit  # noqa: F401
 
     try:  # model=hub and the learned tokenizers

@@ -74,7 +74,7 @@ def start_workers(*args: str, cwd: Path, workers: int = 2, env: dict | None = No
     """`bigtrain ARGS` as the `workers` processes of one multi-worker job on 127.0.0.1, each
     with its own TF_CONFIG (as `bigtrain launch` writes it), started by start_cli with stderr
     into stdout. The launcher starts fresh interpreters; these are forked."""
-    from bigtrain.launch import free_ports
+    from bigtrain.run.launch import free_ports
 
     hosts = [f"127.0.0.1:{p}" for p in free_ports(workers)]
     return [start_cli(*args, cwd=cwd, merge_stderr=True,
@@ -331,12 +331,12 @@ def check_eval_and_exports(run_dir: Path, summary: dict, tol: float,
     import pytest
     import tensorflow as tf
 
-    from bigtrain.train.restore import evaluate_run, export_run, load_run
+    from bigtrain.inference.restore import evaluate_run, export_run, open_run
 
     result = evaluate_run(run_dir, "val", "latest")
     assert result["metrics"]["val_loss"] == pytest.approx(summary["final"]["val_loss"],
                                                            rel=loss_tol or tol)
-    _, c, _, _ = load_run(run_dir)
+    c = open_run(run_dir).components
     x = next(iter(c.splits.eval_batches("test", 16)))[0]
     expected = np.array(c.model(x, training=False))
     saved = tf.saved_model.load(str(export_run(run_dir, "savedmodel")))

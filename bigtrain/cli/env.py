@@ -19,7 +19,7 @@ def _version(dist: str) -> str:
 
 
 def collect() -> dict:
-    from bigtrain.logs import quiet_tensorflow
+    from bigtrain.core.console import quiet_tensorflow
     from bigtrain.strategy import cluster, devices
 
     quiet_tensorflow()

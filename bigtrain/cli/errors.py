@@ -16,8 +16,8 @@ from contextlib import contextmanager
 
 import typer
 
-from bigtrain.logs import debug_enabled
-from bigtrain.rundir import RunFailed
+from bigtrain.core.console import debug_enabled
+from bigtrain.run.rundir import RunFailed
 from bigtrain.train.preemption import EXIT_PREEMPTED, Preempted
 
 EXIT_FAILED = 1
@@ -39,7 +39,7 @@ def describe_config_error(ex: BaseException) -> str | None:
     )
     from omegaconf.errors import OmegaConfBaseException
 
-    from bigtrain.config.errors import ConfigError
+    from bigtrain.core.errors import ConfigError
 
     if isinstance(ex, ConfigError):
         return str(ex)

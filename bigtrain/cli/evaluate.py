@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 
 from bigtrain.cli.errors import reported
-from bigtrain.cli.params import choice, run_dir_argument
-from bigtrain.cli.predict import CHECKPOINT
+from bigtrain.cli.params import CHECKPOINT, choice, run_dir_argument
 
 
 def evaluate(
@@ -31,15 +30,15 @@ def evaluate(
 
     if watch:
         with reported():
-            from bigtrain.logs import quiet_tensorflow
-            from bigtrain.train.watch import watch as watch_run
+            from bigtrain.core.console import quiet_tensorflow
+            from bigtrain.inference.watch import watch as watch_run
 
             quiet_tensorflow()
             watch_run(run_dir, split, interval)
         return
     with reported():
-        from bigtrain.logs import quiet_tensorflow
-        from bigtrain.train.restore import evaluate_run
+        from bigtrain.core.console import quiet_tensorflow
+        from bigtrain.inference.restore import evaluate_run
 
         quiet_tensorflow()
         result = evaluate_run(run_dir, split, checkpoint, data)

@@ -8,8 +8,7 @@ from pathlib import Path
 import typer
 
 from bigtrain.cli.errors import reported
-from bigtrain.cli.params import choice, run_dir_argument
-from bigtrain.cli.predict import CHECKPOINT
+from bigtrain.cli.params import CHECKPOINT, choice, run_dir_argument
 
 
 def export(
@@ -26,8 +25,8 @@ def export(
     standard Keras layers that loads without bigtrain, or for model=hub runs a KerasHub preset
     directory. LoRA adapters are merged into the weights."""
     with reported():
-        from bigtrain.logs import quiet_tensorflow
-        from bigtrain.train.restore import export_run
+        from bigtrain.core.console import quiet_tensorflow
+        from bigtrain.inference.restore import export_run
 
         quiet_tensorflow()
         path = export_run(run_dir, fmt, out, checkpoint)

@@ -43,7 +43,7 @@ def fit(
 ) -> None:
     """Train a model from the composed config; with -m, run a sweep."""
     from bigtrain.cli.hydra_glue import dispatch
-    from bigtrain.task import fit_task
+    from bigtrain.run.task import fit_task
 
     args = overrides or []
     with reported():
@@ -51,7 +51,7 @@ def fit(
         try:
             dispatch(args, fit_task)
         finally:
-            from bigtrain import sweep_table
+            from bigtrain.run import sweep_table
 
             sweep_table.finish()
 
@@ -68,7 +68,7 @@ def _check_run_dir(args: list[str]) -> None:
         if a.startswith("hydra.run.dir="):
             from pathlib import Path
 
-            from bigtrain.runlock import check_free
+            from bigtrain.run.lock import check_free
 
             run_dir = Path(a.split("=", 1)[1]).expanduser()
             check_free(run_dir)
@@ -78,7 +78,7 @@ def _check_run_dir(args: list[str]) -> None:
 def _check_writable(run_dir) -> None:
     import tempfile
 
-    from bigtrain.config import ConfigError
+    from bigtrain.core.errors import ConfigError
 
     if not run_dir.is_dir():
         return

@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 
 from bigtrain.cli.errors import reported
-from bigtrain.cli.params import run_dir_argument
-from bigtrain.cli.predict import CHECKPOINT
+from bigtrain.cli.params import CHECKPOINT, run_dir_argument
 
 
 def generate(
@@ -48,12 +47,12 @@ def generate(
     new token alone. Once prompt and text outgrow the window, the model sees the latest half
     to whole window. Decoding computes in float32."""
     with reported():
-        from bigtrain.train.generate import Sampling, check_request
+        from bigtrain.inference.generate import Sampling, check_request
 
         sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
         check_request(sampling, num_samples, stop)  # before TensorFlow is imported
-        from bigtrain.logs import quiet_tensorflow
-        from bigtrain.train.generate import generate as run
+        from bigtrain.core.console import quiet_tensorflow
+        from bigtrain.inference.generate import generate as run
 
         quiet_tensorflow()
         result = run(run_dir, prompt, max_new, sampling, num_samples, stop, checkpoint, cache)

@@ -24,14 +24,29 @@ def _prepare() -> None:
     import hydra.version
     from hydra.core.global_hydra import GlobalHydra
 
-    from bigtrain.config import register_schemas
+    from bigtrain.config.schema import register_schemas
 
     hydra.version.setbase("1.3")
     GlobalHydra.instance().clear()
     register_schemas()
+    register_own_plugins()
     # Let exceptions reach bigtrain's error handling (exit status 2 for config mistakes)
     # instead of Hydra's own printer, which always exits with status 1.
     os.environ["HYDRA_FULL_ERROR"] = "1"
+
+
+def register_own_plugins() -> None:
+    """bigtrain's Optuna sweeper (`hydra/sweeper=bigtrain_optuna`), registered with Hydra by
+    name. Hydra finds plugins by listing the `hydra_plugins` namespace package, which an
+    editable install hides from it (setuptools' editable finder answers imports but cannot
+    list a folder); imported and registered here, the sweeper works under every kind of install.
+    (A regular install also lets plain Hydra apps find it by that scan.)"""
+    from hydra.core.plugins import Plugins
+
+    import hydra_plugins.bigtrain_optuna_sweeper.config  # noqa: F401  (its ConfigStore entry)
+    from hydra_plugins.bigtrain_optuna_sweeper.sweeper import OptunaSweeper
+
+    Plugins.instance().register(OptunaSweeper)
 
 
 def dispatch(args: Sequence[str], task_function: Callable[[Any], Any]) -> None:
@@ -122,7 +137,7 @@ def _search_path(parsed: Any) -> Any:
     from hydra._internal.utils import create_automatic_config_search_path
     from hydra.core.config_search_path import SearchPathQuery
 
-    from bigtrain.config.errors import ConfigError
+    from bigtrain.core.errors import ConfigError
 
     search_path = create_automatic_config_search_path(None, None, CONFIG_PATH)
     if parsed.config_dir is not None:
@@ -140,15 +155,15 @@ ALLOW_ENV = "BIGTRAIN_ALLOW_TARGETS"
 
 
 def precheck(cfg: Any) -> None:
-    """A single run's every check that needs no TensorFlow (`bigtrain.task.check_config`),
+    """A single run's every check that needs no TensorFlow (`bigtrain.run.task.check_config`),
     then the model's `fetch` (pretrained weights, which may import TensorFlow), before Hydra
     makes the run dir: a mistake leaves nothing behind. (Each job of a sweep checks itself,
     and records the mistake in its own summary.json.)"""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from bigtrain.config.errors import ConfigError
-    from bigtrain.task import check_config
+    from bigtrain.core.errors import ConfigError
+    from bigtrain.run.task import check_config
 
     HydraConfig.instance().set_config(cfg)  # ${hydra:...} in a job's config resolves as there
     job = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
@@ -158,7 +173,9 @@ def precheck(cfg: Any) -> None:
         if "hydra" in str(ex.__cause__ or ""):  # needs what only the job has (its run dir)
             return
         raise
-    config.model.fetch()
+    from bigtrain.models.fetch import fetch
+
+    fetch(config.model)
 
 
 def check_targets(parsed: Any) -> Any:
@@ -171,7 +188,7 @@ def check_targets(parsed: Any) -> Any:
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from bigtrain.config.errors import ConfigError
+    from bigtrain.core.errors import ConfigError
 
     loader = ConfigLoaderImpl(config_search_path=_search_path(parsed))
     with _composition_errors():
@@ -208,7 +225,7 @@ def compose(overrides: Sequence[str], config_dir: str | None = None) -> Any:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir, initialize_config_module
 
-    from bigtrain.config.errors import ConfigError
+    from bigtrain.core.errors import ConfigError
 
     _prepare()
     if config_dir is not None:
@@ -229,7 +246,7 @@ def _composition_errors() -> Iterator[None]:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from bigtrain.config.errors import ConfigError
+    from bigtrain.core.errors import ConfigError
 
     try:
         yield

@@ -16,14 +16,13 @@ def info(
     from rich.table import Table
 
     from bigtrain.cli.hydra_glue import compose
-    from bigtrain.config import to_typed
+    from bigtrain.config.schema import to_typed
 
     with reported():
         config = to_typed(compose(overrides or []))
-        from bigtrain.logs import quiet_tensorflow
+        from bigtrain.core.console import quiet_tensorflow
 
         quiet_tensorflow()
-        import keras
         import tensorflow as tf
 
         from bigtrain.data import build_dataset
@@ -33,8 +32,7 @@ def info(
         from bigtrain.train.fit import data_tokenizer
 
         spec = build_dataset(config.dataset, tokenizer=data_tokenizer(config)).spec
-        keras.mixed_precision.set_dtype_policy("float32")
-        model = build_model(config.model, spec)
+        model = build_model(config.model, spec, "fp32")
         size = measure(model, spec.input_shape, spec.input_dtype)
         gpu = bool(tf.config.list_physical_devices("GPU"))
         precision = resolve_precision(config.strategy.precision, config.strategy.name,

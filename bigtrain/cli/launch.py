@@ -26,7 +26,7 @@ def launch_cmd(
     prefixed with the worker's index; a `bigtrain fit` without hydra.run.dir= gets one shared
     run dir. If a worker fails the others are stopped; the exit status is the first non-zero
     one."""
-    from bigtrain.launch import launch
+    from bigtrain.run.launch import launch
 
     status = launch(command or [], workers, timeout)
     raise typer.Exit(status)

@@ -1,6 +1,6 @@
 """`bigtrain ls [GROUP]`: config groups and their options, described by their YAML headers.
 
-A group with a registry lists the options whose schema it knows (bigtrain/registry.py); an
+A group with a registry lists the options whose schema it knows (bigtrain/core/registry.py); an
 option that shares another's schema says which (`mnist` is a `tfds` dataset)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def ls(group: str | None = typer.Argument(None, help="Show only this group, e.g.
     from rich.console import Console
     from rich.table import Table
 
-    from bigtrain.config.errors import ConfigError
+    from bigtrain.core.errors import ConfigError
 
     with reported():
         from bigtrain.config.schema import REGISTRIES, option_schemas
@@ -53,7 +53,7 @@ def ls(group: str | None = typer.Argument(None, help="Show only this group, e.g.
 
 
 def _with_schema(description: str, schema: type, option: str) -> str:
-    from bigtrain.registry import option_of
+    from bigtrain.core.registry import option_of
 
     base = option_of(schema)
     return f"{description} (schema: {base})" if base not in (option, "schedule") else description

@@ -41,8 +41,7 @@ def run() -> None:
     import gc
 
     import bigtrain
-    from bigtrain import xla_cache
-    from bigtrain.train import timing
+    from bigtrain.core import timing, xla_cache
 
     xla_cache.enable()  # before TensorFlow starts (BIGTRAIN_XLA_CACHE: compiled code kept)
     # registered first, so it runs last: the interpreter's exit then skips full collections

@@ -50,4 +50,8 @@ def run_dir_argument(help: str = "A run dir written by `bigtrain fit`") -> Argum
     return typer.Argument(..., metavar="RUN_DIR", help=help, callback=existing_dir)
 
 
-CHECKPOINT = choice("latest", "--checkpoint", ("latest", "best"), "Which checkpoint")
+#: --checkpoint of eval, export, predict and generate: best by default, latest, or a path
+CHECKPOINT = typer.Option(
+    "best", "--checkpoint", metavar="best|latest|PATH",
+    help="Which checkpoint: best (by trainer.monitor; the latest when the run has no best "
+         "yet), latest, or a path (a ckpt-N prefix, or a directory of checkpoints)")

@@ -21,7 +21,7 @@ def plot_cmd(
     differ; losses get limits that leave out outliers. For a search also the
     monitored metric against each searched parameter (DIR/plot_<metric>_params.png)."""
     from bigtrain.cli.errors import reported
-    from bigtrain.plots import plot
+    from bigtrain.run.plots import plot
 
     with reported():
         written = plot(path, metric, out)

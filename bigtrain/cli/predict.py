@@ -1,6 +1,6 @@
 """`bigtrain predict RUN_DIR INPUT...`: a trained model's answers for raw inputs.
 
-The inputs go through the run's preprocessing.json inside the graph (bigtrain.serving, the
+The inputs go through the run's preprocessing.json inside the graph (bigtrain.inference.serving, the
 functions its SavedModel exports): CSV/Parquet rows with the training columns, image files,
 folders or globs, text files or stdin lines. No training data is read.
 """
@@ -13,13 +13,7 @@ from pathlib import Path
 import typer
 
 from bigtrain.cli.errors import reported
-from bigtrain.cli.params import choice, run_dir_argument
-
-#: --checkpoint of eval, export, predict and generate: best by default, latest, or a path
-CHECKPOINT = typer.Option(
-    "best", "--checkpoint", metavar="best|latest|PATH",
-    help="Which checkpoint: best (by trainer.monitor; the latest when the run has no best "
-         "yet), latest, or a path (a ckpt-N prefix, or a directory of checkpoints)")
+from bigtrain.cli.params import CHECKPOINT, choice, run_dir_argument
 
 
 def predict(
@@ -42,16 +36,16 @@ def predict(
 ) -> None:
     """Predict: class names and probabilities (or values) for raw inputs, one row each."""
     with reported():
-        from bigtrain import inference
+        from bigtrain.inference import predict as inference
 
         inference.check_out(out)
-        from bigtrain.logs import CONSOLE, quiet_tensorflow
+        from bigtrain.core.console import CONSOLE, quiet_tensorflow
 
         quiet_tensorflow()
         if inputs == ["-"] and sys.stdin.isatty():
             typer.echo("reading inputs from stdin (Ctrl-D ends them)", err=True)
         from bigtrain.data import preprocess
-        from bigtrain.train.restore import open_run
+        from bigtrain.inference.restore import open_run
 
         recorded = preprocess.read(run_dir)  # the inputs are read (and checked) first
         data = inference.read_inputs(recorded, inputs, on_bad) if recorded else None

@@ -67,9 +67,9 @@ def runs_cmd(
 ) -> None:
     """Tabulate runs: overrides that differ, status, best and final monitored metric."""
     from bigtrain.cli.errors import reported
-    from bigtrain.config import ConfigError
-    from bigtrain.rundir import resolve_mode
-    from bigtrain.sweep_table import _mark_best, find_runs, rows_for, show
+    from bigtrain.core.errors import ConfigError
+    from bigtrain.core.hooks import resolve_mode
+    from bigtrain.run.sweep_table import _mark_best, find_runs, rows_for, show
 
     with reported():
         dirs = find_runs(path)

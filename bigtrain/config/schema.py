@@ -2,7 +2,7 @@
 
 Each option of a group (conf/<group>/<name>.yaml) starts its defaults list with
 `/schema/<group>/<option>@_here_`, so Hydra merges the YAML onto its dataclass (defined in the
-group's `schemas.py` and found by the group's registry, see bigtrain/registry.py): unknown
+group's `schemas.py` and found by the group's registry, see bigtrain/core/registry.py): unknown
 keys and wrong types are rejected while composing. Ranges are checked in `__post_init__`,
 which runs when the task converts the composed config to these objects (`to_typed`), before
 TensorFlow is imported.
@@ -15,8 +15,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from bigtrain.config.base import GroupSchema
-from bigtrain.config.errors import ConfigError
+from bigtrain.config.trainer import TRAINERS, TrainerConfig
+from bigtrain.core.errors import ConfigError
+from bigtrain.core.registry import Registry
+from bigtrain.core.schema import GroupSchema
 from bigtrain.data import DATASETS
 from bigtrain.data.schemas import DatasetConfig
 from bigtrain.loggers import LOGGERS
@@ -25,11 +27,8 @@ from bigtrain.models import MODELS
 from bigtrain.models.schemas import ModelConfig
 from bigtrain.optim import OPTIMIZERS
 from bigtrain.optim.schemas import OptimConfig
-from bigtrain.registry import Registry
 from bigtrain.strategy import STRATEGIES
 from bigtrain.strategy.schemas import StrategyConfig
-from bigtrain.train import TRAINERS
-from bigtrain.train.schemas import TrainerConfig
 
 #: every config group with a schema, by the group's name
 REGISTRIES: dict[str, Registry] = {r.group: r for r in (DATASETS, MODELS, OPTIMIZERS,

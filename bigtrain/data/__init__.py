@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from bigtrain.core.registry import Registry
 from bigtrain.data.spec import DatasetSpec
-from bigtrain.registry import Registry
 
 DATASETS: Registry = Registry("dataset", "bigtrain.data")
 
@@ -28,12 +28,12 @@ def build_dataset(cfg, tokenizer=None):  # -> bigtrain.data.pipeline.Splits
     elif takes_tokenizer(cfg):
         splits = DATASETS.build(cfg, tokenizer=tokenizer)
     else:
-        from bigtrain.config.errors import ConfigError
+        from bigtrain.core.errors import ConfigError
 
         raise ConfigError("dataset", f"dataset={cfg.name} has no text to tokenize; a tokenizer "
                           "is for the text datasets (text, text_stdlib, text_classification)")
     splits.preprocessing = preprocess.document(splits.spec, splits.preprocessing, cfg)
-    augment.check_fits(cfg.augment, splits.spec)
+    augment.check_applies(cfg.augment, splits.spec)
     splits.augment = augment.example_fn(cfg.augment, splits.spec)
     splits.augment_batch = augment.batch_fn(cfg.augment, splits.spec)
     splits.shard = cfg.shard

@@ -17,13 +17,13 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from bigtrain.config.errors import ConfigError
+from bigtrain.core.errors import ConfigError
 from bigtrain.data.spec import DatasetSpec
 
 ExampleFn = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 
 
-def check_fits(aug, spec: DatasetSpec) -> None:
+def check_applies(aug, spec: DatasetSpec) -> None:
     """Refuse an augmentation that does not fit the data, naming the key and the data."""
     rank = len(spec.input_shape)
     is_image = spec.input_dtype.startswith("float") and rank in (2, 3)

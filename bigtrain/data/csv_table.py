@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bigtrain.config.errors import ConfigError
+from bigtrain.core.errors import ConfigError
 from bigtrain.data import DATASETS, preprocess
 from bigtrain.data.pipeline import Splits, from_arrays, split_arrays
 from bigtrain.data.schemas import CSVConfig

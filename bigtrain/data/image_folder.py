@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from bigtrain.config.errors import ConfigError
+from bigtrain.core.errors import ConfigError
 from bigtrain.data import DATASETS, preprocess
 from bigtrain.data.pipeline import Splits, split_arrays
 from bigtrain.data.schemas import ImageFolderConfig

@@ -87,12 +87,12 @@ def _stateless_seed(epoch_seed: int, stream: int, index: tf.Tensor) -> tf.Tensor
     return tf.stack([tf.constant(epoch_seed * 2 + stream, tf.int64), tf.cast(index, tf.int64)])
 
 
-def split_arrays(n: int, val_fraction: float, test_fraction: float, seed: int,
+def split_arrays(num_examples: int, val_fraction: float, test_fraction: float, seed: int,
                  fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Deterministic index split; `fraction` keeps a share of the training part only."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(n * val_fraction))
-    n_test = int(round(n * test_fraction))
+    order = np.random.default_rng(seed).permutation(num_examples)
+    n_val = int(round(num_examples * val_fraction))
+    n_test = int(round(num_examples * test_fraction))
     val, test, train = order[:n_val], order[n_val:n_val + n_test], order[n_val + n_test:]
     train = train[: max(1, int(round(len(train) * fraction)))]
     return train, val, test

@@ -3,8 +3,8 @@ model outputs into answers, as the dataset builder computed it on the training s
 
 The chief writes it at the start of `bigtrain fit` (and a copy into `checkpoints/`; its SHA-256
 goes into summary.json). `eval`, `export`, `generate` and `predict` read it instead of
-rebuilding the training data; `bigtrain.serving` turns it into TensorFlow ops. No TensorFlow
-here. The layout (format 1):
+rebuilding the training data; `bigtrain.inference.serving` turns it into TensorFlow ops.
+No TensorFlow here. The layout (format 1):
 
     {
       "format": 1,
@@ -56,15 +56,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bigtrain.config.errors import ConfigError
+from bigtrain.core.errors import ConfigError
 from bigtrain.data.spec import DatasetSpec
 
 
-def parse_number(v: str) -> float | None:
+def parse_number(cell: str) -> float | None:
     """A table cell as a finite number, or None (missing, text, inf or nan): one rule for
     training (csv_table) and prediction (inference)."""
     try:
-        x = float(v)
+        x = float(cell)
     except ValueError:
         return None
     return x if math.isfinite(x) else None
@@ -159,8 +159,8 @@ def lm_ids(seq_len: int, size: int) -> dict[str, Any]:
     return {"kind": "lm", "seq_len": int(seq_len), "vocab": {"type": "ids", "size": int(size)}}
 
 
-def index_classes(n: int) -> list[str]:
-    return [str(k) for k in range(n)]
+def index_classes(count: int) -> list[str]:
+    return [str(k) for k in range(count)]
 
 
 # ------------------------------------------------------------------ the whole document
@@ -228,7 +228,7 @@ def path_in(run_dir: Path) -> Path:
 def write(run_dir: Path, pre: dict[str, Any]) -> str:
     """Write `<run dir>/preprocessing.json` and its copy `checkpoints/preprocessing.json`;
     return the text's SHA-256."""
-    from bigtrain.rundir import atomic_write_text
+    from bigtrain.core.files import atomic_write_text
 
     text = dumps(pre)
     atomic_write_text(path_in(run_dir), text)

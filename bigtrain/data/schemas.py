@@ -11,13 +11,13 @@ from typing import ClassVar
 
 from omegaconf import MISSING
 
-from bigtrain.config.base import GroupSchema, positive, unit_interval
-from bigtrain.config.errors import ConfigError, check, check_choice
+from bigtrain.core.errors import ConfigError, check, check_choice
+from bigtrain.core.schema import GroupSchema, positive, unit_interval
+from bigtrain.data import tokenizers
 
 #: the image files image_folder reads (bigtrain/data/image_folder.py keeps the same list)
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 #: `dataset.vocab` kinds learned from the training split (bigtrain/data/tokenizers.py)
-LEARNED_VOCABS = ("wordpiece", "sentencepiece", "bpe")
 
 
 @dataclass
@@ -128,7 +128,7 @@ class TextConfig(DatasetConfig):
         super().validate()
         check(bool(self.path), self.key("path"), self.path,
               "name a file, a directory, a glob, or stdlib")
-        _check_vocab(self, ["byte", "char", *LEARNED_VOCABS])
+        _check_vocab(self, ["byte", "char", *tokenizers.LEARNED])
         check(self.seq_len >= 2, self.key("seq_len"), self.seq_len, "must be >= 2")
         positive(self, "max_chars")
         check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
@@ -234,7 +234,7 @@ class TextClassificationConfig(DatasetConfig):
     def validate(self) -> None:
         super().validate()
         check(bool(self.path), self.key("path"), self.path, "name a directory or a CSV file")
-        _check_vocab(self, ["byte", *LEARNED_VOCABS])
+        _check_vocab(self, ["byte", *tokenizers.LEARNED])
         positive(self, "max_len")
         check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
 
@@ -299,25 +299,23 @@ def _check_vocab(cfg, choices: list[str]) -> None:
     """`vocab`, `vocab_size` and `tokenizer` of a text source agree with each other."""
     check_choice(cfg.key("vocab"), cfg.vocab, choices)
     check(cfg.vocab_size >= 0, cfg.key("vocab_size"), cfg.vocab_size, "must be >= 0")
-    if cfg.vocab in LEARNED_VOCABS:
+    if cfg.vocab in tokenizers.LEARNED:
         check(cfg.vocab_size > 0 or bool(cfg.tokenizer), cfg.key("vocab_size"),
               cfg.vocab_size, f"dataset.vocab={cfg.vocab} learns a vocabulary: set "
               "dataset.vocab_size to its size (e.g. 4096), or reuse a saved one with "
               "dataset.tokenizer=PATH")
         return
     check(cfg.vocab_size == 0, cfg.key("vocab_size"), cfg.vocab_size,
-          f"only learned vocabularies ({', '.join(LEARNED_VOCABS)}) take a size; "
+          f"only learned vocabularies ({', '.join(tokenizers.LEARNED)}) take a size; "
           f"dataset.vocab={cfg.vocab} has its own")
     check(not cfg.tokenizer, cfg.key("tokenizer"), cfg.tokenizer,
           "a saved tokenizer needs dataset.vocab set to its kind ("
-          + ", ".join(LEARNED_VOCABS) + ")")
+          + ", ".join(tokenizers.LEARNED) + ")")
 
 
 def _check_tokenizer(cfg) -> None:
     if cfg.tokenizer:
-        from bigtrain.data.tokenizers import check_path
-
-        check_path(cfg.tokenizer, cfg.vocab, cfg.key("tokenizer"))
+        tokenizers.check_path(cfg.tokenizer, cfg.vocab, cfg.key("tokenizer"))
 
 
 # ---- TF-free checks of the files a config names (used by the schemas' `precheck`)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TASKS = ("classification", "regression", "lm")
-
 
 @dataclass(frozen=True)
 class DatasetSpec:

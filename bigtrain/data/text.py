@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bigtrain.config.errors import ConfigError
+from bigtrain.core.errors import ConfigError
 from bigtrain.data import DATASETS, preprocess
 from bigtrain.data import tokenizers as tokenizers_
 from bigtrain.data.pipeline import Splits, from_arrays, split_arrays

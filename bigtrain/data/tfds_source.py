@@ -14,13 +14,24 @@ import os
 
 import tensorflow as tf
 
-from bigtrain.config.errors import ConfigError
+from bigtrain.core.errors import ConfigError
 from bigtrain.data import DATASETS, preprocess
 from bigtrain.data.pipeline import Splits
 from bigtrain.data.schemas import TFDSConfig
 from bigtrain.data.spec import DatasetSpec
 
 log = logging.getLogger("bigtrain")
+
+
+def _test_split(builder):
+    """TFDS's own `test` split, or None for a dataset without one (TFDS says which splits it
+    has when it reads one: 'Unknown split')."""
+    try:
+        return builder.as_dataset(split="test")
+    except ValueError as ex:
+        if "split" not in str(ex).lower():
+            raise
+        return None
 
 
 def _features(info, name: str) -> tuple[str, str]:
@@ -57,10 +68,9 @@ def build_tfds(cfg) -> Splits:
         builder.download_and_prepare()
     info = builder.info
     x_key, y_key = _features(info, cfg.name)
-    has_test = "test" in info.splits or not info.splits  # mock data has no split info
     splits = {"train": builder.as_dataset(split=train_spec),
               "val": builder.as_dataset(split=f"train[{100 - val_pct}%:]") if val_pct else None,
-              "test": builder.as_dataset(split="test") if has_test else None}
+              "test": _test_split(builder)}
     is_image = x_key == "image"
     if is_image:
         shape = tuple(info.features[x_key].shape)

@@ -45,12 +45,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bigtrain.config.errors import ConfigError
-from bigtrain.data.schemas import LEARNED_VOCABS as LEARNED
-from bigtrain.rundir import replace_dir
+from bigtrain.core.errors import ConfigError
+from bigtrain.core.files import replace_dir
 
 log = logging.getLogger("bigtrain")
 
+#: the kinds of `dataset.vocab` that are learned from the training split
+LEARNED = ("wordpiece", "sentencepiece", "bpe")
 #: the run dir's folder that holds its tokenizer
 DIRNAME = "tokenizer"
 #: bigtrain's own record in a saved tokenizer folder, beside KerasHub's tokenizer.json
@@ -71,7 +72,7 @@ def _native_output_to_log(what: str) -> Iterator[None]:
     """What native code writes to stderr meanwhile goes to the run's log file instead of the
     console (TensorFlow Text's SentencePiece says `precompiled_charsmap is empty` for every
     model it loads); BIGTRAIN_DEBUG=1 leaves it on the console."""
-    from bigtrain import logs
+    from bigtrain.core import console as logs
 
     if logs.debug_enabled():
         yield
@@ -447,12 +448,12 @@ def from_config(cfg) -> Tokenizer | None:
     if not cfg.tokenizer:
         return None
     tok = load(cfg.tokenizer)
-    check_fits(tok, cfg, f"{cfg.tokenizer}")
+    check_matches(tok, cfg, f"{cfg.tokenizer}")
     log.info("tokenizer: %s, %d tokens, from %s", tok.kind, tok.vocab_size, cfg.tokenizer)
     return tok
 
 
-def check_fits(tok: Tokenizer, cfg, where: str) -> None:
+def check_matches(tok: Tokenizer, cfg, where: str) -> None:
     if tok.kind != cfg.vocab:
         raise ConfigError("dataset.tokenizer", f"{where} holds a {tok.kind} tokenizer, not "
                           f"{cfg.vocab} (dataset.vocab); set dataset.vocab={tok.kind} to use it")

@@ -3,7 +3,7 @@ schema; each builds a training hook. metrics.jsonl is always written besides the
 
 from __future__ import annotations
 
-from bigtrain.registry import Registry
+from bigtrain.core.registry import Registry
 
 LOGGERS: Registry = Registry("logger", "bigtrain.loggers")
 

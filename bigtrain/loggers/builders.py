@@ -15,15 +15,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bigtrain.config.errors import ConfigError
+from bigtrain.core.errors import ConfigError
+from bigtrain.core.files import atomic_write_text
+from bigtrain.core.hooks import Hook
 from bigtrain.loggers import LOGGERS
 from bigtrain.loggers.schemas import (
     CSVLoggerConfig,
     MLflowLoggerConfig,
     TensorBoardLoggerConfig,
 )
-from bigtrain.rundir import atomic_write_text
-from bigtrain.train.state import Hook
 
 log = logging.getLogger("bigtrain")
 

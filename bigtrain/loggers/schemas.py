@@ -1,15 +1,15 @@
 """Schemas of the `logger` group: experiment loggers, any number at once
-(`logger=[tensorboard,csv,mlflow]`); metrics.jsonl is always written besides them."""
+(`logger=[tensorboard,csv,mlflow,wandb]`); metrics.jsonl is always written besides them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from omegaconf import MISSING
 
-from bigtrain.config.base import GroupSchema
-from bigtrain.config.errors import check
+from bigtrain.core.errors import check
+from bigtrain.core.schema import GroupSchema
 
 
 @dataclass
@@ -51,3 +51,27 @@ class MLflowLoggerConfig(LoggerConfig):
               "name a tracking URI, e.g. file:./mlruns")
         check(bool(self.experiment), self.key("experiment"), self.experiment,
               "name an experiment")
+
+
+@dataclass
+class WandbLoggerConfig(LoggerConfig):
+    """A Weights & Biases run: the flat config, metrics per step, the summary; a resumed run
+    continues its W&B run. An empty string leaves a setting to W&B (its WANDB_* variables and
+    `wandb online|offline|disabled`). The run's name and group are `run_name` and `run_group`:
+    `name` is the logger's own name and `group` the config group's."""
+
+    name: str = "wandb"
+    project: str = ""  # default: $WANDB_PROJECT, else bigtrain
+    entity: str = ""  # a team or user; default: $WANDB_ENTITY, else the API key's own
+    run_name: str = ""  # default: the run dir's name
+    run_group: str = ""  # runs shown together, e.g. one sweep; default: $WANDB_RUN_GROUP
+    tags: list[str] = field(default_factory=list)
+    mode: str = ""  # online | offline | disabled; default: $WANDB_MODE, `wandb offline`, online
+    dir: str = ""  # where W&B writes (<dir>/wandb/); default: $WANDB_DIR, else the run dir
+
+    def validate(self) -> None:
+        check(self.mode in ("", "online", "offline", "disabled"), self.key("mode"), self.mode,
+              "allowed: online, offline, disabled, or \"\" for W&B's own (WANDB_MODE)")
+        for tag in self.tags:
+            check(isinstance(tag, str) and 0 < len(tag) <= 64, self.key("tags"), tag,
+                  "each tag is a string of 1 to 64 characters")

@@ -3,14 +3,36 @@ Keras 3 model."""
 
 from __future__ import annotations
 
-from bigtrain.registry import Registry
+from contextlib import contextmanager
+
+from bigtrain.core.registry import Registry
 
 MODELS: Registry = Registry("model", "bigtrain.models")
 
-
-def build_model(cfg, spec):  # -> keras.Model
-    """Build the configured model for the dataset described by `spec` (imports TensorFlow)."""
-    return MODELS.build(cfg, spec)
+#: `strategy.precision` -> the Keras dtype policy a model is built with
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
-__all__ = ["MODELS", "build_model"]
+@contextmanager
+def dtype_policy(name: str):
+    """Keras's process-wide dtype policy set to `name` while the block runs, then put back.
+    Keras gives each layer the policy in force when it is made, so a model built inside
+    carries its own and nothing leaks into the next model this process builds."""
+    import keras
+
+    before = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy(before)
+
+
+def build_model(cfg, spec, precision: str = "fp32"):  # -> keras.Model
+    """Build the configured model for the dataset described by `spec` (imports TensorFlow),
+    computing in `precision` (fp32, bf16 or fp16): the policy is the model's own."""
+    with dtype_policy(POLICIES[precision]):
+        return MODELS.build(cfg, spec)
+
+
+__all__ = ["MODELS", "POLICIES", "build_model", "dtype_policy"]

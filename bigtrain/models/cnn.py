@@ -7,7 +7,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from bigtrain.config.errors import ConfigError
+from bigtrain.core.errors import ConfigError
 from bigtrain.models import MODELS
 from bigtrain.models.schemas import CNNConfig
 

@@ -34,7 +34,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from bigtrain.models.transformer import (
+from bigtrain.models.kernels import (
     bias_gelu,
     dropout,
     layer_norm,

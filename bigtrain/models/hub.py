@@ -32,7 +32,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from bigtrain.config.errors import ConfigError
+from bigtrain.core.errors import ConfigError
 from bigtrain.models import MODELS
 from bigtrain.models.fuse import fuse
 from bigtrain.models.schemas import HubConfig
@@ -77,14 +77,25 @@ def locate(handle: str) -> str:
                           + (f". Built-in names like it: {', '.join(near)}" if near else ""))
     try:
         utils.get_file(handle, "config.json")
-    except ImportError as ex:
+    except ImportError as ex:  # the hub's client package (kagglehub, huggingface_hub) is missing
         raise ConfigError("model.preset", f"cannot fetch {handle}: {ex}") from ex
-    except Exception as ex:  # noqa: BLE001 - network and hub errors of many kinds
-        reason = str(ex).splitlines()[0][:200] if str(ex) else type(ex).__name__
-        raise ConfigError("model.preset", f"cannot fetch {handle} ({reason}); without network "
-                          "access, download it once elsewhere and pass the local preset "
-                          "directory (KerasHub's save_to_preset)") from ex
+    except FileNotFoundError as ex:
+        # KerasHub says this of a preset that does not exist, and of an hf:// preset when the
+        # Hugging Face hub cannot be reached: its client reports both alike
+        raise ConfigError("model.preset", f"cannot fetch {handle}: {_first_line(ex)}. Check the "
+                          "handle; if this machine has no network access, download the preset "
+                          "once elsewhere and pass its local directory (KerasHub's "
+                          "save_to_preset)") from ex
+    except OSError as ex:  # connection, DNS and HTTP errors: requests' and urllib's are OSErrors
+        raise ConfigError("model.preset", f"cannot fetch {handle} ({_first_line(ex)}): the hub "
+                          "could not be reached; without network access, download it once "
+                          "elsewhere and pass the local preset directory (KerasHub's "
+                          "save_to_preset)") from ex
     return handle
+
+
+def _first_line(ex: BaseException) -> str:
+    return str(ex).splitlines()[0][:200] if str(ex) else type(ex).__name__
 
 
 def base_record(handle: str) -> str:

@@ -27,7 +27,7 @@ import warnings
 
 import keras
 
-from bigtrain.config.errors import ConfigError
+from bigtrain.core.errors import ConfigError
 from bigtrain.models import MODELS
 from bigtrain.models.schemas import KERAS_APPS, WEIGHTS_SUFFIXES, KerasAppConfig
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import keras
 
-from bigtrain.config.errors import ConfigError
+from bigtrain.core.errors import ConfigError
 from bigtrain.models import MODELS
 from bigtrain.models.schemas import RNNConfig
 

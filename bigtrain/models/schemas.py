@@ -10,8 +10,8 @@ from typing import ClassVar
 
 from omegaconf import MISSING
 
-from bigtrain.config.base import GroupSchema, positive, unit_interval
-from bigtrain.config.errors import ConfigError, check, check_choice
+from bigtrain.core.errors import ConfigError, check, check_choice
+from bigtrain.core.schema import GroupSchema, positive, unit_interval
 
 
 @dataclass
@@ -27,12 +27,6 @@ class ModelConfig(GroupSchema):
         """What can be checked of the files the model's config names without TensorFlow (a
         weights file exists): run after the dataset's precheck, by `bigtrain fit` before Hydra
         makes a run dir and by `bigtrain validate`. Raises ConfigError naming the key."""
-
-    def fetch(self) -> None:
-        """Fetch (into its cache) and check what the model loads from outside the config, such
-        as pretrained weights, so that a run that cannot get them stops before Hydra makes its
-        run dir. `bigtrain fit` calls it for a single run after the prechecks; it may import
-        TensorFlow. Models that load nothing do nothing."""
 
     def architecture_only(self) -> ModelConfig:
         """This config without pretrained weights to load: what eval, export and predict build
@@ -193,15 +187,6 @@ class KerasAppConfig(ModelConfig):
             raise ConfigError(self.key("weights"), f"{self.weights} is not a weights file "
                               "Keras reads; its name must end in " + ", ".join(WEIGHTS_SUFFIXES))
 
-    def fetch(self) -> None:
-        if self.weights != "none":
-            from bigtrain.logs import import_tensorflow
-
-            import_tensorflow()  # its start-up chatter kept off the console
-            from bigtrain.models.keras_app import fetch_weights
-
-            fetch_weights(self)
-
     def architecture_only(self) -> ModelConfig:
         return dataclasses.replace(self, weights="none")
 
@@ -287,14 +272,6 @@ class HubConfig(ModelConfig):
             raise ConfigError(self.key("preset"), f"{self.preset} has no config.json, so it is "
                               "not a KerasHub preset (save_to_preset writes config.json, "
                               "metadata.json and model.weights.h5)")
-
-    def fetch(self) -> None:
-        from bigtrain.logs import import_tensorflow
-
-        import_tensorflow()  # bigtrain.models.hub imports Keras: its start-up chatter kept off
-        from bigtrain.models.hub import locate
-
-        locate(self.preset)
 
     def architecture_only(self) -> ModelConfig:
         # a run that trained every weight has them all in its checkpoints; LoRA and a frozen

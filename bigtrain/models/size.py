@@ -135,8 +135,8 @@ def fits(estimate: MemoryEstimate, available: tuple[str, int] | None) -> str | N
             "strategy.precision=bf16")
 
 
-def gib(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+def gib(num_bytes: int) -> str:
+    return f"{num_bytes / 2**30:.2f} GiB" if num_bytes >= 2**30 else f"{num_bytes / 2**20:.1f} MiB"
 
 
 def _count(variables) -> int:
@@ -210,7 +210,7 @@ def measure(model, input_shape: tuple[int, ...], dtype: str, flops: bool = True)
                      working_elements=work)
 
 
-def check_fits(model, batch: int, precision: str, optim, gpu: bool) -> str | None:
+def memory_warning(model, batch: int, precision: str, optim, gpu: bool) -> str | None:
     """The warning `fits` gives for this model's training step on this machine, or None."""
     size = measure(model, (), "float32", flops=False)
     return fits(size.memory(batch, precision, optimizer_slots(optim)), device_memory(gpu))

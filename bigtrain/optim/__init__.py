@@ -3,7 +3,7 @@ Learning-rate schedules are the `optim.schedule` sub-group (`schedules.py`)."""
 
 from __future__ import annotations
 
-from bigtrain.registry import Registry
+from bigtrain.core.registry import Registry
 
 OPTIMIZERS: Registry = Registry("optim", "bigtrain.optim")
 

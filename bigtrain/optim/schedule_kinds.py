@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from bigtrain.registry import Choices
+from bigtrain.core.registry import Choices
 
 SCHEDULES = Choices("optim.schedule.name")
 

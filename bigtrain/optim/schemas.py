@@ -7,8 +7,8 @@ from typing import ClassVar
 
 from omegaconf import MISSING
 
-from bigtrain.config.base import GroupSchema, positive, unit_interval
-from bigtrain.config.errors import check, check_choice
+from bigtrain.core.errors import check, check_choice
+from bigtrain.core.schema import GroupSchema, positive, unit_interval
 from bigtrain.optim.schedule_kinds import SCHEDULES
 
 

@@ -7,16 +7,9 @@ GPUs, native precisions) need no TensorFlow at import; `builders` builds the str
 
 from __future__ import annotations
 
-from bigtrain.registry import Registry
+from bigtrain.core.registry import Registry
 
 STRATEGIES: Registry = Registry("strategy", "bigtrain.strategy")
 
 
-def build_strategy(cfg):  # -> tf.distribute.Strategy
-    """Build the configured strategy (imports TensorFlow)."""
-    from bigtrain.strategy.builders import build_strategy as build
-
-    return build(cfg)
-
-
-__all__ = ["STRATEGIES", "build_strategy"]
+__all__ = ["STRATEGIES"]

@@ -7,7 +7,7 @@ import os
 
 import tensorflow as tf
 
-from bigtrain.config.errors import ConfigError
+from bigtrain.core.errors import ConfigError
 from bigtrain.strategy import STRATEGIES, cluster
 from bigtrain.strategy.devices import auto_devices
 from bigtrain.strategy.schemas import (

@@ -79,13 +79,13 @@ def cpu_key(precision: str) -> str:
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
-def measure_cpu_peak(precision: str, n: int = 1024, reps: int = 8, tries: int = 3) -> float:
+def measure_cpu_peak(precision: str, size: int = 1024, reps: int = 8, tries: int = 3) -> float:
     """FLOP/s of a chain of square matmuls at `precision`, best of `tries` (as
     scripts/bench.py measures it; the ceiling for dense layers)."""
     import tensorflow as tf
 
     dtype = DTYPES[precision]
-    a = tf.cast(tf.random.stateless_normal((n, n), seed=(0, 0)), dtype)
+    a = tf.cast(tf.random.stateless_normal((size, size), seed=(0, 0)), dtype)
 
     @tf.function
     def chain(x):
@@ -100,7 +100,7 @@ def measure_cpu_peak(precision: str, n: int = 1024, reps: int = 8, tries: int = 
             tic = time.perf_counter()
             chain(a).numpy()
             best = min(best, time.perf_counter() - tic)
-    return 2 * n**3 * reps / best
+    return 2 * size**3 * reps / best
 
 
 def cpu_peak(precision: str) -> tuple[float, str]:
@@ -121,7 +121,7 @@ def cpu_peak(precision: str) -> tuple[float, str]:
     cached[key] = {"flops": flops, "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
                    "load": list(os.getloadavg())}
     try:
-        from bigtrain.rundir import atomic_write_text
+        from bigtrain.core.files import atomic_write_text
 
         atomic_write_text(path, json.dumps(cached, indent=1) + "\n")
     except OSError as ex:

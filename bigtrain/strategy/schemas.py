@@ -7,8 +7,8 @@ from typing import ClassVar
 
 from omegaconf import MISSING
 
-from bigtrain.config.base import GroupSchema
-from bigtrain.config.errors import ConfigError, check, check_choice
+from bigtrain.core.errors import ConfigError, check, check_choice
+from bigtrain.core.schema import GroupSchema
 
 #: auto: bf16 where the hardware has it natively, else fp32 (bigtrain.strategy.devices)
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]

@@ -1,8 +1,4 @@
-"""The training engine: compiled steps, the controller loop, hooks and checkpoints.
-
-`trainer` is a config group of settings only (its schema in `schemas.py`); the loop is
-what it configures, so its registry has schemas and no builders."""
-
-from bigtrain.registry import Registry
-
-TRAINERS: Registry = Registry("trainer", "bigtrain.train", builds=False)
+"""The training engine: compiled steps (`engine`), the controller loop (`loop`) and its
+actions, checkpoints, the objective, and `fit.train`, which builds a run's parts from its
+config and trains with the hooks it is given. It never picks hooks or writes the run dir's
+records: that is the job's (bigtrain.run)."""

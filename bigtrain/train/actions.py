@@ -4,7 +4,7 @@ controller actions, tensorflow/models orbit/controller.py).
 An action is built with what it works on (the state, the checkpointer, the hooks) and called
 with the `Chunk` the call produced; `end` runs once after the last chunk; `steps_to_due`
 tells the loop how far the chunk may run before the action has work to do. Actions may change
-the run (evaluate, save, roll back, stop, raise); hooks (bigtrain/train/state.py) are the other
+the run (evaluate, save, roll back, stop, raise); hooks (bigtrain/core/hooks.py) are the other
 protocol: they are told what the actions did and write it down.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from bigtrain.core.hooks import Hook, LoopState, is_better
 from bigtrain.train.preemption import Preempted, PreemptionWatcher
-from bigtrain.train.state import Hook, LoopState, is_better
 
 log = logging.getLogger("bigtrain")
 

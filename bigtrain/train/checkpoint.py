@@ -21,8 +21,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from bigtrain import faults
-from bigtrain.train.engine import LoopState
+from bigtrain.core import faults
+from bigtrain.core.hooks import LoopState
 
 log = logging.getLogger("bigtrain")
 
@@ -155,7 +155,7 @@ class Checkpointer:
             return
         saved = self._ckpt.base.numpy().decode()
         if saved != self._base:
-            from bigtrain.config.errors import ConfigError
+            from bigtrain.core.errors import ConfigError
             from bigtrain.models.hub import describe_base
 
             self._ckpt.base.assign(self._base)  # restored weights are not used: the run stops
@@ -225,7 +225,7 @@ class Checkpointer:
         `trainer.monitor`, kept in checkpoints/best/; a run without one falls back to the
         latest, with a warning), latest, or a path: a checkpoint prefix (`.../ckpt-12`, also
         relative to the checkpoints dir) or a directory of checkpoints (its newest)."""
-        from bigtrain.config.errors import ConfigError
+        from bigtrain.core.errors import ConfigError
 
         if which in ("best", "latest"):
             path = self.restore(state, which)

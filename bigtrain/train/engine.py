@@ -18,7 +18,6 @@ import numpy as np
 import tensorflow as tf
 
 from bigtrain.train.objective import Objective
-from bigtrain.train.state import LoopState  # noqa: F401  (imported from here by checkpoint.py)
 
 
 @dataclass
@@ -178,7 +177,7 @@ class Engine:
 
     def evaluate(self, dataset: tf.data.Dataset, prefix: str = "val_") -> dict[str, float]:
         """Metrics over the whole dataset; with `optim.ema`, of the averaged weights."""
-        from bigtrain import faults
+        from bigtrain.core import faults
 
         faults.at("eval")
         totals = np.zeros(len(self.objective.stat_names))

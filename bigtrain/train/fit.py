@@ -1,4 +1,6 @@
-"""One training run, top to bottom: seed, data, strategy, model, optimizer, loop, summary."""
+"""One training run, top to bottom: seed, data, strategy, model, optimizer, loop, summary.
+
+The hooks are given (bigtrain.run.job picks them); the summary is returned, not written."""
 
 from __future__ import annotations
 
@@ -6,44 +8,17 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bigtrain import rundir
-from bigtrain.config.errors import ConfigError
 from bigtrain.config.schema import FitConfig
+from bigtrain.core import files
+from bigtrain.core.errors import ConfigError
+from bigtrain.core.hooks import Hook
 
 log = logging.getLogger("bigtrain")
-
-POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-
-
-def _hooks(config: FitConfig, run_dir: Path, chief: bool = True) -> list:
-    """The configured hooks; only the chief of a multi-worker run writes metrics and logs."""
-    from bigtrain.logs import CONSOLE
-    from bigtrain.train import hooks
-
-    t = config.trainer
-    chosen: list = []
-    progress = t.progress
-    if progress == "auto":
-        progress = "rich" if CONSOLE.is_terminal else "plain"
-    if progress == "rich":
-        chosen.append(hooks.RichProgress())
-    elif progress == "plain":
-        chosen.append(hooks.PlainProgress())
-    if chief:
-        from bigtrain.loggers import build_loggers
-
-        chosen.append(hooks.MetricsFile(run_dir))
-        chosen += build_loggers(config, run_dir)
-    if t.trial.trial_id >= 0 and chief:  # a trial of bigtrain's Optuna search
-        from bigtrain.search import TrialReporter
-
-        chosen.append(TrialReporter(t.trial, t.monitor))
-    return chosen
-
 
 def _trim_metrics(run_dir: Path, step: int) -> None:
     """After a resume at `step`, drop records of the steps that will be trained again."""
@@ -57,7 +32,7 @@ def _trim_metrics(run_dir: Path, step: int) -> None:
                 kept.append(line)
         except ValueError:  # a line cut short by a crash
             continue
-    rundir.atomic_write_text(path, "".join(k + "\n" for k in kept))
+    files.atomic_write_text(path, "".join(k + "\n" for k in kept))
 
 
 def _resume(config: FitConfig, run_dir: Path, checkpointer, state) -> None:
@@ -183,9 +158,9 @@ def _warn_if_too_big(model, batch: int, precision: str, optim) -> None:
     more memory than the device has (GPU memory where known, else host memory)."""
     import tensorflow as tf
 
-    from bigtrain.models.size import check_fits
+    from bigtrain.models.size import memory_warning
 
-    warning = check_fits(model, batch, precision, optim,
+    warning = memory_warning(model, batch, precision, optim,
                          gpu=bool(tf.config.list_physical_devices("GPU")))
     if warning:
         log.warning("%s", warning)
@@ -218,13 +193,12 @@ def _assemble(config: FitConfig, run_dir: Path, strategy, splits, spec, chief: b
 
     precision, why = ((s.precision, "") if s.precision != "auto" else
                       auto_precision(s.name, recurrent=config.model.recurrent))
-    keras.mixed_precision.set_dtype_policy(POLICIES[precision])
     objective = Objective(spec.task, spec.num_outputs, t.loss, t.label_smoothing,
                           t.huber_delta)
     model_spec = dataclasses.replace(spec, num_outputs=model_outputs(objective.loss,
                                                                      spec.num_outputs))
     with strategy.scope():
-        model = build_model(config.model, model_spec)
+        model = build_model(config.model, model_spec, precision)
         lr = build_learning_rate(config.optim, total_steps, strategy.num_replicas_in_sync)
         optimizer = build_optimizer(config.optim, learning_rate=lr)
         exclude_from_decay(optimizer, model)
@@ -256,16 +230,18 @@ def _assemble(config: FitConfig, run_dir: Path, strategy, splits, spec, chief: b
                       total_steps)
 
 
-def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = (), chief: bool = True,
-          origin: float | None = None) -> dict[str, Any]:
-    """Train as configured; write summary.json (the chief); return the summary.
-    `extra_hooks` run after the configured ones (the task, tests and embedding applications
-    use them); `chief` is False in the other workers of a multi-worker run; `origin`: when
-    the job began (time.time()), what summary.json's timing counts start-up from (default:
+def fit(config: FitConfig, run_dir: Path, make_hooks: Callable[[], list[Hook]],
+        chief: bool = True, origin: float | None = None) -> dict[str, Any]:
+    """Train as configured, telling the hooks what happens; return the summary (the job,
+    bigtrain.run.job, picks the hooks and writes summary.json). `make_hooks` is called once
+    the strategy is built and the run resumed: a logger may start TensorFlow's runtime (which
+    must come after a CPU is split), and metrics.jsonl is cut back to the resumed step before
+    it is opened. `chief` is False in the other workers of a multi-worker run; `origin`: when
+    the job began (time.time()), what the summary's timing counts start-up from (default:
     now)."""
+    from bigtrain.core.hooks import LoopState
+    from bigtrain.core.timing import Timing
     from bigtrain.train.loop import fit_loop
-    from bigtrain.train.state import LoopState
-    from bigtrain.train.timing import Timing
 
     t = config.trainer
     start = time.time()
@@ -288,9 +264,9 @@ def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = (), chief: bool
 
             tokenizers.save_in_run(splits.tokenizer, run_dir)
 
-    hooks: list = []
+    hooks: list[Hook] = []
     try:
-        hooks = _hooks(config, run_dir, chief=chief) + list(extra_hooks)
+        hooks = make_hooks()
         from bigtrain.train.mfu import Mfu
 
         mfu = Mfu(c.model, splits.spec, c.strategy, config.strategy.peak_flops)
@@ -351,7 +327,7 @@ def _preprocessing_digest(run_dir: Path) -> str | None:
 def _summarize(config: FitConfig, run_dir: Path, c: Components, state, hooks: list,
                start: float, mfu=None) -> dict[str, Any]:
     """Test metrics, summary.json (chief), and the closing log lines."""
-    t, engine, splits, checkpointer = config.trainer, c.engine, c.splits, c.checkpointer
+    t, engine, splits = config.trainer, c.engine, c.splits
     spec = splits.spec
     steps_per_epoch = state.steps_per_epoch
     final = dict(state.last_train)
@@ -385,13 +361,11 @@ def _summarize(config: FitConfig, run_dir: Path, c: Components, state, hooks: li
         "run_dir": str(run_dir),
         "preprocessing_sha256": _preprocessing_digest(run_dir),
     }
-    summary["timing"] = state.timing.block()  # bigtrain/train/timing.py
-    if checkpointer.is_chief:
-        rundir.write_summary(run_dir, summary)
+    summary["timing"] = state.timing.block()  # bigtrain/core/timing.py
     if spec.skipped:
         log.warning("the data had %d bad record(s), left out (dataset.on_bad_record=skip)",
                     spec.skipped)
-    from bigtrain.logs import closing_line
+    from bigtrain.core.console import closing_line
 
     log.info("%s", closing_line(state.step, summary["wall_s"], final, run_dir, t.monitor))
     return summary

@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from bigtrain import faults
+from bigtrain.core import faults
+from bigtrain.core.hooks import Hook, LoopState, resolve_mode
 from bigtrain.train.actions import (
     Action,
     Checkpoint,
@@ -28,7 +29,6 @@ from bigtrain.train.actions import (
     StepHooks,
 )
 from bigtrain.train.preemption import PreemptionWatcher
-from bigtrain.train.state import Hook, LoopState, resolve_mode
 
 if TYPE_CHECKING:  # the loop itself runs whatever engine it is given, without TensorFlow
     from bigtrain.train.engine import Engine
@@ -64,7 +64,7 @@ class Feed:
         return Chunk(first, state.step, totals, seconds, state.step >= state.total_steps)
 
 
-#: the actions whose time summary.json's `timing` block names (bigtrain/train/timing.py)
+#: the actions whose time summary.json's `timing` block names (bigtrain/core/timing.py)
 TIMED = {Evaluate: "eval", Checkpoint: "checkpoint"}
 
 
@@ -104,21 +104,21 @@ def _actions(engine: Engine, splits, t, state: LoopState, hooks: list[Hook], che
                        getattr(engine, "any_worker", lambda flag: flag)), *profile]
 
 
-def fit_loop(engine: Engine, splits, t, state: LoopState, hooks: list[Hook], checkpointer,
-             lr_scale, mfu=None, trace_dir: str | None = None) -> None:
+def fit_loop(engine: Engine, splits, trainer, state: LoopState, hooks: list[Hook],
+             checkpointer, lr_scale, mfu=None, trace_dir: str | None = None) -> None:
     """Train from `state.step` until `state.total_steps` or an action or hook stops the run.
-    `mfu` (bigtrain/train/mfu.py) adds MFU to the train records; `trace_dir`: where the
-    profiler trace of trainer.profile_steps goes."""
+    `trainer`: the trainer group's settings; `mfu` (bigtrain/train/mfu.py) adds MFU to the
+    train records; `trace_dir`: where the profiler trace of trainer.profile_steps goes."""
     preemption = PreemptionWatcher()
-    actions = _actions(engine, splits, t, state, hooks, checkpointer, lr_scale, preemption,
+    actions = _actions(engine, splits, trainer, state, hooks, checkpointer, lr_scale, preemption,
                        mfu, trace_dir)
-    feed = Feed(engine, splits, t.batch_size, state)
+    feed = Feed(engine, splits, trainer.batch_size, state)
     state.start_step, state.start_time = state.step, time.time()
     for h in hooks:
         h.on_train_begin(state)
     with preemption:
         while state.step < state.total_steps and not state.stop_reason:
-            chunk = feed.train(next_chunk(state, t.steps_per_loop, actions))
+            chunk = feed.train(next_chunk(state, trainer.steps_per_loop, actions))
             state.timing.step(chunk.seconds)
             for action in actions:
                 with state.timing.timed(TIMED.get(type(action))):

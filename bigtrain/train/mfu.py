@@ -31,13 +31,12 @@ class Mfu:
         self._resolved = False
 
     def _resolve(self) -> None:
-        import keras
 
         from bigtrain.models.size import forward_flops
         from bigtrain.strategy.peaks import run_peak
 
         self._resolved = True
-        self.precision = PRECISIONS.get(keras.mixed_precision.global_policy().compute_dtype,
+        self.precision = PRECISIONS.get(self.model.dtype_policy.compute_dtype,
                                         "fp32")
         try:
             self.flops_per_example = 3 * forward_flops(self.model, tuple(self.spec.input_shape),

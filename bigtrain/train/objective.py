@@ -17,7 +17,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from bigtrain.config.errors import ConfigError
+from bigtrain.core.errors import ConfigError
 
 AUC_BUCKETS = 200
 TOP_K = 5

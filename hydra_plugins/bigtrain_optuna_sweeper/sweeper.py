@@ -3,7 +3,7 @@
 Each trial is an ordinary `bigtrain fit` job in `<sweep dir>/<trial number>/`, launched by the
 configured launcher (basic, joblib, submitit). Its config carries the study's storage, the
 study's name and the trial's id (`trainer.trial.*`), so the job itself reports its monitored
-metric at each evaluation and stops when the pruner says so (bigtrain/search.py).
+metric at each evaluation and stops when the pruner says so (bigtrain/run/search.py).
 
 The study lives in the sweep dir (a journal file by default). Running the same command again
 with the same `hydra.sweep.dir` resumes it: trials that were running when the search died are
@@ -34,7 +34,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from bigtrain.config.errors import ConfigError
+from bigtrain.core.errors import ConfigError
 
 log = logging.getLogger("bigtrain")
 
@@ -123,7 +123,7 @@ class OptunaSweeper(Sweeper):
         return self.storage_spec
 
     def _directions(self) -> list[str]:
-        from bigtrain.rundir import resolve_mode
+        from bigtrain.core.hooks import resolve_mode
 
         out = []
         for objective, direction in zip(self.objectives, self.directions, strict=True):
@@ -172,7 +172,7 @@ class OptunaSweeper(Sweeper):
         import optuna
         from optuna.trial import TrialState
 
-        from bigtrain.search import open_storage
+        from bigtrain.run.search import open_storage
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._validate()
@@ -223,7 +223,7 @@ class OptunaSweeper(Sweeper):
     def _tell(self, study, trial, ret) -> None:
         from optuna.trial import TrialState
 
-        from bigtrain import rundir
+        from bigtrain.run import rundir
 
         run_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir) if ret.hydra_cfg else None
         summary = rundir.read_summary(run_dir) if run_dir else None
@@ -246,7 +246,7 @@ class OptunaSweeper(Sweeper):
         study.tell(trial, values, skip_if_finished=True)
 
     def _value(self, summary: dict, name: str) -> float | None:
-        from bigtrain import rundir
+        from bigtrain.run import rundir
 
         if name == "monitor":
             return rundir.monitored_value(summary, summary.get("monitor", "val_loss"))
@@ -261,7 +261,7 @@ class OptunaSweeper(Sweeper):
     def _report(self, study, directions: list[str]) -> None:
         from optuna.trial import TrialState
 
-        from bigtrain.rundir import atomic_write_text
+        from bigtrain.core.files import atomic_write_text
 
         trials = study.get_trials(deepcopy=False)
         counts = {s.name.lower(): sum(1 for t in trials if t.state == s)
@@ -280,7 +280,7 @@ class OptunaSweeper(Sweeper):
         log.info("search %s: %d completed, %d pruned, %d failed", self.study_name,
                  counts["complete"], counts["pruned"], counts["fail"])
         if not complete:
-            from bigtrain.rundir import RunFailed
+            from bigtrain.run.rundir import RunFailed
 
             raise RunFailed(f"no trial of the search completed (see {self.sweep_dir})",
                             str(self.sweep_dir))

@@ -7,11 +7,8 @@ from __future__ import annotations
 import pytest
 
 from bigtrain.cli.hydra_glue import compose
-from bigtrain.config import to_typed
-
-pytest.importorskip("tensorflow")
-
-from bigtrain.train.fit import train  # noqa: E402
+from bigtrain.config.schema import to_typed
+from bigtrain.run.job import train  # noqa: E402
 
 SMALL = ["debug=smoke", "model=mlp", "model.hidden=[32]", "trainer.progress=none", "logger=[]",
          "trainer.checkpoint_every=4", "strategy.precision=fp32"]

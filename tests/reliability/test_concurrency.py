@@ -130,8 +130,8 @@ def test_without_file_locks_a_soft_lock_still_refuses_a_live_holder(tmp_path, mo
     import errno
     import fcntl
 
-    from bigtrain import runlock
-    from bigtrain.config import ConfigError
+    from bigtrain.core.errors import ConfigError
+    from bigtrain.run import lock as runlock
 
     def no_locks(fd, op):
         raise OSError(errno.ENOLCK, "No locks available")

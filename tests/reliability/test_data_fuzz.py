@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bigtrain.cli.hydra_glue import compose
-from bigtrain.config import ConfigError, to_typed
-
-tf = pytest.importorskip("tensorflow")
-
+from bigtrain.config.schema import to_typed
+from bigtrain.core.errors import ConfigError
 from bigtrain.data import build_dataset  # noqa: E402
 
 SETTINGS = settings(max_examples=25, deadline=None,

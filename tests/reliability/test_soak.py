@@ -1,6 +1,6 @@
 """The soak (scripts/soak.py) with a small count: repeated SIGKILLs and a SIGTERM at random
 points, relaunching each time, end bitwise equal to an uninterrupted run, with every step
-recorded once and no temporary files left. `python scripts/soak.py` runs the full count."""
+recorded once and no temporary files left. `python -m scripts.soak` runs the full count."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ pytestmark = pytest.mark.slow
 
 def test_a_small_soak_loses_nothing(tmp_path):
     out = tmp_path / "soak.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "soak.py"), "--kills", "3",
+    proc = subprocess.run([sys.executable, "-m", "scripts.soak", "--kills", "3",
                            "--terms", "1", "--sweep-kills", "0", "--seed", "1", "--steps", "60",
-                           "--out", str(out)], capture_output=True, text=True, timeout=900)
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads(out.read_text())["run"]
     assert run["faults_injected"] == 4 and run["sigterm"] == 1

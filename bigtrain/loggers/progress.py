@@ -1,0 +1,113 @@
+"""The hooks every run gets besides the configured loggers: progress on the console and
+metrics.jsonl in the run dir.
+
+A hook sees the LoopState and the records the loop's actions make: a train record every
+`log_every` steps, an eval record after every evaluation. The protocol (`Hook`) lives in
+bigtrain/core/hooks.py, without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from bigtrain.core.files import MetricsWriter
+from bigtrain.core.hooks import Hook, LoopState
+
+log = logging.getLogger("bigtrain")
+
+
+def _fmt(record: dict[str, Any], keys: list[str]) -> str:
+    parts = []
+    for k in keys:
+        v = record.get(k)
+        if v is None or k == "flops_per_sec":  # in metrics.jsonl; mfu says it on screen
+            continue
+        if k == "mfu":
+            parts.append(f"mfu {100 * v:.1f}%")
+            continue
+        parts.append(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}")
+    return "  ".join(parts)
+
+
+def _eta(state: LoopState) -> str:
+    """Time left at this process's pace: its steps (since it started or resumed) over its time."""
+    done = state.step - state.start_step
+    if done <= 0:
+        return "?"
+    elapsed = time.time() - state.start_time
+    secs = int(elapsed / done * (state.total_steps - state.step))
+    return f"{secs // 60}:{secs % 60:02d}"
+
+
+class PlainProgress(Hook):
+    """Periodic log lines: readable in CI logs and files."""
+
+    def on_log(self, state: LoopState, record: dict[str, Any]) -> None:
+        metrics = [k for k in record if k not in ("step", "epoch")]
+        log.info("step %d/%d  epoch %d/%d  %s  eta %s", state.step, state.total_steps,
+                 state.epoch + 1, state.total_epochs, _fmt(record, metrics), _eta(state))
+
+    def on_eval(self, state: LoopState, record: dict[str, Any], improved: bool) -> None:
+        metrics = [k for k in record if k.startswith(("val_", "test_"))]
+        log.info("eval  step %d  %s%s", state.step, _fmt(record, metrics),
+                 "  (best)" if improved else "")
+
+
+class RichProgress(PlainProgress):
+    """A live bar with epoch, step, loss, metrics, examples/s and ETA; evals as log lines."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from bigtrain.core.console import CONSOLE
+
+        self._progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(),
+            TextColumn("step {task.completed}/{task.total}"),
+            TextColumn("{task.fields[metrics]}"), TimeRemainingColumn(),
+            console=CONSOLE, transient=False)
+        self._task = None
+
+    def on_train_begin(self, state: LoopState) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task("train", total=state.total_steps,
+                                              completed=state.step, epoch="1", metrics="")
+
+    def on_steps(self, state: LoopState) -> None:
+        self._progress.update(self._task, completed=state.step,
+                              epoch=f"{state.epoch + 1}/{state.total_epochs}")
+
+    def on_log(self, state: LoopState, record: dict[str, Any]) -> None:
+        keys = [k for k in ("loss", "accuracy", "mae", "examples_per_sec", "tokens_per_sec",
+                            "mfu") if k in record]
+        self._progress.update(self._task, metrics=_fmt(record, keys))
+
+    def on_train_end(self, state: LoopState) -> None:
+        # the finished bar stays above the test metrics and the closing line, which is last
+        self._progress.update(self._task, completed=state.step)
+        self._progress.stop()
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+class MetricsFile(Hook):
+    """metrics.jsonl: one object per log interval and per evaluation."""
+
+    def __init__(self, run_dir: Path):
+        self._writer = MetricsWriter(run_dir / "metrics.jsonl")
+
+    def on_log(self, state: LoopState, record: dict[str, Any]) -> None:
+        self._writer.write(record)
+
+    def on_eval(self, state: LoopState, record: dict[str, Any], improved: bool) -> None:
+        self._writer.write(record)
+
+    def on_test(self, state: LoopState, record: dict[str, Any]) -> None:
+        self._writer.write(record)
+
+    def close(self) -> None:
+        self._writer.close()
