@@ -190,7 +190,7 @@ def main() -> None:
         name, rows = torch_only(shape, precisions, calls * per_call, args.tiny)
         return write(run, name, shape, rows)
 
-    from bigtrain.core.console import import_tensorflow
+    from bigtrain.core.tensorflow_start import import_tensorflow
 
     import_tensorflow()  # its start-up chatter into nothing: no log file here
     import tensorflow as tf

@@ -46,8 +46,9 @@ def _preload() -> None:
     xla_cache.enable()  # as bigtrain.cli.main.run does first: TensorFlow reads it once
     import tensorflow as tf
 
-    # what bigtrain.core.console.import_tensorflow does first (and then skips, TensorFlow being
-    # imported): the GPU lookup and its cuInit messages, here into the server's stderr
+    # what bigtrain.core.tensorflow_start.import_tensorflow does first (and then skips,
+    # TensorFlow being imported): the GPU lookup and its cuInit messages, into the server's
+    # stderr here
     tf.config.list_physical_devices("GPU")
 
     import bigtrain.cli.hydra_glue  # noqa: F401

@@ -24,11 +24,11 @@ def data(
     from rich.table import Table
 
     from bigtrain.cli.hydra_glue import compose
-    from bigtrain.run.task import check_config
+    from bigtrain.config.checks import check_config
 
     with reported():
         config = check_config(compose(overrides or []))  # before TensorFlow loads
-        from bigtrain.core.console import quiet_tensorflow
+        from bigtrain.core.tensorflow_start import quiet_tensorflow
 
         quiet_tensorflow()
         from bigtrain.data import build_dataset

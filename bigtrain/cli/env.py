@@ -19,7 +19,7 @@ def _version(dist: str) -> str:
 
 
 def collect() -> dict:
-    from bigtrain.core.console import quiet_tensorflow
+    from bigtrain.core.tensorflow_start import quiet_tensorflow
     from bigtrain.strategy import cluster, devices
 
     quiet_tensorflow()

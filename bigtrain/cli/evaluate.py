@@ -30,14 +30,14 @@ def evaluate(
 
     if watch:
         with reported():
-            from bigtrain.core.console import quiet_tensorflow
+            from bigtrain.core.tensorflow_start import quiet_tensorflow
             from bigtrain.inference.watch import watch as watch_run
 
             quiet_tensorflow()
             watch_run(run_dir, split, interval)
         return
     with reported():
-        from bigtrain.core.console import quiet_tensorflow
+        from bigtrain.core.tensorflow_start import quiet_tensorflow
         from bigtrain.inference.restore import evaluate_run
 
         quiet_tensorflow()

@@ -25,7 +25,7 @@ def export(
     standard Keras layers that loads without bigtrain, or for model=hub runs a KerasHub preset
     directory. LoRA adapters are merged into the weights."""
     with reported():
-        from bigtrain.core.console import quiet_tensorflow
+        from bigtrain.core.tensorflow_start import quiet_tensorflow
         from bigtrain.inference.restore import export_run
 
         quiet_tensorflow()

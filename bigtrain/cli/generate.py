@@ -51,7 +51,7 @@ def generate(
 
         sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
         check_request(sampling, num_samples, stop)  # before TensorFlow is imported
-        from bigtrain.core.console import quiet_tensorflow
+        from bigtrain.core.tensorflow_start import quiet_tensorflow
         from bigtrain.inference.generate import generate as run
 
         quiet_tensorflow()

@@ -155,15 +155,15 @@ ALLOW_ENV = "BIGTRAIN_ALLOW_TARGETS"
 
 
 def precheck(cfg: Any) -> None:
-    """A single run's every check that needs no TensorFlow (`bigtrain.run.task.check_config`),
+    """A single run's every check that needs no TensorFlow (`bigtrain.config.checks.check_config`),
     then the model's `fetch` (pretrained weights, which may import TensorFlow), before Hydra
     makes the run dir: a mistake leaves nothing behind. (Each job of a sweep checks itself,
     and records the mistake in its own summary.json.)"""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
+    from bigtrain.config.checks import check_config
     from bigtrain.core.errors import ConfigError
-    from bigtrain.run.task import check_config
 
     HydraConfig.instance().set_config(cfg)  # ${hydra:...} in a job's config resolves as there
     job = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])

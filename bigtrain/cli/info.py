@@ -20,7 +20,7 @@ def info(
 
     with reported():
         config = to_typed(compose(overrides or []))
-        from bigtrain.core.console import quiet_tensorflow
+        from bigtrain.core.tensorflow_start import quiet_tensorflow
 
         quiet_tensorflow()
         import tensorflow as tf

@@ -39,7 +39,8 @@ def predict(
         from bigtrain.inference import predict as inference
 
         inference.check_out(out)
-        from bigtrain.core.console import CONSOLE, quiet_tensorflow
+        from bigtrain.core.console import CONSOLE
+        from bigtrain.core.tensorflow_start import quiet_tensorflow
 
         quiet_tensorflow()
         if inputs == ["-"] and sys.stdin.isatty():

@@ -36,8 +36,8 @@ def show(
     from rich.console import Console
 
     from bigtrain.cli.hydra_glue import compose
+    from bigtrain.config.checks import check_required
     from bigtrain.config.schema import to_typed
-    from bigtrain.run.task import check_required
 
     with reported():
         cfg = compose(overrides or [], config_dir)

@@ -15,7 +15,7 @@ def validate(
     """Compose the config and run every check that needs no TensorFlow (values, and the data
     it names: paths, columns, class folders); exit 0 if valid, 2 with the error if not."""
     from bigtrain.cli.hydra_glue import compose
-    from bigtrain.run.task import check_config
+    from bigtrain.config.checks import check_config
 
     with reported():
         check_config(compose(overrides or [], config_dir))

@@ -72,14 +72,14 @@ def _native_output_to_log(what: str) -> Iterator[None]:
     """What native code writes to stderr meanwhile goes to the run's log file instead of the
     console (TensorFlow Text's SentencePiece says `precompiled_charsmap is empty` for every
     model it loads); BIGTRAIN_DEBUG=1 leaves it on the console."""
-    from bigtrain.core import console as logs
+    from bigtrain.core import console, tensorflow_start
 
-    if logs.debug_enabled():
+    if console.debug_enabled():
         yield
         return
-    with logs._fd2_to_buffer() as caught:
+    with tensorflow_start.fd2_to_buffer() as caught:
         yield
-    logs.to_log_files(caught, what)
+    tensorflow_start.to_log_files(caught, what)
 
 
 def _say_native_notices_once() -> None:

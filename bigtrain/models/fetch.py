@@ -5,7 +5,7 @@ hold and check settings; downloading is a builder's work, so it lives here, besi
 
 from __future__ import annotations
 
-from bigtrain.core.console import import_tensorflow
+from bigtrain.core.tensorflow_start import import_tensorflow
 from bigtrain.models.schemas import HubConfig, KerasAppConfig, ModelConfig
 
 

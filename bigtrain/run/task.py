@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 import logging
 import os
-import re
 import time
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bigtrain.config.schema import to_typed
+from bigtrain.config.checks import check_config
 from bigtrain.core.console import shown_path as shown
 from bigtrain.core.errors import ConfigError
 from bigtrain.core.hooks import Hook, LoopState
@@ -27,63 +25,6 @@ from bigtrain.run.rundir import RunFailed
 from bigtrain.strategy import cluster
 
 log = logging.getLogger("bigtrain")
-
-
-def check_config(cfg: DictConfig):
-    """Every check that needs no TensorFlow, in order: required keys (named with what they
-    are for), types and ranges (the schemas), then the data the config names (the dataset
-    schema's `precheck`: paths exist, a header has its columns, a folder has class folders),
-    and the files the model's config names (a weights file). `bigtrain fit` runs it before Hydra
-    makes a run dir, `validate` and `data` run it, and each job runs it again. Returns the typed
-    config; raises ConfigError naming the key."""
-    check_required(cfg)
-    config = to_typed(cfg)
-    config.dataset.precheck()
-    config.model.precheck()
-    return config
-
-
-def check_required(cfg: DictConfig) -> None:
-    """A key left `???` (MISSING) in a group: 'dataset.path: required; <what it is>', where
-    the words are the comment on that field in the group's schema."""
-    from bigtrain.config.schema import GROUPS
-
-    missing: list[tuple[str, type | None, str]] = []
-    for group in (*GROUPS, "logger"):
-        if group in cfg and isinstance(cfg[group], DictConfig):
-            _missing(cfg[group], group, missing)
-    if missing:
-        key, schema, name = missing[0]
-        what = field_help(schema, name) if schema is not None else None
-        more = [k for k, _, _ in missing[1:]]
-        raise ConfigError(key, "required; " + (what or f"set it with {key}=VALUE")
-                          + (f" (also required: {', '.join(more)})" if more else ""))
-
-
-def _missing(node: DictConfig, prefix: str, out: list) -> None:
-    for k in node.keys():
-        if OmegaConf.is_missing(node, k):
-            out.append((f"{prefix}.{k}", OmegaConf.get_type(node), str(k)))
-            continue
-        child = node._get_node(k)
-        if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
-            _missing(child, f"{prefix}.{k}", out)
-
-
-def field_help(schema: type, name: str) -> str | None:
-    """The comment on `name`'s line in the schema dataclass (or a base class): what the key
-    is, in the schema author's words."""
-    line = re.compile(rf"^\s*{re.escape(name)}\s*:[^#\n]*#\s*(.+?)\s*$")
-    for klass in getattr(schema, "__mro__", ()):
-        try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):
-            continue
-        for text in source.splitlines():
-            m = line.match(text)
-            if m:
-                return m.group(1)
-    return None
 
 
 def _check_resumable(run_dir: Path, resolved: dict, resume: str) -> None:
@@ -244,7 +185,7 @@ def _train_here(config, run_dir: Path, resolved: dict, previous: dict, start: fl
         rundir.write_config(run_dir, resolved)
     reached = _Reached()
     try:
-        from bigtrain.core.console import import_tensorflow
+        from bigtrain.core.tensorflow_start import import_tensorflow
 
         import_tensorflow()  # its start-up chatter into fit.log, not onto the console
         from bigtrain.core.timing import job_origin

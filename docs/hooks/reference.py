@@ -171,7 +171,7 @@ def _comment_above(schema: type, name: str) -> str | None:
 def key_help(schema: type, name: str) -> str:
     """The schema author's words on a field: the comment on its line (`field_help`, as the
     errors quote it), else the comment block just above it."""
-    from bigtrain.run.task import field_help
+    from bigtrain.config.checks import field_help
 
     with _sources_cached():
         return field_help(schema, name) or _comment_above(schema, name) or ""

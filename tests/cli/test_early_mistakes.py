@@ -57,9 +57,9 @@ def test_a_missing_required_key_says_what_it_is(cli, tmp_path):
 def test_every_missing_key_of_every_schema_is_reported_the_same_way():
     from omegaconf import MISSING, OmegaConf
 
+    from bigtrain.config.checks import check_required, field_help
     from bigtrain.config.schema import REGISTRIES
     from bigtrain.core.errors import ConfigError
-    from bigtrain.run.task import check_required, field_help
 
     seen = 0
     for group, registry in REGISTRIES.items():

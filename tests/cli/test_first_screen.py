@@ -121,10 +121,10 @@ def test_commands_that_load_tensorflow_are_quiet_unless_debug(tmp_path):
 
 EXPECTED_GPU = """
 import logging, sys
-import bigtrain.core.console as logs
+import bigtrain.core.tensorflow_start as start
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
-logs.nvidia_driver = lambda: True   # as on a GPU machine whose GPU TensorFlow cannot use
-logs.import_tensorflow()
+start.nvidia_driver = lambda: True   # as on a GPU machine whose GPU TensorFlow cannot use
+start.import_tensorflow()
 import tensorflow as tf
 print("GPUS", len(tf.config.list_physical_devices("GPU")))
 """

@@ -87,9 +87,9 @@ def test_the_config_reference_lists_every_option_and_key(site):
 def test_the_config_reference_shows_types_defaults_and_help(site):
     import dataclasses
 
+    from bigtrain.config.checks import field_help
     from bigtrain.config.trainer import TrainerConfig
     from bigtrain.data.schemas import CSVConfig
-    from bigtrain.run.task import field_help
 
     ref = hook()
     page = _page(site, "reference/config")

@@ -92,3 +92,21 @@ def test_the_code_is_ruff_clean():
     proc = subprocess.run([ruff, "check", "."] if isinstance(ruff, str) else [*ruff, "check", "."],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+def test_every_module_imports():
+    """A module left behind by a move (importing what no longer exists) fails here."""
+    import importlib
+    import pkgutil
+
+    import bigtrain
+
+    broken = {}
+    for info in pkgutil.walk_packages(bigtrain.__path__, "bigtrain."):
+        if info.name.startswith("bigtrain.conf"):
+            continue
+        try:
+            importlib.import_module(info.name)
+        except ImportError as ex:
+            broken[info.name] = str(ex)
+    assert broken == {}

@@ -18,10 +18,10 @@ from helpers import ROOT, run_cli
 from serving_data import write_images
 
 from bigtrain.cli.hydra_glue import compose
+from bigtrain.config.checks import check_config
 from bigtrain.config.schema import to_typed
 from bigtrain.core.errors import ConfigError
 from bigtrain.data.spec import DatasetSpec
-from bigtrain.run.task import check_config
 
 APP = "MobileNetV3Small"
 
