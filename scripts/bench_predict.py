@@ -83,13 +83,14 @@ def reported_rate(stderr: str) -> float:
 def measure(name: str, root: Path, fit_args: list[str], inputs: list[str], reps: int) -> dict:
     import tensorflow as tf
 
-    from bigtrain.inference import predict as inference
+    from bigtrain.inference import predict as predicting
+    from bigtrain.inference.inputs import read_inputs
     from bigtrain.inference.restore import export_run, open_run
 
     fit_wall, _ = cli(["fit", *fit_args, *FIT], root)
     wall, proc = cli(["predict", "run", *inputs, "--out", "p.csv"], root)
     r = open_run(root / "run")
-    data = inference.read_inputs(r.preprocessing, [str(root / i) for i in inputs])
+    data = read_inputs(r.preprocessing, [str(root / i) for i in inputs])
     n = len(data)
     saved = tf.saved_model.load(str(export_run(root / "run", "savedmodel")))
     columns = r.preprocessing["input"]["columns"] if data.kind == "table" else []
@@ -107,11 +108,11 @@ def measure(name: str, root: Path, fit_args: list[str], inputs: list[str], reps:
 
     def read() -> float:
         tic = time.perf_counter()
-        state["data"] = inference.read_inputs(r.preprocessing, [str(root / i) for i in inputs])
+        state["data"] = read_inputs(r.preprocessing, [str(root / i) for i in inputs])
         return time.perf_counter() - tic
 
     def predict() -> float:
-        result = inference.run(r, state["data"])
+        result = predicting.run(r, state["data"])
         return len(result.ids) / result.seconds
 
     def serve(sig: str) -> float:

@@ -36,9 +36,10 @@ def predict(
 ) -> None:
     """Predict: class names and probabilities (or values) for raw inputs, one row each."""
     with reported():
-        from bigtrain.inference import predict as inference
+        from bigtrain.inference import answers, predict
+        from bigtrain.inference.inputs import read_inputs
 
-        inference.check_out(out)
+        answers.check_out(out)
         from bigtrain.core.console import CONSOLE
         from bigtrain.core.tensorflow_start import quiet_tensorflow
 
@@ -49,15 +50,13 @@ def predict(
         from bigtrain.inference.restore import open_run
 
         recorded = preprocess.read(run_dir)  # the inputs are read (and checked) first
-        data = inference.read_inputs(recorded, inputs, on_bad) if recorded else None
-        restored = open_run(run_dir, checkpoint)
-        if data is None:  # a run dir from before preprocessing.json
-            data = inference.read_inputs(restored.preprocessing, inputs, on_bad)
-        result = inference.run(restored, data, batch_size, on_bad,
-                               progress=CONSOLE.is_terminal and len(data) > 4 * batch_size)
-        rows = inference.rows_of(restored.preprocessing, result, top_k)
-        inference.write_rows(rows, out, terminal=sys.stdout.isatty())
-        score = inference.scores(restored.preprocessing, rows)
+        data = read_inputs(recorded, inputs, on_bad) if recorded else None
+        restored = open_run(run_dir, checkpoint)  # refuses a run dir without preprocessing.json
+        result = predict.run(restored, data, batch_size, on_bad,
+                             progress=CONSOLE.is_terminal and len(data) > 4 * batch_size)
+        rows = answers.rows_of(restored.preprocessing, result, top_k)
+        answers.write_rows(rows, out, terminal=sys.stdout.isatty())
+        score = answers.scores(restored.preprocessing, rows)
     n = len(rows)
     rate = n / result.seconds if result.seconds > 0 else float("inf")
     line = (f"predicted {n} input(s) with the {restored.describe()}: {result.seconds:.2f} s, "

@@ -255,7 +255,8 @@ def test_eval_from_another_directory_reads_the_recorded_data_path(csv_run, tmp_p
 
 
 def test_export_predict_and_eval_data_need_no_training_data(csv_run, tmp_path, monkeypatch):
-    from bigtrain.inference import predict as inference
+    from bigtrain.inference import answers, predict
+    from bigtrain.inference.inputs import read_inputs
     from bigtrain.inference.restore import evaluate_run, export_run, open_run
 
     root, run, heldout = csv_run
@@ -272,9 +273,9 @@ def test_export_predict_and_eval_data_need_no_training_data(csv_run, tmp_path, m
     monkeypatch.setattr(bigtrain.data, "build_dataset", no_data)
     assert export_run(copy, "savedmodel").is_dir()
     r = open_run(copy)
-    p = inference.run(r, inference.read_inputs(r.preprocessing, [str(held)]))
-    rows = inference.rows_of(r.preprocessing, p)
-    accuracy = inference.scores(r.preprocessing, rows)["accuracy"]
+    p = predict.run(r, read_inputs(r.preprocessing, [str(held)]))
+    rows = answers.rows_of(r.preprocessing, p)
+    accuracy = answers.scores(r.preprocessing, rows)["accuracy"]
     result = evaluate_run(copy, checkpoint="best", data=held)
     assert result["metrics"]["accuracy"] == pytest.approx(accuracy, abs=1e-9)
     assert (copy / "eval_data-heldout_best.json").exists()

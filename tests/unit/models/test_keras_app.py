@@ -337,10 +337,11 @@ def test_a_frozen_base_trains_and_its_exports_load_without_bigtrain(tmp_path):
          *files], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
 
-    from bigtrain.inference import predict as inference  # meanwhile: predict, in this process
+    from bigtrain.inference import predict  # meanwhile: predict, in this process
+    from bigtrain.inference.inputs import read_inputs
 
-    data = inference.read_inputs(r.preprocessing, files)
-    predicted = inference.run(r, data).outputs["probabilities"]
+    data = read_inputs(r.preprocessing, files)
+    predicted = predict.run(r, data).outputs["probabilities"]
     logits = np.asarray(r.model(x, training=False))
     _, err = plain.communicate(timeout=300)
     assert plain.returncode == 0, err[-3000:]
