@@ -22,7 +22,8 @@ EPILOG = """
   bigtrain fit -h                                [dim]# Hydra's help: groups and options[/dim]
 
 Every Hydra flag works: -m, --cfg, --resolve, --info, -cd, -cn, +key=v, ~key,
-hydra/launcher=..., hydra.run.dir=... Exit status: 0 ok, 1 the run failed, 2 a config mistake.
+hydra/launcher=..., hydra.run.dir=... Exit status: 0 ok, 1 the run failed, 2 a config mistake,
+75 preempted (checkpoint written: run the same command to resume), 130 interrupted.
 """
 
 

@@ -30,6 +30,8 @@ def ls(group: str | None = typer.Argument(None, help="Show only this group, e.g.
             if registry is None:
                 continue
             known = {o: s for (gg, o), s in schemas.items() if gg == g}
+            if not known:  # a group of presets over another's keys (model/size): all listed
+                continue
             groups[g] = {o: _with_schema(d, known[o], o) for o, d in groups[g].items()
                          if o in known}
         if group is not None and group not in groups:

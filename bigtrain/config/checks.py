@@ -56,16 +56,28 @@ def _missing(node: DictConfig, prefix: str, out: list) -> None:
 
 
 def field_help(schema: type, name: str) -> str | None:
-    """The comment on `name`'s line in the schema dataclass (or a base class): what the key
-    is, in the schema author's words."""
-    line = re.compile(rf"^\s*{re.escape(name)}\s*:[^#\n]*#\s*(.+?)\s*$")
+    """What the key `name` is, in the schema author's words: the comment on its line in the
+    schema dataclass, else the comment lines right above it (in the class or, where the class
+    says nothing of it, a base class). Errors quote it; the config reference shows it."""
+    field = re.compile(rf"^\s*{re.escape(name)}\s*:")
+    trailing = re.compile(r"#\s*(.+?)\s*$")
     for klass in getattr(schema, "__mro__", ()):
         try:
-            source = inspect.getsource(klass)
+            lines = inspect.getsource(klass).splitlines()
         except (OSError, TypeError):
             continue
-        for text in source.splitlines():
-            m = line.match(text)
+        for i, text in enumerate(lines):
+            if not field.match(text):
+                continue
+            m = trailing.search(text.split("=", 1)[-1] if "=" in text else text)
             if m:
                 return m.group(1)
+            above = []
+            for prev in reversed(lines[:i]):
+                if not prev.strip().startswith("#"):
+                    break
+                above.insert(0, prev.strip().lstrip("#").strip())
+            if above:
+                return " ".join(above)
+            break
     return None

@@ -45,27 +45,27 @@ class TrialConfig(GroupSchema):
 class TrainerConfig(GroupSchema):
     group: ClassVar[str] = "trainer"
     option: ClassVar[str] = "default"  # the one option (conf/trainer/default.yaml)
-    epochs: int = 12
+    epochs: int = 12  # passes over the training split (when max_steps <= 0)
     max_steps: int = -1  # > 0: train exactly this many steps, whatever `epochs` says
     batch_size: int = 32  # global batch, over all replicas
-    eval_batch_size: int = 256
-    seed: int = 0
-    log_every: int = 20
+    eval_batch_size: int = 256  # batch of the evaluation passes
+    seed: int = 0  # weights' initialization, dropout and the data order
+    log_every: int = 20  # steps between train records (progress, metrics.jsonl, loggers)
     eval_every: int = 0  # steps; 0 = at the end of every epoch
     checkpoint_every: int = 0  # steps; 0 = at the end of every epoch
-    keep_checkpoints: int = 3
+    keep_checkpoints: int = 3  # the newest checkpoints kept (and the best one)
     steps_per_loop: int = 10  # train steps per compiled call (fewer at log/eval/checkpoint points)
     grad_accum: int = 1  # micro-batches per optimizer step; batch_size is split among them
     clip_norm: float = 0.0  # clip gradients to this global norm; 0 = off
     loss: str = "auto"  # auto | cross_entropy | binary_cross_entropy | mse | huber
-    label_smoothing: float = 0.0
-    huber_delta: float = 1.0
-    monitor: str = "val_loss"
+    label_smoothing: float = 0.0  # cross-entropy against targets smoothed by this much
+    huber_delta: float = 1.0  # loss=huber: where the loss turns from quadratic to linear
+    monitor: str = "val_loss"  # the metric that picks the best checkpoint and stops early
     monitor_mode: str = "auto"  # min | max | auto (max for accuracy-like names)
     patience: int = 0  # evaluations without improvement before stopping early; 0 = never
     min_delta: float = 0.0  # the least change of `monitor` that counts as an improvement
     on_nan: str = "stop"  # stop | rollback (to the last good checkpoint, learning rate halved)
-    nan_max_rollbacks: int = 3
+    nan_max_rollbacks: int = 3  # on_nan=rollback: rollbacks before the run stops
     progress: str = "auto"  # auto (rich on a terminal, plain lines otherwise) | rich | plain | none
     resume: str = "auto"  # auto | never | force | <run dir to continue from>
     rerun: bool = False  # train again even if this run dir holds a completed run of this config
@@ -77,6 +77,7 @@ class TrainerConfig(GroupSchema):
     # TensorBoard's profile plugin opens it)
     profile_steps: int = 0
     profile_start: int = 10  # the trace begins after this step (warm-up: tracing, caches)
+    # set by the Optuna sweeper; leave it alone
     trial: TrialConfig = field(default_factory=TrialConfig)
 
     def validate(self) -> None:

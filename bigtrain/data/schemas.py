@@ -55,14 +55,15 @@ class AugmentConfig(GroupSchema):
 class DatasetConfig(GroupSchema):
     group: ClassVar[str] = "dataset"
     name: str = MISSING  # the source; each option sets it (dataset=<option>, see bigtrain ls)
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
+    val_fraction: float = 0.1  # share of the examples held out for validation
+    test_fraction: float = 0.1  # share of the examples held out for the test split
     fraction: float = 1.0  # train on this share of the training split
-    seed: int = 0
-    shuffle_buffer: int = 10_000
+    seed: int = 0  # the split and the shuffle order
+    shuffle_buffer: int = 10_000  # examples the training stream shuffles among
     # multi-worker input: data (every worker reads the data and keeps its share of each global
     # batch, so the batches are the ones a single worker trains on) | off (no sharding)
     shard: str = "data"
+    # training-time augmentation (dataset.augment.*)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self) -> None:
@@ -86,19 +87,19 @@ class DatasetConfig(GroupSchema):
 @dataclass
 class DigitsConfig(DatasetConfig):
     name: str = "digits"
-    normalize: bool = True
+    normalize: bool = True  # scale pixels to [0, 1]
 
 
 @dataclass
 class SyntheticConfig(DatasetConfig):
     name: str = "synthetic"
     task: str = "classification"  # classification | regression | lm
-    num_examples: int = 4096
-    num_features: int = 32
-    num_classes: int = 10
-    vocab_size: int = 256
-    seq_len: int = 64
-    noise: float = 0.1
+    num_examples: int = 4096  # examples generated, before the split
+    num_features: int = 32  # features per example (tabular tasks)
+    num_classes: int = 10  # classes (classification) or vocabulary (lm)
+    vocab_size: int = 256  # token ids drawn from [0, vocab_size) (lm)
+    seq_len: int = 64  # tokens per example (lm)
+    noise: float = 0.1  # standard deviation of the noise added to the features
 
     def validate(self) -> None:
         super().validate()
@@ -120,7 +121,7 @@ class TextConfig(DatasetConfig):
     vocab: str = "byte"
     vocab_size: int = 0  # tokens of a learned vocabulary (wordpiece, sentencepiece, bpe)
     tokenizer: str = ""  # reuse a saved tokenizer: a run dir, its tokenizer/, a .model, a .txt
-    seq_len: int = 128
+    seq_len: int = 128  # tokens per training window
     max_chars: int = 2_000_000  # read at most this much of the corpus (files in sorted order)
     on_bad_record: str = "fail"  # fail | skip: a file that is not UTF-8 (all but byte)
 
@@ -148,7 +149,7 @@ class CSVConfig(DatasetConfig):
     label: str = MISSING  # the label column's name
     task: str = "auto"  # auto | classification | regression
     categorical: list[str] = field(default_factory=list)  # also: every non-numeric column
-    delimiter: str = ","
+    delimiter: str = ","  # the field separator of the table
     on_bad_record: str = "fail"  # fail | skip: a row with the wrong number of fields
 
     def validate(self) -> None:
@@ -205,7 +206,7 @@ class TFDSConfig(DatasetConfig):
     option: ClassVar[str] = "tfds"  # `name` is the TFDS dataset's
     name: str = MISSING  # the TensorFlow Datasets name, e.g. mnist, kmnist, imdb_reviews
     data_dir: str = "~/tensorflow_datasets"  # where TFDS downloads and prepares data
-    download: bool = True
+    download: bool = True  # download and prepare the dataset into data_dir when missing
     max_len: int = 256  # text: bytes kept per example (padded with 0, bytes shifted by 1)
 
     def validate(self) -> None:
@@ -267,7 +268,7 @@ class TFRecordConfig(DatasetConfig):
     input_shape: list[int] = field(default_factory=list)  # [] for a scalar
     input_dtype: str = "float32"  # float32 | int64 | image
     label: str = MISSING  # the label's feature name in the records (lm: the target tokens)
-    label_shape: list[int] = field(default_factory=list)
+    label_shape: list[int] = field(default_factory=list)  # [] for one label per example
     label_dtype: str = "int64"  # int64 | float32
     num_classes: int = 0  # classification: classes; lm: vocabulary (0: largest label + 1)
     on_bad_record: str = "fail"  # fail | skip: a record that does not match the spec

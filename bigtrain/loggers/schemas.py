@@ -42,7 +42,7 @@ class MLflowLoggerConfig(LoggerConfig):
 
     name: str = "mlflow"
     tracking_uri: str = "file:./mlruns"  # file:<dir>, sqlite:///<file>, or http(s)://server
-    experiment: str = "bigtrain"
+    experiment: str = "bigtrain"  # the MLflow experiment the run is filed under
     run_name: str = ""  # default: the run dir's name
     log_model: bool = False  # export the trained model (.keras) and log it as an artifact
 
@@ -65,7 +65,7 @@ class WandbLoggerConfig(LoggerConfig):
     entity: str = ""  # a team or user; default: $WANDB_ENTITY, else the API key's own
     run_name: str = ""  # default: the run dir's name
     run_group: str = ""  # runs shown together, e.g. one sweep; default: $WANDB_RUN_GROUP
-    tags: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # W&B tags of the run (1-64 characters each)
     mode: str = ""  # online | offline | disabled; default: $WANDB_MODE, `wandb offline`, online
     dir: str = ""  # where W&B writes (<dir>/wandb/); default: $WANDB_DIR, else the run dir
 

@@ -18,7 +18,7 @@ from bigtrain.core.schema import GroupSchema, positive, unit_interval
 class ModelConfig(GroupSchema):
     group: ClassVar[str] = "model"
     name: str = MISSING
-    dropout: float = 0.0
+    dropout: float = 0.0  # dropout rate where the architecture applies it
 
     def validate(self) -> None:
         unit_interval(self, "dropout")
@@ -61,8 +61,8 @@ class ModelConfig(GroupSchema):
 @dataclass
 class MLPConfig(ModelConfig):
     name: str = "mlp"
-    hidden: list[int] = field(default_factory=lambda: [256, 128])
-    activation: str = "relu"
+    hidden: list[int] = field(default_factory=lambda: [256, 128])  # units of each hidden layer
+    activation: str = "relu"  # relu | gelu | silu | tanh | elu, after each hidden layer
     norm: str = "none"  # none | batch | layer
     bn_momentum: float = 0.9  # norm=batch: moving statistics' momentum (see CNNConfig)
 
@@ -79,9 +79,9 @@ class MLPConfig(ModelConfig):
 class CNNConfig(ModelConfig):
     name: str = "cnn"
     widths: list[int] = field(default_factory=lambda: [32, 64])  # one stage per width
-    blocks_per_stage: int = 1
-    kernel_size: int = 3
-    activation: str = "relu"
+    blocks_per_stage: int = 1  # residual blocks at each width
+    kernel_size: int = 3  # square convolution kernels
+    activation: str = "relu"  # relu | gelu | silu | tanh | elu, after each hidden layer
     vocab_size: int = 0  # classification over token ids (1-D convolutions over embeddings)
     # batch norm's moving statistics: new = m * old + (1 - m) * batch. Keras's 0.99 averages
     # over ~100 steps and leaves inference-mode outputs wrong for the first few hundred steps
@@ -108,8 +108,8 @@ ACTIVATIONS = ["relu", "gelu", "silu", "tanh", "elu"]
 class RNNConfig(ModelConfig):
     name: str = "rnn"
     cell: str = "gru"  # lstm | gru
-    units: int = 128
-    num_layers: int = 2
+    units: int = 128  # units of each recurrent layer
+    num_layers: int = 2  # stacked layers
     bidirectional: bool = False  # not for language models, which must not see the future
     vocab_size: int = 0  # classification over token ids only; LMs take the dataset's
 
@@ -194,10 +194,10 @@ class KerasAppConfig(ModelConfig):
 @dataclass
 class TransformerConfig(ModelConfig):
     name: str = "transformer"
-    d_model: int = 64
-    num_heads: int = 4
-    num_layers: int = 2
-    mlp_ratio: float = 4.0
+    d_model: int = 64  # width of the residual stream (embeddings, attention)
+    num_heads: int = 4  # attention heads; must divide d_model
+    num_layers: int = 2  # stacked layers
+    mlp_ratio: float = 4.0  # the MLP's width over d_model
     positions: str = "learned"  # learned | sinusoidal | rotary
     pooling: str = "cls"  # cls | mean (encoders)
     tie_embeddings: bool = True  # language models: output projection = token embedding

@@ -23,7 +23,7 @@ class ScheduleConfig(GroupSchema):
     warmup: float = 0.0  # steps if >= 1, else a fraction of the run's total steps
     min_lr_ratio: float = 0.0  # cosine and linear end at lr * min_lr_ratio
     decay_rate: float = 0.5  # step and exponential: multiply by this every decay_steps
-    decay_steps: int = 1000
+    decay_steps: int = 1000  # step and exponential: steps between decays
 
     def validate(self) -> None:
         check_choice(self.key("name"), self.name, SCHEDULES.names())
@@ -43,11 +43,12 @@ class ScheduleConfig(GroupSchema):
 class OptimConfig(GroupSchema):
     group: ClassVar[str] = "optim"
     name: str = MISSING
-    lr: float = 1e-3
+    lr: float = 1e-3  # the learning rate (the peak, under a schedule)
     weight_decay: float = 0.0  # decoupled; never applied to biases and normalization weights
     ema: float = 0.0  # > 0: keep an exponential moving average of the weights and evaluate it
     # none: lr as written, whatever the replica count | linear: lr x replicas in sync
     lr_scaling: str = "none"
+    # how lr changes over the run (optim/schedule=...)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
     def validate(self) -> None:
@@ -60,9 +61,9 @@ class OptimConfig(GroupSchema):
 @dataclass
 class SGDConfig(OptimConfig):
     name: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.0
-    nesterov: bool = False
+    lr: float = 0.05  # the learning rate (the peak, under a schedule)
+    momentum: float = 0.0  # 0: plain gradient steps
+    nesterov: bool = False  # Nesterov's look-ahead momentum
 
     def validate(self) -> None:
         super().validate()
@@ -72,15 +73,15 @@ class SGDConfig(OptimConfig):
 @dataclass
 class MomentumConfig(SGDConfig):
     name: str = "momentum"
-    momentum: float = 0.9
+    momentum: float = 0.9  # the velocity kept from step to step
 
 
 @dataclass
 class AdamConfig(OptimConfig):
     name: str = "adam"
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-7
+    beta_1: float = 0.9  # decay of the first-moment (mean) estimate
+    beta_2: float = 0.999  # decay of the second-moment (variance) estimate
+    epsilon: float = 1e-7  # added to the denominator for numerical stability
 
     def validate(self) -> None:
         super().validate()
@@ -98,9 +99,9 @@ class AdamWConfig(AdamConfig):
 @dataclass
 class AdagradConfig(OptimConfig):
     name: str = "adagrad"
-    lr: float = 0.05
-    initial_accumulator_value: float = 0.1
-    epsilon: float = 1e-7
+    lr: float = 0.05  # the learning rate (the peak, under a schedule)
+    initial_accumulator_value: float = 0.1  # the squared-gradient sum each weight starts at
+    epsilon: float = 1e-7  # added to the denominator for numerical stability
 
     def validate(self) -> None:
         super().validate()
@@ -112,10 +113,10 @@ class AdagradConfig(OptimConfig):
 @dataclass
 class RMSpropConfig(OptimConfig):
     name: str = "rmsprop"
-    rho: float = 0.9
-    momentum: float = 0.0
-    epsilon: float = 1e-7
-    centered: bool = False
+    rho: float = 0.9  # decay of the moving average of squared gradients
+    momentum: float = 0.0  # 0: plain gradient steps
+    epsilon: float = 1e-7  # added to the denominator for numerical stability
+    centered: bool = False  # normalize by the gradient's variance, not its second moment
 
     def validate(self) -> None:
         super().validate()
@@ -127,9 +128,9 @@ class RMSpropConfig(OptimConfig):
 @dataclass
 class LionConfig(OptimConfig):
     name: str = "lion"
-    lr: float = 1e-4
-    beta_1: float = 0.9
-    beta_2: float = 0.99
+    lr: float = 1e-4  # the learning rate (the peak, under a schedule)
+    beta_1: float = 0.9  # decay of the first-moment (mean) estimate
+    beta_2: float = 0.99  # decay of the second-moment (variance) estimate
 
     def validate(self) -> None:
         super().validate()
@@ -140,10 +141,10 @@ class LionConfig(OptimConfig):
 @dataclass
 class AdafactorConfig(OptimConfig):
     name: str = "adafactor"
-    beta_2_decay: float = -0.8
-    epsilon_1: float = 1e-30
-    epsilon_2: float = 1e-3
-    clip_threshold: float = 1.0
+    beta_2_decay: float = -0.8  # the second moment's decay rate, as a power of the step
+    epsilon_1: float = 1e-30  # added to the squared gradient
+    epsilon_2: float = 1e-3  # the least scale of an update, relative to the weight
+    clip_threshold: float = 1.0  # clip each update's root mean square to this
 
     def validate(self) -> None:
         super().validate()

@@ -19,7 +19,7 @@ class StrategyConfig(GroupSchema):
     group: ClassVar[str] = "strategy"
     name: str = MISSING
     precision: str = "auto"  # auto: bf16 where the hardware has it natively, else fp32
-    jit_compile: bool = False
+    jit_compile: bool = False  # compile the train step with XLA
     # FLOP/s one device (a GPU, a TPU replica, a host's CPUs) peaks at in the run's precision,
     # for MFU; 0: a table for known GPUs and TPUs, a cached matmul benchmark for CPUs
     peak_flops: float = 0.0

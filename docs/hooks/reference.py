@@ -146,35 +146,13 @@ def _type_name(hint: Any, raw: Any) -> str:
     return str(hint).replace("typing.", "")
 
 
-def _comment_above(schema: type, name: str) -> str | None:
-    """The comment lines right above `name: ...` in the class (or a base class)."""
-    for klass in getattr(schema, "__mro__", ()):
-        try:
-            with _sources_cached():
-                lines = inspect.getsource(klass).splitlines()
-        except (OSError, TypeError):
-            continue
-        for i, text in enumerate(lines):
-            if re.match(rf"^\s*{re.escape(name)}\s*:", text):
-                above = []
-                j = i - 1
-                while j >= 0 and lines[j].strip().startswith("#"):
-                    above.insert(0, lines[j].strip().lstrip("#").strip())
-                    j -= 1
-                if above:
-                    return " ".join(above)
-                break
-    return None
-
-
 @functools.cache
 def key_help(schema: type, name: str) -> str:
-    """The schema author's words on a field: the comment on its line (`field_help`, as the
-    errors quote it), else the comment block just above it."""
+    """The schema author's words on a field (`field_help`, as the errors quote them)."""
     from bigtrain.config.checks import field_help
 
     with _sources_cached():
-        return field_help(schema, name) or _comment_above(schema, name) or ""
+        return field_help(schema, name) or ""
 
 
 _SOURCES: dict[Any, str] = {}
@@ -423,8 +401,9 @@ def render_groups() -> str:
     out = ["| group | options (`*` = the default) | reference |", "|---|---|---|"]
     for g in model["groups"]:
         default = set(g["default"].split(","))
-        names = [o["option"] for o in g["options"]] + [w["option"] for w in
-                                                       g["schemas_without_yaml"]]
+        # what `group=option` can choose: the shipped YAML files (a schema without a YAML of
+        # its own, as optim/schedule's one schema for every kind, is not a choice)
+        names = [o["option"] for o in g["options"]]
         shown = ", ".join(md_code(n) + ("\\*" if n in default else "") for n in names)
         out.append(f"| {md_code(g['group'])} | {shown} | [keys](#{anchor(g['group'])}) |")
     groups_of_presets: dict[str, list[str]] = {}

@@ -12,7 +12,7 @@ from hydra.core.config_store import ConfigStore
 class OptunaSweeperConf:
     _target_: str = "hydra_plugins.bigtrain_optuna_sweeper.sweeper.OptunaSweeper"
     # search space: key -> Hydra sweep syntax, e.g. optim.lr: tag(log, interval(1e-4, 1e-1)),
-    # model: choice(mlp, cnn), model.width: range(32, 257, 32). Sweeps on the command line
+    # model: choice(mlp, cnn), trainer.batch_size: range(32, 129, 32). Sweeps on the command line
     # join it; plain overrides on the command line apply to every trial.
     params: dict[str, str] = field(default_factory=dict)
     n_trials: int = 20  # trials that end (completed, pruned or failed), resumes included

@@ -52,6 +52,15 @@ def test_ls_one_group_and_unknown_group(cli):
     assert "no config group 'nosuch'" in bad.stderr and "model" in bad.stderr
 
 
+def test_ls_lists_a_group_of_presets_over_another_groups_keys(cli):
+    """model/size has no schema of its own (its options set model keys): listed all the same,
+    as the error for an unknown model/size option says it would be."""
+    proc = cli("ls", "model/size")
+    assert proc.returncode == 0, proc.stderr
+    assert {"tiny", "small", "base", "gpt2_small"} <= set(proc.stdout.split())
+    assert "model/size" in cli("ls").stdout
+
+
 def test_show_prints_the_resolved_tree(cli):
     proc = cli("show", "model=mlp", "trainer.seed=7")
     assert proc.returncode == 0, proc.stderr

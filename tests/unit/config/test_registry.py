@@ -103,3 +103,20 @@ def test_registries_and_configstore_need_no_tensorflow(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_every_key_of_every_option_says_what_it_is():
+    """The config reference and the errors quote the comment on a schema field: a new key
+    without one would show up there unexplained."""
+    import dataclasses
+
+    from bigtrain.config.checks import field_help
+    from bigtrain.config.schema import REGISTRIES
+
+    unexplained = sorted(f"{group}.{f.name} ({option})"
+                         for registry in REGISTRIES.values()
+                         for group, options in registry.all_schemas().items()
+                         for option, schema in options.items()
+                         for f in dataclasses.fields(schema)
+                         if f.name != "name" and not field_help(schema, f.name))
+    assert unexplained == []
