@@ -29,6 +29,12 @@ def _first_line(text: str) -> str:
     return next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
 
 
+def _shipped_options(group: str) -> list[str]:
+    from bigtrain.config.catalog import catalog
+
+    return sorted(catalog().get(group, {}))
+
+
 def describe_config_error(ex: BaseException) -> str | None:
     """A one- or two-line description of a config mistake, or None if `ex` is not one."""
     from hydra.errors import (
@@ -45,11 +51,13 @@ def describe_config_error(ex: BaseException) -> str | None:
         return str(ex)
     if isinstance(ex, MissingConfigException):
         missing = ex.missing_cfg_file or ""
-        if "/" in missing and ex.options:
+        if "/" in missing:
             group, option = missing.rsplit("/", 1)
-            opts = ", ".join(o for o in ex.options)
-            return (f"{group}={option}: no such option. Available: {opts} "
-                    f"(see `bigtrain ls {group}`)")
+            # Hydra lists the options for `group=x`, not for a list entry (`logger=[x]`)
+            options = ex.options or _shipped_options(group)
+            if options:
+                return (f"{group}={option}: no such option. Available: {', '.join(options)} "
+                        f"(see `bigtrain ls {group}`)")
         return _first_line(str(ex))
     if isinstance(ex, OverrideParseException):
         return f"cannot parse override {ex.override!r}: {_first_line(ex.message)}"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from bigtrain.config.trainer import TRAINERS, TrainerConfig
 from bigtrain.core.errors import ConfigError
@@ -90,9 +91,7 @@ def to_typed(cfg: DictConfig) -> FitConfig:
         node = cfg[group]
         try:
             obj = OmegaConf.to_object(node)
-        except ConfigError:
-            raise
-        except Exception as e:  # missing values, failed interpolations
+        except OmegaConfBaseException as e:  # missing values, failed interpolations, types
             raise ConfigError(group, _omegaconf_message(e)) from e
         if not isinstance(obj, GroupSchema):
             raise ConfigError(group, "this group's config has no schema; its YAML must start with "
@@ -119,13 +118,15 @@ def _loggers(node) -> dict[str, LoggerConfig]:
         sub = node[name]
         try:
             obj = OmegaConf.to_object(sub)
-        except ConfigError:
-            raise
-        except Exception as e:
+        except OmegaConfBaseException as e:  # missing values, failed interpolations, types
             raise ConfigError(f"logger.{name}", _omegaconf_message(e)) from e
-        if not isinstance(obj, LoggerConfig) or obj.name != name:
+        if not isinstance(obj, LoggerConfig):
             raise ConfigError(f"logger.{name}", "not a logger; choose from "
                               + ", ".join(LOGGERS.names()) + " with logger=[...]")
+        if obj.name != name:
+            raise ConfigError(f"logger.{name}.name", f"{obj.name!r} cannot be set: it names "
+                              f"the logger ({name}). Its keys: "
+                              + ", ".join(k for k in field_names(type(obj)) if k != "name"))
         unknown = [k for k in sub.keys() if k not in field_names(type(obj))]
         if unknown:
             raise ConfigError(f"logger.{name}.{unknown[0]}", "unknown key. Allowed keys: "

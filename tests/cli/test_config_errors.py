@@ -18,6 +18,11 @@ CASES = [
     (["dataset.val_fraction=0.6", "dataset.test_fraction=0.5"], ["dataset.val_fraction"]),
     (["trainer.epochs=[1"], ["trainer.epochs=[1"]),
     (["-cd", "/nonexistent/conf"], ["/nonexistent/conf"]),
+    # a list entry Hydra cannot load: the options listed as for `group=x`
+    (["logger=[csvv]"], ["logger=csvv: no such option", "Available: csv, mlflow, tensorboard"]),
+    # a logger's own name cannot be set; the keys it has are listed
+    (["logger=[wandb]", "logger.wandb.name=foo"], ["logger.wandb.name", "names the logger",
+                                                   "run_name"]),
 ]
 
 
