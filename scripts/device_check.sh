@@ -20,7 +20,7 @@
 # step passed, 1 if one failed (the others still run), 2 if TensorFlow could not be installed
 # (then PyTorch's half of the benchmark still runs, as bench_gpu.py --torch-only, if torch
 # imports: the reference a TensorFlow GPU run will be held to). On the lent H200 (2026-12-04)
-# it was 2: that machine has PyTorch, no TensorFlow and no registry (README, GPU check).
+# it was 2: that machine has PyTorch, no TensorFlow and no registry (docs/contributing.md, "On a GPU").
 set -uo pipefail
 
 cd "$(dirname "$0")/.."

@@ -48,8 +48,9 @@ def test_an_unknown_option_is_named_with_the_registered_ones():
 
 
 def test_a_new_option_is_a_schema_and_a_decorated_builder(tmp_path, monkeypatch):
-    """What README promises a contributor: a schema in the group's schemas.py and a builder
-    naming it; the registry finds both, Hydra's ConfigStore gets the schema."""
+    """What the floor plan (docs/explanation/architecture.md) promises a contributor: a schema
+    in the group's schemas.py and a builder naming it; the registry finds both, Hydra's
+    ConfigStore gets the schema."""
     pkg = tmp_path / "mygroup"
     pkg.mkdir()
     (pkg / "__init__.py").write_text(textwrap.dedent("""
