@@ -4,6 +4,7 @@ against. Helpers the tests import are in helpers.py."""
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,6 +39,21 @@ def _environment_keeps_the_fork_server():
             pytest.fail(f"the test left os.environ changed in {', '.join(changed)}, so that "
                         "later commands cannot be forked: use monkeypatch.setenv",
                         pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _keras_dtype_policy_left_alone():
+    """A model carries its own dtype policy (bigtrain.models.build_model): nothing bigtrain
+    does, and no test, may leave Keras's process-wide policy changed for the next model built
+    in this process. Checked, not repaired."""
+    keras = sys.modules.get("keras")
+    before = keras.mixed_precision.dtype_policy().name if keras else "float32"
+    yield
+    keras = sys.modules.get("keras")
+    after = keras.mixed_precision.dtype_policy().name if keras else "float32"
+    if after != before:
+        pytest.fail(f"Keras's process-wide dtype policy was left at {after} (was {before})",
+                    pytrace=False)
 
 
 @pytest.fixture
