@@ -56,8 +56,7 @@ def run(restored, inputs: Inputs, batch_size: int = 256, on_bad: str = "fail",
                         parts.append(call([i]))
                         keep.append(i)
                     except tf.errors.InvalidArgumentError as ex:
-                        reason = (ex.message or str(ex)).strip().splitlines()[0][:200]
-                        bad_input(inputs, on_bad, f"{inputs.ids[i]} {what} ({reason})")
+                        bad_input(inputs, on_bad, f"{inputs.ids[i]} {what} ({_reason(ex)})")
             if bar is not None:
                 bar[0].update(bar[1], completed=idx[-1] + 1)
     seconds = time.perf_counter() - start
@@ -67,6 +66,18 @@ def run(restored, inputs: Inputs, batch_size: int = 256, on_bad: str = "fail",
     outputs = np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
     return Predictions([inputs.ids[i] for i in keep], [inputs.labels[i] for i in keep],
                        {wanted: outputs}, inputs.bad, inputs.skipped, seconds)
+
+
+def _reason(ex) -> str:
+    """What a TensorFlow op said of a bad input: the last line of its message that is neither
+    graph-mode framing ("Graph execution error:", "Detected at node", the Python frames) nor
+    the node's name ("[[{{node DecodeImage}}]]")."""
+    for line in reversed((ex.message or str(ex)).splitlines()):
+        text = line.strip()
+        if text and not text.startswith(("[[", "File ", "Detected at node",
+                                         "Graph execution error")):
+            return text[:200]
+    return type(ex).__name__
 
 
 def _progress(total: int):

@@ -229,15 +229,15 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
     out = Path(out or Path(run_dir) / "export" / default)
     if fmt == "keras" and out.suffix != ".keras":
         raise ConfigError("--out", f"{out} must end in .keras for --format keras")
+    trained = _read_config(Path(run_dir)).model.name
+    if fmt == "preset" and trained != "hub":  # refused before the model is built
+        raise ConfigError("--format", f"preset writes a KerasHub preset, for runs of model=hub; "
+                          f"{run_dir} trained model={trained}: use savedmodel or keras")
     r = open_run(run_dir, checkpoint)
     from bigtrain.inference.serving import Serving, export_savedmodel, portable_model
     from bigtrain.models import hub
 
     is_hub = hub.holds_hub_task(r.model)
-    if fmt == "preset" and not is_hub:
-        raise ConfigError("--format", f"preset writes a KerasHub preset, for runs of model=hub; "
-                          f"{run_dir} trained model={r.config.model.name}: use savedmodel or "
-                          "keras")
     with r.ema_weights():
         model = hub.merged(r.model, r.spec) if is_hub else None
         if fmt == "savedmodel":
