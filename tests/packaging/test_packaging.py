@@ -157,3 +157,23 @@ def test_an_editable_install_runs_a_two_trial_search(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     best = json.loads((tmp_path / "search" / "optuna_best.json").read_text())
     assert best["trials"]["complete"] == 2
+
+
+def test_a_source_checkout_imported_directly_uses_its_own_configs(tmp_path):
+    """`python -m scripts.bench` or `mkdocs build` at a checkout's root import the source tree
+    ahead of any installed copy: `bigtrain.conf` must then be the checkout's own conf/, not
+    missing (a regular install) nor another tree's (an editable one)."""
+    checkout = tmp_path / "checkout"
+    for part in ("bigtrain", "conf"):
+        shutil.copytree(ROOT / part, checkout / part,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("import bigtrain\n"
+            "from importlib.resources import files\n"
+            "print(bigtrain.__file__)\n"
+            "print(files('bigtrain.conf').joinpath('fit.yaml'))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=checkout, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    package, fit_yaml = proc.stdout.split()
+    assert package == str(checkout / "bigtrain" / "__init__.py")
+    assert fit_yaml == str(checkout / "conf" / "fit.yaml")
