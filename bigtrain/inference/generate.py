@@ -108,8 +108,8 @@ class WindowDecoder:
     def __init__(self, model):
         self.model = model
 
-    def prefill(self, ids, n):
-        return self.model(ids, training=False)[:, n - 1], ()
+    def prefill(self, ids, length):
+        return self.model(ids, training=False)[:, length - 1], ()
 
 
 def pick(logits, sampling: Sampling, position, seed=None):

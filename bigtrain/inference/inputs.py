@@ -57,14 +57,14 @@ class Inputs:
             return {k: [v[i] for i in idx] for k, v in self.cells.items()}
         return {"images" if self.kind == "image" else "texts": [self.blobs[i] for i in idx]}
 
-    def drop(self, i: int) -> None:
-        del self.ids[i]
-        del self.labels[i]
+    def drop(self, index: int) -> None:
+        del self.ids[index]
+        del self.labels[index]
         if self.kind == "table":
             for v in self.cells.values():
-                del v[i]
+                del v[index]
         else:
-            del self.blobs[i]
+            del self.blobs[index]
 
 
 def bad_input(inputs: Inputs, on_bad: str, message: str, count: int = 1, key: str = "INPUT"

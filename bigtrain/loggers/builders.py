@@ -28,19 +28,32 @@ from bigtrain.loggers.schemas import (
 log = logging.getLogger("bigtrain")
 
 
-def flat_params(config) -> dict[str, str]:
-    """The typed config as flat `group.key -> value` strings (loggers' parameters)."""
-    out: dict[str, str] = {}
+_SCALARS = (bool, int, float, str, type(None))
+
+
+def flat_config(config) -> dict[str, Any]:
+    """The typed config as flat `group.key -> value`, values kept as numbers, booleans and
+    strings (W&B filters and sorts runs by them); a list of scalars stays a list."""
+    out: dict[str, Any] = {}
 
     def walk(node: Any, prefix: str) -> None:
         if isinstance(node, dict):
             for k, v in node.items():
                 walk(v, f"{prefix}{k}.")
+        elif isinstance(node, _SCALARS):
+            out[prefix[:-1]] = node
+        elif isinstance(node, list | tuple) and all(isinstance(v, _SCALARS) for v in node):
+            out[prefix[:-1]] = list(node)
         else:
             out[prefix[:-1]] = str(node)
 
     walk(dataclasses.asdict(config), "")
     return out
+
+
+def flat_params(config) -> dict[str, str]:
+    """The typed config as flat `group.key -> value` strings (loggers' parameters)."""
+    return {key: str(value) for key, value in flat_config(config).items()}
 
 
 def _plugin(name: str):

@@ -22,7 +22,6 @@ A missing wandb package is an error when the logger is built; a W&B run that can
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -33,35 +32,13 @@ from bigtrain.core.errors import ConfigError
 from bigtrain.core.files import atomic_write_text
 from bigtrain.core.hooks import Hook
 from bigtrain.loggers import LOGGERS
+from bigtrain.loggers.builders import flat_config
 from bigtrain.loggers.schemas import WandbLoggerConfig
 
 log = logging.getLogger("bigtrain")
 
 #: where a run dir records its W&B run
 RUN_FILE = "wandb_run.json"
-
-_SCALARS = (bool, int, float, str, type(None))
-
-
-def flat_config(config) -> dict[str, Any]:
-    """The typed config as flat `group.key -> value`, values kept as numbers, booleans and
-    strings (W&B filters and sorts runs by them); a list of scalars stays a list."""
-    out: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{prefix}{k}.")
-        elif isinstance(node, _SCALARS):
-            out[prefix[:-1]] = node
-        elif isinstance(node, list | tuple) and all(isinstance(v, _SCALARS) for v in node):
-            out[prefix[:-1]] = list(node)
-        else:
-            out[prefix[:-1]] = str(node)
-
-    walk(dataclasses.asdict(config), "")
-    return out
-
 
 def _numbers(record: dict[str, Any]) -> dict[str, float | int]:
     """The record's metrics (every number but the step, which is the W&B step)."""

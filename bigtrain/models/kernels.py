@@ -52,18 +52,18 @@ def _bias_gelu_bwd(h, b, dy, approximate):
     return tf.cast(dz, h.dtype), tf.cast(tf.reduce_sum(dz, axis=rows), b.dtype)
 
 
-def bias_gelu(h, b, approximate: bool = False):
-    """GELU of `h + b` (h: [..., F], b: [F]), exact through erf (not erfc, 4-25x slower
-    here) or in tanh form with `approximate`, in float32 whatever the dtype of h, with a
-    hand-written gradient; forward and backward are one fused pass each, the bias gradient
-    included."""
+def bias_gelu(hidden, bias, approximate: bool = False):
+    """GELU of `hidden + bias` (hidden: [..., F], bias: [F]), exact through erf (not erfc,
+    4-25x slower here) or in tanh form with `approximate`, in float32 whatever the dtype of
+    `hidden`, with a hand-written gradient; forward and backward are one fused pass each, the
+    bias gradient included."""
 
     @tf.custom_gradient
     def _gelu(h, b):
         return _bias_gelu_fwd(h, b, approximate), \
             lambda dy: _bias_gelu_bwd(h, b, dy, approximate)
 
-    return _gelu(h, b)
+    return _gelu(hidden, bias)
 
 
 @functools.cache

@@ -437,16 +437,16 @@ class KVDecoder:
         x2 = self.norm(x2)
         return self.embed(x2, logits=True) if self.head is None else self.head(x2)
 
-    def prefill(self, ids, n):
-        """ids [B, L] (L <= window) of which the first `n` are the context: the float32
-        logits [B, V] after position n - 1 and the caches (keys and values of each block,
-        filled up to n - 1; what follows is never attended to)."""
+    def prefill(self, ids, length):
+        """ids [B, L] (L <= window) of which the first `length` are the context: the float32
+        logits [B, V] after position length - 1 and the caches (keys and values of each
+        block, filled up to length - 1; what follows is never attended to)."""
         x = self.positions(self.embed(ids))
         caches = []
         for block in self.blocks:
             x, k, v = block.prefill(x)
             caches += [k, v]
-        return self._logits(x[:, n - 1]), tuple(caches)
+        return self._logits(x[:, length - 1]), tuple(caches)
 
     def step(self, tokens, pos, caches):
         """tokens [B] at position `pos` (a scalar < L) after a context of `pos` tokens in

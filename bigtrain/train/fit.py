@@ -16,7 +16,7 @@ from typing import Any
 from bigtrain.config.schema import FitConfig
 from bigtrain.core import files
 from bigtrain.core.errors import ConfigError
-from bigtrain.core.hooks import Hook
+from bigtrain.core.hooks import Hook, LoopState
 
 log = logging.getLogger("bigtrain")
 
@@ -161,7 +161,7 @@ def _warn_if_too_big(model, batch: int, precision: str, optim) -> None:
     from bigtrain.models.size import memory_warning
 
     warning = memory_warning(model, batch, precision, optim,
-                         gpu=bool(tf.config.list_physical_devices("GPU")))
+                             gpu=bool(tf.config.list_physical_devices("GPU")))
     if warning:
         log.warning("%s", warning)
 
@@ -239,7 +239,6 @@ def fit(config: FitConfig, run_dir: Path, make_hooks: Callable[[], list[Hook]],
     it is opened. `chief` is False in the other workers of a multi-worker run; `origin`: when
     the job began (time.time()), what the summary's timing counts start-up from (default:
     now)."""
-    from bigtrain.core.hooks import LoopState
     from bigtrain.core.timing import Timing
     from bigtrain.train.loop import fit_loop
 
@@ -326,7 +325,7 @@ def _preprocessing_digest(run_dir: Path) -> str | None:
 
 def _summarize(config: FitConfig, run_dir: Path, c: Components, state, hooks: list,
                start: float, mfu=None) -> dict[str, Any]:
-    """Test metrics, summary.json (chief), and the closing log lines."""
+    """Test metrics (told to the hooks), the summary, and the closing log line."""
     t, engine, splits = config.trainer, c.engine, c.splits
     spec = splits.spec
     steps_per_epoch = state.steps_per_epoch

@@ -50,16 +50,16 @@ class Feed:
             self._iterator = iter(self.engine.distribute(batches))
         return self._iterator
 
-    def train(self, n: int) -> Chunk:
-        """`n` steps in one compiled call; `state.step` moves on by `n`."""
+    def train(self, steps: int) -> Chunk:
+        """`steps` steps in one compiled call; `state.step` moves on by `steps`."""
         state = self.state
         state.epoch = state.step // state.steps_per_epoch
         iterator = self._batches_from(state.step)
         first = state.step + 1
         tic = time.perf_counter()
-        totals = self.engine.train_steps(iterator, n)
+        totals = self.engine.train_steps(iterator, steps)
         seconds = time.perf_counter() - tic
-        state.step = self._at = state.step + n
+        state.step = self._at = state.step + steps
         faults.at("step", state.step)
         return Chunk(first, state.step, totals, seconds, state.step >= state.total_steps)
 
