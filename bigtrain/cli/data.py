@@ -55,7 +55,9 @@ def data(
     if names:
         shown_names = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
         outputs = f"{spec.num_outputs} classes: {shown_names}"
-    rows = [("task", spec.task), ("input", f"{spec.input_shape} {spec.input_dtype}"),
+    report = splits.report or {}
+    task = spec.task + (f" ({report['task_reason']})" if report.get("task_reason") else "")
+    rows = [("task", task), ("input", f"{spec.input_shape} {spec.input_dtype}"),
             ("outputs", outputs),
             ("splits", f"{spec.num_train} train / {spec.num_val} val / {spec.num_test} test")]
     tok = splits.tokenizer
@@ -70,6 +72,8 @@ def data(
     for k, v in rows:
         facts.add_row(k, str(v))
     console.print(facts)
+    if report.get("columns"):
+        console.print(columns_table(report))
     table = Table(title="training examples (first of the unshuffled split)")
     table.add_column("#", justify="right")
     table.add_column("input")
@@ -91,6 +95,22 @@ def data(
         image_grid(np.stack([x for x, _ in shown]), path, titles)
         console.print(f"image grid: {path}" + (" (each image titled with its class)"
                                                if titles else ""))
+
+
+def columns_table(report: dict):
+    """The table's columns as `dataset=csv` reads them: type, why, and the counts behind it."""
+    from rich.table import Table
+
+    table = Table(title=f"columns (label {report['label']!r}; dataset.types.<column>="
+                  "numeric|categorical|ignore overrides a type)")
+    for name, justify in (("column", "left"), ("type", "left"), ("missing", "right"),
+                          ("distinct", "right"), ("not numbers", "right"), ("why", "left")):
+        table.add_column(name, justify=justify)
+    for c in report["columns"]:
+        table.add_row(c["column"], c["type"], str(c["missing"]), str(c["distinct"]),
+                      str(c["bad_numbers"]) if c["type"] == "numeric" else "",
+                      c["reason"])
+    return table
 
 
 def register(app: typer.Typer) -> None:

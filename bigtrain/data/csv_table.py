@@ -1,10 +1,10 @@
 """Tabular data from a CSV or Parquet file: a label column, numeric and categorical features.
 
-Numeric features are standardized with the mean and deviation of the training split only, and
-their missing values filled with the training mean; categorical features (every non-numeric
-column, plus `dataset.categorical`) are one-hot encoded over the training split's values, with
-missing and unseen values in a bucket of their own. `task=auto` is regression when every label
-is a number and there are more than 20 distinct ones, classification otherwise.
+Which columns are numeric, categorical or left out, and the task, follow the rules of
+`bigtrain/data/columns.py` (reported by `bigtrain data` and at the start of `fit`). Numeric
+features are standardized with the mean and deviation of the training split only, and their
+missing values filled with the training mean; categorical features are one-hot encoded over the
+training split's values, with missing and unseen values in a bucket of their own.
 """
 
 from __future__ import annotations
@@ -17,21 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from bigtrain.core.errors import ConfigError
-from bigtrain.data import DATASETS, preprocess
+from bigtrain.data import DATASETS, columns, preprocess
 from bigtrain.data.pipeline import Splits, from_arrays, split_arrays
 from bigtrain.data.schemas import CSVConfig
 
 log = logging.getLogger("bigtrain")
-MISSING_VALUES = set(preprocess.MISSING_VALUES)
-
-
-def _is_missing(v: str) -> bool:
-    return v.strip().lower() in MISSING_VALUES
-
-
-_number = preprocess.parse_number
-
-
 def read_parquet(path: Path) -> tuple[list[str], list[list[str]]]:
     """A Parquet table as header and rows of strings (missing values as '')."""
     try:
@@ -105,73 +95,99 @@ def read_rows(path: Path, delimiter: str, on_bad: str = "fail", min_rows: int = 
 def build_csv(cfg) -> Splits:
     path = Path(cfg.path).expanduser()
     header, rows, skipped = read_rows(path, cfg.delimiter, cfg.on_bad_record)
+    where = str(path)
     if cfg.label not in header:
         raise ConfigError("dataset.label", f"{path} has no column {cfg.label!r}. Columns: "
                           + ", ".join(header))
     for c in cfg.categorical:
         if c not in header:
             raise ConfigError("dataset.categorical", f"{path} has no column {c!r}")
-    columns = list(zip(*rows, strict=True))
+    columns.check_types(dict(cfg.types), header, cfg.label, "dataset.types")
+    given = {c: "categorical" for c in cfg.categorical} | dict(cfg.types)
     li = header.index(cfg.label)
-    labels = columns[li]
+
+    # ---- what each column is (bigtrain/data/columns.py), and the rows that break it
+    labels = [r[li] for r in rows]
+    missing_labels = [i for i, v in enumerate(labels) if columns.is_missing(v)]
+    drop = set(missing_labels) if cfg.on_bad_record == "skip" else set()
+    if missing_labels and not drop:
+        raise ConfigError("dataset.label", f"{path}, data row {missing_labels[0] + 1}: the "
+                          "label is missing; fill it, or drop such rows with "
+                          "dataset.on_bad_record=skip")
+    choice, bad_labels = columns.choose_task(labels, cfg.task)
+    if bad_labels:
+        if cfg.on_bad_record != "skip":
+            raise columns.bad_label_error(cfg.label, labels, bad_labels, choice, where)
+        drop |= set(bad_labels)
+    features: list[tuple[int, columns.Column]] = []
+    for ci, name in enumerate(header):
+        if ci == li:
+            continue
+        values = [r[ci] for r in rows]
+        col = columns.infer_feature(name, values, given.get(name))
+        if col.type == "numeric" and col.bad_rows and cfg.bad_numbers != "missing":
+            if cfg.on_bad_record != "skip":
+                raise columns.bad_number_error(col, values, where)
+            drop |= set(col.bad_rows)
+        features.append((ci, col))
+    if drop:
+        log.warning("dataset.on_bad_record=skip: dropped %d row(s) of %s with a missing or "
+                    "non-numeric label or a non-number in a numeric column, e.g. data row %d",
+                    len(drop), path, min(drop) + 1)
+        rows = [r for i, r in enumerate(rows) if i not in drop]
+        skipped += len(drop)
+        if len(rows) < 3:
+            raise ConfigError("dataset.on_bad_record", f"{path}: {len(rows)} rows are left "
+                              "after dropping the bad ones; need at least 3")
+    if all(col.type == "ignore" for _, col in features):
+        raise ConfigError("dataset.path", f"{path} has no feature columns besides the label"
+                          + (" (the others are dataset.types=ignore)" if features else ""))
+    report = {"label": cfg.label, "task": choice.task, "task_reason": choice.reason,
+              "rows": len(rows), "skipped": skipped, "bad_numbers": cfg.bad_numbers,
+              "columns": [col.row() for _, col in features]}
     train, _, _ = split_arrays(len(rows), cfg.val_fraction, cfg.test_fraction, cfg.seed)
 
     # ---- label
-    for i, v in enumerate(labels):
-        if _is_missing(v):
-            raise ConfigError("dataset.label", f"{path}, data row {i + 1}: the label is missing")
-    numbers = [_number(v) for v in labels]
-    task = cfg.task
-    if task == "auto":
-        numeric = all(n is not None for n in numbers)
-        task = "regression" if numeric and len(set(numbers)) > 20 else "classification"
-    if task == "regression":
-        if any(n is None for n in numbers):
-            bad = next(i for i, n in enumerate(numbers) if n is None)
-            raise ConfigError("dataset.label", f"{path}, data row {bad + 1}: label "
-                              f"{labels[bad]!r} is not a number (task regression)")
-        y = np.array(numbers, np.float32)[:, None]
-        num_outputs = 1
-        classes = None
+    labels = [r[li] for r in rows]
+    if choice.task == "regression":
+        y = np.array([columns.parse_number(v) for v in labels], np.float32)[:, None]
+        num_outputs, classes = 1, None
     else:
         classes = sorted({labels[i] for i in train})
         index = {c: k for k, c in enumerate(classes)}
         unseen = [i for i, v in enumerate(labels) if v not in index]
         if unseen:
-            raise ConfigError("dataset.label", f"{path}, data row {unseen[0] + 1}: class "
-                              f"{labels[unseen[0]]!r} is not in the training split")
+            raise ConfigError("dataset.label", f"{path}: class {labels[unseen[0]]!r} occurs "
+                              "only outside the training split (in the validation or test "
+                              "rows); give it more rows, or drop it")
         y = np.array([index[v] for v in labels], np.int32)
         num_outputs = max(2, len(classes))
 
     # ---- features
     feats, described = [], []
-    for ci, name in enumerate(header):
-        if ci == li:
-            continue
-        values = columns[ci]
-        parsed = [None if _is_missing(v) else _number(v) for v in values]
-        is_numeric = name not in cfg.categorical and all(
-            p is not None or _is_missing(v) for p, v in zip(parsed, values, strict=True))
-        if is_numeric:
+    for ci, col in features:
+        values = [r[ci] for r in rows]
+        if col.type == "numeric":
+            parsed = [None if columns.is_missing(v) else columns.parse_number(v) for v in values]
             known = np.array([parsed[i] for i in train if parsed[i] is not None], np.float64)
             mean = known.mean() if known.size else 0.0
             std = known.std() if known.size and known.std() > 0 else 1.0
-            col = np.array([mean if p is None else p for p in parsed], np.float64)
-            feats.append(((col - mean) / std)[:, None])
-            described.append(preprocess.numeric(name, mean, std))
-        else:
-            cats = sorted({values[i] for i in train if not _is_missing(values[i])})
+            x_col = np.array([mean if p is None else p for p in parsed], np.float64)
+            feats.append(((x_col - mean) / std)[:, None])
+            described.append(preprocess.numeric(col.name, mean, std))
+        elif col.type == "categorical":
+            cats = sorted({values[i] for i in train if not columns.is_missing(values[i])})
             index = {c: k for k, c in enumerate(cats)}
             onehot = np.zeros((len(values), len(cats) + 1))  # last: missing or unseen
             for r, v in enumerate(values):
-                onehot[r, index.get(v, len(cats)) if not _is_missing(v) else len(cats)] = 1.0
+                onehot[r, index.get(v, len(cats)) if not columns.is_missing(v) else len(cats)] = 1
             feats.append(onehot)
-            described.append(preprocess.categorical(name, cats))
-    if not feats:
-        raise ConfigError("dataset.path", f"{path} has no feature columns besides the label")
+            described.append(preprocess.categorical(col.name, cats))
     x = np.concatenate(feats, axis=1).astype(np.float32)
     doc = {"input": preprocess.table(described, x.shape[1:], "float32", label=cfg.label,
                                      delimiter=cfg.delimiter),
-           "classes": classes, "targets": [cfg.label] if task == "regression" else None}
-    return from_arrays("csv", task, x, y, num_outputs=num_outputs, cfg=cfg, skipped=skipped,
-                       preprocessing=doc)
+           "classes": classes, "targets": [cfg.label] if choice.task == "regression" else None}
+    splits = from_arrays("csv", choice.task, x, y, num_outputs=num_outputs, cfg=cfg,
+                         skipped=skipped, preprocessing=doc)
+    splits.report = report
+    return splits

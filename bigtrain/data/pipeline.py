@@ -37,6 +37,9 @@ class Splits:
     # tokens per character of the training split
     tokenizer: object | None = None
     tokens_per_char: float | None = None
+    # what the builder decided about its columns and task, and why (dataset=csv:
+    # bigtrain/data/columns.py); shown by `bigtrain data` and at the start of `fit`
+    report: dict | None = None
 
     def train_batches(self, batch_size: int, epoch: int) -> tf.data.Dataset:
         """Epoch `epoch` of training: shuffled with a seed of its own, full batches only.

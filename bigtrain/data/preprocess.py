@@ -50,30 +50,18 @@ import dataclasses
 import hashlib
 import json
 import keyword
-import math
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 from bigtrain.core.errors import ConfigError
+from bigtrain.data.columns import MISSING_VALUES, parse_number  # noqa: F401 - read by inference
 from bigtrain.data.spec import DatasetSpec
-
-
-def parse_number(cell: str) -> float | None:
-    """A table cell as a finite number, or None (missing, text, inf or nan): one rule for
-    training (csv_table) and prediction (inference)."""
-    try:
-        x = float(cell)
-    except ValueError:
-        return None
-    return x if math.isfinite(x) else None
 
 FILENAME = "preprocessing.json"
 FORMAT = 1
 KINDS = ("table", "image", "text", "lm", "none")
-#: cell values that mean "missing" in tables (compared stripped and lower-cased)
-MISSING_VALUES = ("", "na", "nan", "null", "none", "?")
 
 
 # ------------------------------------------------------------------ what the builders fill in

@@ -13,7 +13,7 @@ from omegaconf import MISSING
 
 from bigtrain.core.errors import ConfigError, check, check_choice
 from bigtrain.core.schema import GroupSchema, positive, unit_interval
-from bigtrain.data import tokenizers
+from bigtrain.data import columns, tokenizers
 
 #: the image files image_folder reads (bigtrain/data/image_folder.py keeps the same list)
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -148,9 +148,15 @@ class CSVConfig(DatasetConfig):
     path: str = MISSING  # the CSV or Parquet file to train on
     label: str = MISSING  # the label column's name
     task: str = "auto"  # auto | classification | regression
-    categorical: list[str] = field(default_factory=list)  # also: every non-numeric column
+    categorical: list[str] = field(default_factory=list)  # columns read as categories
+    # per column: numeric | categorical | ignore, over the inferred type (bigtrain data shows it)
+    types: dict[str, str] = field(default_factory=dict)
+    # error | missing: a non-number in a numeric column is an error, or read as missing
+    bad_numbers: str = "error"
     delimiter: str = ","  # the field separator of the table
-    on_bad_record: str = "fail"  # fail | skip: a row with the wrong number of fields
+    # fail | skip: a row with the wrong number of fields, a missing or non-number label or
+    # a non-number in a numeric column fails the run, or is dropped and counted
+    on_bad_record: str = "fail"
 
     def validate(self) -> None:
         super().validate()
@@ -160,6 +166,9 @@ class CSVConfig(DatasetConfig):
         check(len(self.delimiter) == 1, self.key("delimiter"), self.delimiter,
               "must be one character")
         check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
+        check_choice(self.key("bad_numbers"), self.bad_numbers, ["error", "missing"])
+        for name, kind in self.types.items():
+            check_choice(self.key(f"types.{name}"), kind, list(columns.TYPES))
 
     def precheck(self) -> None:
         path = _existing_file(self.key("path"), self.path)
@@ -170,6 +179,7 @@ class CSVConfig(DatasetConfig):
         for c in self.categorical:
             if c not in header:
                 raise ConfigError(self.key("categorical"), f"{path} has no column {c!r}")
+        columns.check_types(dict(self.types), header, self.label, self.key("types"))
 
 
 @dataclass

@@ -114,6 +114,11 @@ def build(config: FitConfig, run_dir: Path, chief: bool = True) -> Components:
                           f"split ({spec.num_train} examples); use a smaller batch")
     log.info("data %s: %s, input %s, %d train / %d val / %d test", spec.name, spec.task,
              spec.input_shape, spec.num_train, spec.num_val, spec.num_test)
+    if splits.report:
+        from bigtrain.data.columns import summary
+
+        for line in summary(splits.report):
+            log.info("data: %s", line)
     return _assemble(config, run_dir, strategy, splits, spec, chief)
 
 
