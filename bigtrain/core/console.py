@@ -45,6 +45,8 @@ def shown_path(path) -> str:
 
 #: the metrics the closing line shows (with the monitored one); the rest are in summary.json
 HEADLINE = ("loss", "accuracy", "mae")
+#: the baseline the closing line shows beside a split's scores: the first of these it has
+BASELINES = ("mae", "perplexity", "accuracy")
 
 
 def closing_line(steps: int, wall_s: float, final: dict, run_dir, monitor: str = "") -> str:
@@ -57,7 +59,10 @@ def closing_line(steps: int, wall_s: float, final: dict, run_dir, monitor: str =
     for split in ("val", "test"):
         values = [f"{n} {final[f'{split}_{n}']:.4g}" for n in names
                   if isinstance(final.get(f"{split}_{n}"), int | float)]
+        baseline = next((f"{n} {final[f'{split}_baseline_{n}']:.4g}" for n in BASELINES
+                         if isinstance(final.get(f"{split}_baseline_{n}"), int | float)), None)
         if values:
-            parts.append(f"{split} " + " ".join(values))
+            parts.append(f"{split} " + " ".join(values)
+                         + (f" (baseline {baseline})" if baseline else ""))
     parts.append(shown_path(run_dir))
     return "; ".join(parts)

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from bigtrain.core.errors import ConfigError
 from bigtrain.data import DATASETS, preprocess
-from bigtrain.data.pipeline import Splits, split_arrays
+from bigtrain.data.pipeline import Splits, label_statistics, split_arrays
 from bigtrain.data.schemas import ImageFolderConfig
 from bigtrain.data.spec import DatasetSpec
 
@@ -85,7 +85,8 @@ def build_image_folder(cfg) -> Splits:
     spec = DatasetSpec(name="image_folder", task="classification",
                        input_shape=(*size, cfg.channels), input_dtype="float32",
                        num_outputs=len(classes), num_train=len(train), num_val=len(val),
-                       num_test=len(test), skipped=len(bad))
+                       num_test=len(test), skipped=len(bad),
+                       **label_statistics("classification", labels_a[train], len(classes)))
 
     def ds(idx: np.ndarray, cache: bool) -> tf.data.Dataset:
         d = tf.data.Dataset.from_tensor_slices((paths_a[idx], labels_a[idx]))

@@ -101,6 +101,24 @@ def split_arrays(num_examples: int, val_fraction: float, test_fraction: float, s
     return train, val, test
 
 
+#: token counts of a language model's training split are kept (for its unigram baseline) up
+#: to this vocabulary size: beyond it preprocessing.json would grow by megabytes
+MAX_COUNTED_VOCAB = 65_536
+
+
+def label_statistics(task: str, y_train: np.ndarray, num_outputs: int) -> dict:
+    """The DatasetSpec fields that describe the training labels (see DatasetSpec)."""
+    if task == "regression":
+        y = np.asarray(y_train, np.float64).reshape(len(y_train), -1)
+        std = y.std(axis=0) if len(y) else np.ones(y.shape[1])
+        return {"target_mean": tuple(float(v) for v in y.mean(axis=0)) if len(y) else (),
+                "target_std": tuple(float(v) if v > 0 else 1.0 for v in std) if len(y) else ()}
+    if num_outputs > MAX_COUNTED_VOCAB or y_train.dtype.kind not in "iu":
+        return {}
+    counts = np.bincount(np.asarray(y_train).reshape(-1), minlength=num_outputs)
+    return {"label_counts": tuple(int(c) for c in counts[:num_outputs])}
+
+
 def from_arrays(name: str, task: str, x: np.ndarray, y: np.ndarray, num_outputs: int, cfg,
                 input_vocab: int = 0, skipped: int = 0, preprocessing: dict | None = None
                 ) -> Splits:
@@ -110,7 +128,8 @@ def from_arrays(name: str, task: str, x: np.ndarray, y: np.ndarray, num_outputs:
     spec = DatasetSpec(name=name, task=task, input_shape=tuple(x.shape[1:]),
                        input_dtype=str(x.dtype), num_outputs=num_outputs,
                        num_train=len(train), num_val=len(val), num_test=len(test),
-                       input_vocab=input_vocab, skipped=skipped)
+                       input_vocab=input_vocab, skipped=skipped,
+                       **label_statistics(task, y[train], num_outputs))
 
     def ds(idx: np.ndarray) -> tf.data.Dataset:
         return tf.data.Dataset.from_tensor_slices((x[idx], y[idx]))

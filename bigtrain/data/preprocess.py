@@ -188,7 +188,9 @@ def document(spec: DatasetSpec, described: dict[str, Any] | None, dataset_cfg) -
 
 def spec_dict(spec: DatasetSpec) -> dict[str, Any]:
     out = dataclasses.asdict(spec)
-    out["input_shape"] = list(spec.input_shape)
+    for key, value in out.items():
+        if isinstance(value, tuple):  # as JSON gives them back
+            out[key] = list(value)
     return out
 
 
@@ -197,6 +199,9 @@ def spec_of(pre: dict[str, Any]) -> DatasetSpec:
     fields = {f.name for f in dataclasses.fields(DatasetSpec)}
     raw = {k: v for k, v in pre["spec"].items() if k in fields}
     raw["input_shape"] = tuple(int(d) for d in raw["input_shape"])
+    for key in ("target_mean", "target_std", "label_counts"):
+        if key in raw:
+            raw[key] = tuple(raw[key])
     return DatasetSpec(**raw)
 
 

@@ -19,6 +19,13 @@ class DatasetSpec:
     num_test: int
     input_vocab: int = 0  # token inputs of classification data: ids are < input_vocab
     skipped: int = 0  # bad records left out (dataset.on_bad_record=skip)
+    # statistics of the training split's labels (empty where a streamed source counts none):
+    # regression targets' mean and deviation (the model's output is scaled by them, the loss
+    # is on standardized targets, the baseline predicts the mean); class or token counts
+    # (the baseline predicts the training prior)
+    target_mean: tuple[float, ...] = ()
+    target_std: tuple[float, ...] = ()
+    label_counts: tuple[int, ...] = ()
 
 
     @property

@@ -28,7 +28,7 @@ import numpy as np
 from bigtrain.core.errors import ConfigError
 from bigtrain.data import DATASETS, preprocess
 from bigtrain.data import tokenizers as tokenizers_
-from bigtrain.data.pipeline import Splits, from_arrays, split_arrays
+from bigtrain.data.pipeline import Splits, from_arrays, label_statistics, split_arrays
 from bigtrain.data.schemas import TextConfig
 from bigtrain.data.spec import DatasetSpec
 
@@ -234,7 +234,8 @@ def _build_tokenized(cfg, files: list[Path], tok: tokenizers_.Tokenizer | None) 
              f"{sum(len(s) for s in streams):,}", per_char, *counts, cfg.seq_len)
     spec = DatasetSpec(name="text", task="lm", input_shape=(cfg.seq_len,), input_dtype="int32",
                        num_outputs=tok.vocab_size, num_train=counts[0], num_val=counts[1],
-                       num_test=counts[2], skipped=skipped)
+                       num_test=counts[2], skipped=skipped,
+                       **label_statistics("lm", windows[0][:, 1:], tok.vocab_size))
 
     def ds(w: np.ndarray) -> tf.data.Dataset:
         w = w if len(w) else np.zeros((0, span), np.int32)

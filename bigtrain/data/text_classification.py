@@ -18,7 +18,7 @@ from bigtrain.core.errors import ConfigError
 from bigtrain.data import DATASETS, preprocess
 from bigtrain.data import tokenizers as tokenizers_
 from bigtrain.data.csv_table import read_rows
-from bigtrain.data.pipeline import Splits, from_arrays, split_arrays
+from bigtrain.data.pipeline import Splits, from_arrays, label_statistics, split_arrays
 from bigtrain.data.schemas import TextClassificationConfig
 from bigtrain.data.spec import DatasetSpec
 from bigtrain.data.text import read_utf8
@@ -126,7 +126,8 @@ def _build_tokenized(cfg, texts: list[bytes], y: np.ndarray, classes: list[str],
                        input_shape=(cfg.max_len,), input_dtype="int32",
                        num_outputs=len(classes), num_train=len(parts[0]),
                        num_val=len(parts[1]), num_test=len(parts[2]),
-                       input_vocab=tok.vocab_size, skipped=skipped)
+                       input_vocab=tok.vocab_size, skipped=skipped,
+                       **label_statistics("classification", y[parts[0]], len(classes)))
     doc = {"input": preprocess.text_tokenizer(cfg.max_len, tok.describe(), *columns),
            "classes": classes}
     return Splits(spec, *(ds(i) for i in parts), seed=cfg.seed,

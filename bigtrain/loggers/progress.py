@@ -23,7 +23,9 @@ def _fmt(record: dict[str, Any], keys: list[str]) -> str:
     parts = []
     for k in keys:
         v = record.get(k)
-        if v is None or k == "flops_per_sec":  # in metrics.jsonl; mfu says it on screen
+        # flops_per_sec: mfu says it on screen; a split's baselines are the same at every
+        # evaluation (the done line shows them): both are in metrics.jsonl
+        if v is None or k == "flops_per_sec" or "baseline_" in k:
             continue
         if k == "mfu":
             parts.append(f"mfu {100 * v:.1f}%")

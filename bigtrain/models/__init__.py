@@ -32,7 +32,27 @@ def build_model(cfg, spec, precision: str = "fp32"):  # -> keras.Model
     """Build the configured model for the dataset described by `spec` (imports TensorFlow),
     computing in `precision` (fp32, bf16 or fp16): the policy is the model's own."""
     with dtype_policy(POLICIES[precision]):
-        return MODELS.build(cfg, spec)
+        model = MODELS.build(cfg, spec)
+    if spec.task == "regression" and spec.target_std:
+        model = scaled_output(model, spec.target_mean, spec.target_std)
+    return model
+
+
+def scaled_output(model, mean, std):  # -> keras.Model
+    """A regression model whose raw outputs are standardized targets: its outputs times the
+    training split's deviation plus its mean, in float32, so that predictions, exports and
+    MAE are in the targets' own units while the layers learn values near 0 and 1."""
+    import keras
+
+    from bigtrain.models.heads import TargetScale
+
+    if not isinstance(getattr(model, "inputs", None), list):
+        from bigtrain.core.errors import ConfigError
+
+        raise ConfigError("model", f"{type(model).__name__} is not a functional Keras model; "
+                          "a regression model needs one (its output is scaled to the targets)")
+    outputs = TargetScale(mean, std, name="target_scale")(model.outputs[0])
+    return keras.Model(model.inputs, outputs, name=model.name)
 
 
 __all__ = ["MODELS", "POLICIES", "build_model", "dtype_policy"]

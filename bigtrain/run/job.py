@@ -50,6 +50,26 @@ def configured_hooks(config: FitConfig, run_dir: Path, chief: bool = True) -> li
     return chosen
 
 
+def _say_default_model(config: FitConfig) -> None:
+    """Under Hydra, a model the user did not choose (nor an experiment): say it is the default
+    for the data (conf/dataset/<option>.yaml may pick one: tables get the MLP, text the
+    Transformer) and how to pick another."""
+    import logging
+
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hc = HydraConfig.get()
+    given = {o.split("=", 1)[0].lstrip("+~") for o in hc.overrides.task}
+    if given & {"model", "experiment"} or hc.runtime.choices.get("experiment") not in (None,
+                                                                                       "null"):
+        return
+    logging.getLogger("bigtrain").info(
+        "model %s: the default for dataset=%s (model=... picks another; bigtrain ls model)",
+        hc.runtime.choices.get("model"), hc.runtime.choices.get("dataset"))
+
+
 def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = (), chief: bool = True,
           origin: float | None = None) -> dict[str, Any]:
     """Train as configured; write summary.json (the chief); return the summary.
@@ -59,6 +79,7 @@ def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = (), chief: bool
     now)."""
     from bigtrain.train.fit import fit
 
+    _say_default_model(config)
     return fit(config, run_dir,
                lambda: configured_hooks(config, run_dir, chief=chief) + list(extra_hooks),
                chief=chief, origin=origin)

@@ -199,7 +199,8 @@ def _assemble(config: FitConfig, run_dir: Path, strategy, splits, spec, chief: b
     precision, why = ((s.precision, "") if s.precision != "auto" else
                       auto_precision(s.name, recurrent=config.model.recurrent))
     objective = Objective(spec.task, spec.num_outputs, t.loss, t.label_smoothing,
-                          t.huber_delta)
+                          t.huber_delta, target_mean=spec.target_mean,
+                          target_std=spec.target_std, label_counts=spec.label_counts)
     model_spec = dataclasses.replace(spec, num_outputs=model_outputs(objective.loss,
                                                                      spec.num_outputs))
     with strategy.scope():

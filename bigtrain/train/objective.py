@@ -7,7 +7,16 @@ metric state under a strategy. AUC comes from histograms of the positive-class s
 
 Losses: `auto` picks sparse cross-entropy for classification and language models and MSE for
 regression; `cross_entropy` (with label smoothing), `binary_cross_entropy` (one logit, from
-logits, with label smoothing; two-class data only), `mse` and `huber` can be chosen.
+logits, with label smoothing; two-class data only), `mse` and `huber` can be chosen. A
+regression loss is computed on targets standardized by the training split's deviation (the
+model's outputs and MAE stay in the targets' own units).
+
+Beside every score, a baseline that needs no model (when the dataset counted its training
+labels, `DatasetSpec.target_mean` / `label_counts`): `baseline_mae` and `baseline_loss` of
+predicting the training mean (regression), `baseline_accuracy` of the training split's most
+frequent class and `baseline_loss` of its class prior (classification), and
+`baseline_perplexity` of the training unigram distribution (language models); priors add one
+to every count.
 """
 
 from __future__ import annotations
@@ -45,10 +54,19 @@ def model_outputs(loss: str, num_outputs: int) -> int:
 
 class Objective:
     def __init__(self, task: str, num_outputs: int, loss: str = "auto",
-                 label_smoothing: float = 0.0, huber_delta: float = 1.0):
+                 label_smoothing: float = 0.0, huber_delta: float = 1.0,
+                 target_mean: tuple = (), target_std: tuple = (), label_counts: tuple = ()):
         self.task, self.num_classes = task, num_outputs
         self.loss = resolve_loss(loss, task, num_outputs)
         self.smoothing, self.delta = label_smoothing, huber_delta
+        regression = task == "regression"
+        self.scale = np.asarray(target_std, np.float32) if regression and target_std else None
+        self.mean = np.asarray(target_mean, np.float32) if regression and target_mean else None
+        counts = np.asarray(label_counts, np.float64) if not regression else np.zeros(0)
+        self.prior = None
+        if len(counts) == num_outputs and counts.sum() > 0:
+            self.prior = np.log((counts + 1) / (counts.sum() + num_outputs)).astype(np.float32)
+            self.majority = int(np.argmax(counts))
         self.binary = task == "classification" and num_outputs == 2
         self.top_k = task != "regression" and num_outputs > TOP_K
         names = ["loss_sum", "count", "abs_err" if task == "regression" else "correct"]
@@ -57,6 +75,9 @@ class Objective:
         if self.binary:
             names += [f"pos_{i}" for i in range(AUC_BUCKETS)]
             names += [f"neg_{i}" for i in range(AUC_BUCKETS)]
+        if self.mean is not None or self.prior is not None:
+            names += ["baseline_loss_sum", "baseline_mae_sum" if regression
+                      else "baseline_correct"]
         self.stat_names = names
 
     # ------------------------------------------------------------------ losses
@@ -65,6 +86,8 @@ class Objective:
         if self.task == "regression":
             y = tf.cast(tf.reshape(y, tf.shape(out)), tf.float32)
             err = out - y
+            if self.scale is not None:
+                err = err / self.scale
             if self.loss == "huber":
                 a = tf.abs(err)
                 quad = tf.minimum(a, self.delta)
@@ -100,6 +123,11 @@ class Objective:
         if self.task == "regression":
             y = tf.cast(tf.reshape(y, tf.shape(out)), tf.float32)
             parts.append(tf.reduce_sum(tf.reduce_mean(tf.abs(out - y), axis=-1)))
+            if self.mean is not None:
+                base = y - self.mean
+                scaled = base / self.scale if self.scale is not None else base
+                parts += [tf.reduce_sum(tf.reduce_mean(tf.square(scaled), axis=-1)),
+                          tf.reduce_sum(tf.reduce_mean(tf.abs(base), axis=-1))]
             return tf.stack(parts)
         # accuracy of mixed labels counts the dominant class
         labels = tf.argmax(y, axis=-1, output_type=tf.int32) if _is_soft(y) else tf.cast(
@@ -123,6 +151,13 @@ class Objective:
             neg = tf.math.bincount(tf.boolean_mask(bucket, ~positive), minlength=AUC_BUCKETS,
                                    maxlength=AUC_BUCKETS, dtype=tf.float32)
             vec = tf.concat([vec, pos, neg], 0)
+        if self.prior is not None:
+            if _is_soft(y):
+                base_loss = -tf.reduce_sum(tf.cast(y, tf.float32) * self.prior)
+            else:
+                base_loss = -tf.reduce_sum(tf.gather(self.prior, labels))
+            hits = tf.reduce_sum(tf.cast(tf.equal(labels, self.majority), tf.float32))
+            vec = tf.concat([vec, [base_loss, hits]], 0)
         return vec
 
     def finalize(self, totals: np.ndarray, prefix: str = "") -> dict[str, float]:
@@ -134,6 +169,9 @@ class Objective:
         out = {f"{prefix}loss": float(loss)}
         if self.task == "regression":
             out[f"{prefix}mae"] = float(third / count)
+            if self.mean is not None and prefix:  # evaluation splits only
+                out[f"{prefix}baseline_loss"] = float(totals[-2] / count)
+                out[f"{prefix}baseline_mae"] = float(totals[-1] / count)
             return out
         out[f"{prefix}accuracy"] = float(third / count)
         i = 3
@@ -142,9 +180,15 @@ class Objective:
             i += 1
         if self.binary:
             out[f"{prefix}auc"] = auc_from_histograms(totals[i:i + AUC_BUCKETS],
-                                                      totals[i + AUC_BUCKETS:])
+                                                      totals[i + AUC_BUCKETS:i + 2 * AUC_BUCKETS])
         if self.task == "lm":
             out[f"{prefix}perplexity"] = math.exp(min(loss, 50.0))
+        if self.prior is not None and prefix:  # evaluation splits only
+            base_loss = float(totals[-2] / count)
+            out[f"{prefix}baseline_loss"] = base_loss
+            out[f"{prefix}baseline_accuracy"] = float(totals[-1] / count)
+            if self.task == "lm":
+                out[f"{prefix}baseline_perplexity"] = math.exp(min(base_loss, 50.0))
         return out
 
 
