@@ -45,7 +45,7 @@ def shown_path(path) -> str:
 
 #: the metrics the closing line shows (with the monitored one); the rest are in summary.json
 HEADLINE = ("loss", "accuracy", "mae")
-#: the baseline the closing line shows beside a split's scores: the first of these it has
+#: the closing line shows a baseline beside the first of these scores it shows
 BASELINES = ("mae", "perplexity", "accuracy")
 
 
@@ -57,12 +57,13 @@ def closing_line(steps: int, wall_s: float, final: dict, run_dir, monitor: str =
     names = [*HEADLINE, *([watched] if watched and watched not in HEADLINE else [])]
     parts = [f"done: {steps} steps, {wall_s:.1f}s"]
     for split in ("val", "test"):
-        values = [f"{n} {final[f'{split}_{n}']:.4g}" for n in names
-                  if isinstance(final.get(f"{split}_{n}"), int | float)]
-        baseline = next((f"{n} {final[f'{split}_baseline_{n}']:.4g}" for n in BASELINES
-                         if isinstance(final.get(f"{split}_baseline_{n}"), int | float)), None)
+        shown = [n for n in names if isinstance(final.get(f"{split}_{n}"), int | float)]
+        beside = next((n for n in BASELINES if n in shown
+                       and isinstance(final.get(f"{split}_baseline_{n}"), int | float)), None)
+        values = [f"{n} {final[f'{split}_{n}']:.4g}" + (
+            f" (baseline {final[f'{split}_baseline_{n}']:.4g})" if n == beside else "")
+            for n in shown]
         if values:
-            parts.append(f"{split} " + " ".join(values)
-                         + (f" (baseline {baseline})" if baseline else ""))
+            parts.append(f"{split} " + " ".join(values))
     parts.append(shown_path(run_dir))
     return "; ".join(parts)

@@ -71,8 +71,8 @@ def test_the_done_line_shows_the_baseline_beside_the_score():
     final = {"val_loss": 0.5, "val_mae": 46.7, "val_baseline_mae": 71.2,
              "test_accuracy": 0.9, "test_baseline_accuracy": 0.4, "test_loss": 0.3}
     line = closing_line(10, 1.0, final, "runs/x")
-    assert "val loss 0.5 mae 46.7 (baseline mae 71.2)" in line
-    assert "test loss 0.3 accuracy 0.9 (baseline accuracy 0.4)" in line
+    assert "val loss 0.5 mae 46.7 (baseline 71.2)" in line
+    assert "test loss 0.3 accuracy 0.9 (baseline 0.4)" in line
 
 
 def test_a_regression_model_outputs_the_targets_units():
