@@ -306,6 +306,15 @@ def checkpoint_tensors(prefix) -> dict[str, bytes]:
     return out
 
 
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every path under `root` (folders too) with its bytes' SHA-256 (files) or "dir": equal
+    digests mean the tree is byte for byte the same."""
+    import hashlib
+
+    return {str(p.relative_to(root)): "dir" if p.is_dir() else
+            hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(root).rglob("*"))}
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 

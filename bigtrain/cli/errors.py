@@ -2,7 +2,7 @@
 
 Exit statuses: 0 success; 1 the run failed (its summary.json and log say why); 2 a usage or
 config mistake; 75 preempted (SIGTERM, SIGUSR2 or Ctrl-C: checkpoint written; requeue, or
-run the same command, to resume); 130 interrupted. `BIGTRAIN_DEBUG=1` also prints the
+`bigtrain resume RUN_DIR`, to resume); 130 interrupted. `BIGTRAIN_DEBUG=1` also prints the
 traceback, with the same exit status.
 """
 
@@ -36,7 +36,7 @@ def _shipped_options(group: str) -> list[str]:
 
 
 def describe_config_error(ex: BaseException) -> str | None:
-    """A one- or two-line description of a config mistake, or None if `ex` is not one."""
+    """A one-line description of a config mistake, or None if `ex` is not one."""
     from hydra.errors import (
         ConfigCompositionException,
         MissingConfigException,
@@ -65,7 +65,7 @@ def describe_config_error(ex: BaseException) -> str | None:
         return _first_line(str(ex))
     if isinstance(ex, ConfigCompositionException):
         head = _first_line(str(ex))
-        sweep = _sweep_in_a_run(head)
+        sweep = _sweep_in_a_run(head) or _group_as_a_key(str(ex))
         if sweep:
             return sweep
         cause = ex.__cause__
@@ -76,7 +76,14 @@ def describe_config_error(ex: BaseException) -> str | None:
             if "not in" in detail and parent is not None and hasattr(parent, "keys"):
                 allowed = ", ".join(str(k) for k in parent.keys())
                 return f"{key}: unknown key. Allowed keys: {allowed}"
-            return f"{head}\n  {key}: {detail}" if key else f"{head}\n  {detail}"
+            scalar = _scalar_for_a_list(head, cause)
+            if scalar:
+                return scalar
+            override = _merged_override(head)
+            where = f" (in {override})" if override else ""
+            if key:
+                return f"{key}: {detail}{where}"
+            return f"{detail}{where}" if override else f"{head}: {detail}"
         return head
     if isinstance(ex, OmegaConfBaseException):
         key = getattr(ex, "full_key", None)
@@ -104,6 +111,62 @@ def _sweep_in_a_run(head: str) -> str | None:
         arg = m.group("arg")
         return f"{arg}: a sweep runs one job per value; add -m (bigtrain fit -m {arg})"
     return None
+
+
+#: Hydra's words for an override it could not merge onto the config
+_MERGING = re.compile(r"^Error merging override (?P<override>.*)$")
+
+
+def _merged_override(head: str) -> str | None:
+    m = _MERGING.match(head)
+    return m.group("override") if m else None
+
+
+#: Hydra's words for an override of a key the config does not have, or has already
+_OVERRIDE_OF_NO_KEY = re.compile(r"^To append to your config use \+(?P<override>\S+=.*)$",
+                                 re.MULTILINE)
+_APPEND_TO_A_KEY = re.compile(r"^Could not append to config\. An item is already at "
+                              r"'(?P<key>[^']+)'")
+
+
+def _group_as_a_key(text: str) -> str | None:
+    """`optim.schedule=cosine` (or `+optim.schedule=cosine`) where optim/schedule is a config
+    group: the `/` spelling that chooses an option of the group, and the options."""
+    head = _first_line(text)
+    override = _merged_override(head)
+    if override is None:
+        m = _OVERRIDE_OF_NO_KEY.search(text)
+        override = m.group("override") if m else None
+    if override is None:
+        m = _APPEND_TO_A_KEY.match(head)
+        override = f"+{m.group('key')}" if m else None
+    if override is None:
+        return None
+    key, _, value = override.lstrip("+~").partition("=")
+    group = key.replace(".", "/")
+    if "." not in key or group.startswith("hydra/"):
+        return None
+    options = _shipped_options(group)
+    if not options:
+        return None
+    choice = value if value in options else "<option>"
+    return (f"{override}: {key} is a config group, not a key: write {group}={choice} "
+            f"(options: {', '.join(options)}; see `bigtrain ls {group}`)")
+
+
+def _scalar_for_a_list(head: str, cause: BaseException) -> str | None:
+    """`model.hidden=64` where model.hidden is a list: the list spelling, `model.hidden=[64]`."""
+    from omegaconf import ListConfig
+
+    if not isinstance(getattr(cause, "child_node", None), ListConfig):
+        return None
+    key = getattr(cause, "full_key", None)
+    value = getattr(cause, "value", None)
+    if not key or value is None or isinstance(value, (list, tuple, ListConfig)):
+        return None
+    override = _merged_override(head)
+    text = override.partition("=")[2] if override and "=" in override else str(value)
+    return f"{key}={text}: {key} is a list: write {key}=[{text}]"
 
 
 def _os_error(ex: BaseException) -> OSError | None:
@@ -142,7 +205,7 @@ def _outcome(ex: BaseException) -> tuple[int, str] | None:
         if ex.by_user:  # Ctrl-C: the user's own choice, not an error
             return EXIT_PREEMPTED, f"bigtrain: {ex}"
         return EXIT_PREEMPTED, f"bigtrain: error: {ex} (exit status {EXIT_PREEMPTED}: " \
-                               "requeue to resume)"
+                               f"requeue, or {ex.hint})"
     if isinstance(ex, KeyboardInterrupt):
         return EXIT_INTERRUPTED, "bigtrain: error: interrupted"
     if isinstance(ex, RunFailed):

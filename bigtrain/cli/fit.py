@@ -21,9 +21,13 @@ EPILOG = """
 
   bigtrain fit -h                                [dim]# Hydra's help: groups and options[/dim]
 
+  bigtrain resume outputs/2024-05-01/12-00-00    [dim]# continue a stopped run[/dim]
+
 Every Hydra flag works: -m, --cfg, --resolve, --info, -cd, -cn, +key=v, ~key,
-hydra/launcher=..., hydra.run.dir=... Exit status: 0 ok, 1 the run failed, 2 a config mistake,
-75 preempted (checkpoint written: run the same command to resume), 130 interrupted.
+hydra/launcher=..., hydra.run.dir=... A refused command (a config mistake, a run dir in use or
+holding another config's run) leaves the run dir as it was. Exit status: 0 ok, 1 the run
+failed, 2 a config mistake, 75 preempted (checkpoint written: `bigtrain resume RUN_DIR`
+continues it), 130 interrupted.
 """
 
 
@@ -73,10 +77,11 @@ def _check_run_dir(args: list[str]) -> None:
 
             run_dir = Path(a.split("=", 1)[1]).expanduser()
             check_free(run_dir)
-            _check_writable(run_dir)
+            check_writable(run_dir)
 
 
-def _check_writable(run_dir) -> None:
+def check_writable(run_dir) -> None:
+    """An existing run dir that cannot be written: refused in one line (before Hydra)."""
     import tempfile
 
     from bigtrain.core.errors import ConfigError

@@ -13,6 +13,7 @@ import copy
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 CONFIG_MODULE = "bigtrain.conf"
@@ -49,8 +50,11 @@ def register_own_plugins() -> None:
     Plugins.instance().register(OptunaSweeper)
 
 
-def dispatch(args: Sequence[str], task_function: Callable[[Any], Any]) -> None:
-    """Run `task_function` through Hydra exactly as `@hydra.main` would, with `args` as argv."""
+def dispatch(args: Sequence[str], task_function: Callable[[Any], Any],
+             resumed: Resumed | None = None) -> None:
+    """Run `task_function` through Hydra exactly as `@hydra.main` would, with `args` as argv;
+    with `resumed`, a single run of that recorded config in its own run dir (`bigtrain
+    resume`) instead of the config `args` compose."""
     from hydra._internal.utils import _run_hydra, get_args_parser
 
     _prepare()
@@ -59,6 +63,8 @@ def dispatch(args: Sequence[str], task_function: Callable[[Any], Any]) -> None:
     reused = contextlib.nullcontext()
     if not (parsed.help or parsed.hydra_help or parsed.shell_completion or parsed.info):
         cfg = check_targets(parsed)
+        if resumed is not None:
+            cfg = _as_resumed(cfg, resumed)
         reused = _composed_once(cfg, parsed)  # a copy: precheck marks its hydra node read-only
         if not parsed.multirun and parsed.cfg is None:
             precheck(cfg)
@@ -73,7 +79,7 @@ def dispatch(args: Sequence[str], task_function: Callable[[Any], Any]) -> None:
             raised.append(ex)
             return None
 
-    with reused:
+    with reused, _log_files_opened_late():
         _run_hydra(
             args=parsed,
             args_parser=parser,
@@ -83,6 +89,70 @@ def dispatch(args: Sequence[str], task_function: Callable[[Any], Any]) -> None:
         )
     if raised:
         raise raised[0]
+
+
+@dataclass
+class Resumed:
+    """What `bigtrain resume` runs: a run's recorded config in its own run dir."""
+
+    run_dir: str
+    job: Any  # the job's config (its groups' typed nodes), in place of a composed one
+    overrides: list[str]  # the task overrides Hydra's record of the job keeps
+    choices: dict[str, Any] | None = None  # the recorded option of each config group
+
+
+def _as_resumed(cfg: Any, resumed: Resumed) -> Any:
+    """The composed config with its job part replaced by the recorded one, and Hydra's node
+    saying so: the run dir, the run's own overrides and option choices (Hydra's record of
+    the job, .hydra/, is written from it)."""
+    from omegaconf import open_dict, read_write
+
+    with read_write(cfg), open_dict(cfg):
+        for key in [k for k in cfg.keys() if k != "hydra"]:
+            del cfg[key]
+        for key, node in resumed.job.items():
+            cfg[key] = node
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.run.dir = resumed.run_dir
+        cfg.hydra.overrides.hydra.append(f"hydra.run.dir={resumed.run_dir}")
+        cfg.hydra.overrides.task = list(resumed.overrides)
+        if resumed.choices is not None:
+            cfg.hydra.runtime.choices = dict(resumed.choices)
+    return cfg
+
+
+@contextmanager
+def _log_files_opened_late() -> Iterator[None]:
+    """Hydra configures a job's logging before it calls the task; its log files are opened
+    only when first written to (`delay`), so that a job the task refuses creates no log file
+    (bigtrain.run.admission holds the records until the run is accepted). Jobs run in this
+    process: the basic launcher's, and every single run."""
+    import hydra.core.utils as hydra_utils
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    configure = hydra_utils.configure_log
+
+    def configure_log(log_config: Any, verbose_config: Any = False) -> None:
+        if log_config is not None and OmegaConf.is_dict(log_config.get("handlers")):
+            log_config = copy.deepcopy(log_config)
+            with read_write(log_config), open_dict(log_config):
+                for handler in log_config.handlers.values():
+                    if OmegaConf.is_dict(handler) and \
+                            str(handler.get("class", "")) in FILE_HANDLERS:
+                        handler.delay = True
+        configure(log_config, verbose_config)
+
+    hydra_utils.configure_log = configure_log
+    try:
+        yield
+    finally:
+        hydra_utils.configure_log = configure
+
+
+#: logging's handlers that write a file and take `delay`
+FILE_HANDLERS = ("logging.FileHandler", "logging.handlers.RotatingFileHandler",
+                 "logging.handlers.TimedRotatingFileHandler",
+                 "logging.handlers.WatchedFileHandler")
 
 
 @contextmanager

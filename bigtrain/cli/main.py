@@ -16,6 +16,7 @@ from bigtrain.cli import (
     ls,
     plot,
     predict,
+    resume,
     runs,
     show,
     validate,
@@ -30,8 +31,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (fit, launch, evaluate, export, predict, generate, info, data, env, runs, plot, ls,
-               show, validate):
+for module in (fit, resume, launch, evaluate, export, predict, generate, info, data, env, runs,
+               plot, ls, show, validate):
     module.register(app)
 
 

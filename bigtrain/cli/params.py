@@ -52,6 +52,7 @@ def run_dir_argument(help: str = "A run dir written by `bigtrain fit`") -> Argum
 
 #: --checkpoint of eval, export, predict and generate: best by default, latest, or a path
 CHECKPOINT = typer.Option(
-    "best", "--checkpoint", metavar="best|latest|PATH",
-    help="Which checkpoint: best (by trainer.monitor; the latest when the run has no best "
+    "auto", "--checkpoint", metavar="auto|best|latest|PATH",
+    help="Which checkpoint: auto (the best, or the latest when the validation split is too "
+         "small to choose by), best (by trainer.monitor; the latest when the run has no best "
          "yet), latest, or a path (a ckpt-N prefix, or a directory of checkpoints)")

@@ -75,9 +75,12 @@ def import_tensorflow() -> None:
             import tensorflow as tf
 
             gpus = tf.config.list_physical_devices("GPU")  # cuInit and its messages: now
-    except BaseException:  # an import that fails shows everything TensorFlow said
+    except Exception:  # an import that fails shows everything TensorFlow said
         if caught:
             sys.stderr.write("\n".join(caught) + "\n")
+        raise
+    except BaseException:  # Ctrl-C while TensorFlow loads: not its failure, so its chatter
+        to_log_files(caught, "tensorflow start-up (interrupted)")  # stays off the console
         raise
     to_log_files(caught, "tensorflow start-up")
     if not gpus and nvidia_driver() and not gpus_hidden():

@@ -239,14 +239,17 @@ class TextClassificationConfig(DatasetConfig):
     vocab: str = "byte"
     vocab_size: int = 0  # tokens of a learned vocabulary (wordpiece, sentencepiece, bpe)
     tokenizer: str = ""  # reuse a saved tokenizer: a run dir, its tokenizer/, a .model, a .txt
-    max_len: int = 256  # bytes (or tokens, start and end ids included) kept per text
+    # bytes (or tokens, start and end ids included) kept per text; 0: the model's window (a
+    # model=hub preset's maximum sequence length), else 256
+    max_len: int = 0
     on_bad_record: str = "fail"  # fail | skip: a file that is not UTF-8
 
     def validate(self) -> None:
         super().validate()
         check(bool(self.path), self.key("path"), self.path, "name a directory or a CSV file")
         _check_vocab(self, ["byte", *tokenizers.LEARNED])
-        positive(self, "max_len")
+        check(self.max_len >= 0, self.key("max_len"), self.max_len,
+              "must be > 0, or 0 for the model's window")
         check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
 
     def precheck(self) -> None:

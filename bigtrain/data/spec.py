@@ -4,6 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: a validation split with fewer examples than this (tokens, for a language model) is too
+#: small to choose a best checkpoint or a sweep's best job by: an accuracy measured on 100
+#: examples has a standard error of up to 5 points
+MIN_VAL_EXAMPLES = 100
+MIN_VAL_TOKENS = 10_000
+
+
+def too_small_to_choose(spec: DatasetSpec) -> str | None:
+    """Why `spec`'s validation split is too small to choose by, or None."""
+    if spec.task == "lm":
+        tokens = spec.num_val * spec.tokens_per_example
+        if tokens < MIN_VAL_TOKENS:
+            return (f"the validation split has {tokens:,} tokens, fewer than "
+                    f"{MIN_VAL_TOKENS:,}")
+        return None
+    if spec.num_val < MIN_VAL_EXAMPLES:
+        return f"the validation split has {spec.num_val} examples, fewer than {MIN_VAL_EXAMPLES}"
+    return None
+
 
 @dataclass(frozen=True)
 class DatasetSpec:

@@ -9,6 +9,7 @@ with the pad id (KerasHub's StartEndPacker)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from bigtrain.data.spec import DatasetSpec
 from bigtrain.data.text import read_utf8
 
 log = logging.getLogger("bigtrain")
+
+#: dataset.max_len when it is 0 (the model's window) and the model sets none
+DEFAULT_MAX_LEN = 256
 
 
 def _from_directory(root: Path, on_bad: str) -> tuple[list[bytes], list[str], int]:
@@ -61,7 +65,14 @@ def _from_csv(path: Path, cfg) -> tuple[list[bytes], list[str], int]:
 @DATASETS.register(TextClassificationConfig)
 def build_text_classification(cfg, tokenizer: tokenizers_.Tokenizer | None = None) -> Splits:
     """The labelled texts as `max_len` ids; `tokenizer` (a pretrained model's, a resumed
-    run's) is used instead of the one `dataset.vocab` would learn or choose."""
+    run's) is used instead of the one `dataset.vocab` would learn or choose. `dataset.max_len`
+    0 is the window of the model `tokenizer` came with (a model=hub preset's), else 256."""
+    if not cfg.max_len:
+        window = tokenizer.window if tokenizer is not None else None
+        cfg = dataclasses.replace(cfg, max_len=window or DEFAULT_MAX_LEN)
+        if window:
+            log.info("dataset.max_len: %d, the preset's maximum sequence length (set "
+                     "dataset.max_len for a shorter one)", window)
     path = Path(cfg.path).expanduser()
     if not path.exists():
         raise ConfigError("dataset.path", f"{path} does not exist")

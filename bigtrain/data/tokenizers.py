@@ -107,6 +107,9 @@ class Tokenizer:
         self.pad_id = int(pad_id)
         self.start_id = None if start_id is None else int(start_id)
         self.end_id = None if end_id is None else int(end_id)
+        # the longest sequence the model this tokenizer came with takes (a model preset's
+        # max_sequence_length, set by `load`); None for a tokenizer of its own
+        self.window: int | None = None
         self._encode = None
         self._decode = None
         self._sha256: str | None = None
@@ -396,7 +399,9 @@ def load(path_or_handle, key: str = "dataset.tokenizer") -> Tokenizer:
         except Exception as ex:  # KerasHub's and the download's own error types
             raise ConfigError(key, f"cannot load the tokenizer of preset {text!r}: "
                               f"{str(ex).splitlines()[0][:300]}") from None
-        return Tokenizer.from_keras_hub(layer, _kind_of_layer(layer))
+        tok = Tokenizer.from_keras_hub(layer, _kind_of_layer(layer))
+        tok.window = _preset_window(text)
+        return tok
     check_path(text, None, key)
     if p.is_file():
         if p.suffix in (".model", ".spm"):
@@ -424,8 +429,25 @@ def load(path_or_handle, key: str = "dataset.tokenizer") -> Tokenizer:
     meta_path = folder / META
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        return Tokenizer(layer, meta["kind"], meta["pad_id"], meta["start_id"], meta["end_id"])
-    return Tokenizer.from_keras_hub(layer, _kind_of_layer(layer))
+        tok = Tokenizer(layer, meta["kind"], meta["pad_id"], meta["start_id"], meta["end_id"])
+    else:
+        tok = Tokenizer.from_keras_hub(layer, _kind_of_layer(layer))
+    if (folder / "config.json").is_file():
+        tok.window = _preset_window(str(folder))
+    return tok
+
+
+def _preset_window(preset: str) -> int | None:
+    """A model preset's maximum sequence length (its backbone's `max_sequence_length` in its
+    config.json), if it has one."""
+    from keras_hub.src.utils import preset_utils
+
+    try:
+        config = preset_utils.load_json(preset, "config.json")
+    except (OSError, ValueError):
+        return None
+    value = (config.get("config") or {}).get("max_sequence_length")
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def _kind_of_layer(layer) -> str:

@@ -355,7 +355,7 @@ class Generation:
 
 
 def generate(run, prompts: Sequence[str], max_new: int, sampling: Sampling = Sampling(),
-             num_samples: int = 1, stop: Sequence[str] = (), checkpoint: str = "best",
+             num_samples: int = 1, stop: Sequence[str] = (), checkpoint: str = "auto",
              cache: bool = True) -> Generation:
     """Continue each prompt `num_samples` times with a run's language model, in one batch;
     the outputs in order: prompt by prompt, sample by sample. `run`: a run dir (its
@@ -482,7 +482,7 @@ def _generate_with_keras_hub(r, prompts: list[str], max_new: int, sampling: Samp
 
 
 def generate_text(run_dir, prompt: str, max_new: int, temperature: float, top_k: int,
-                  seed: int = 0, checkpoint: str = "best") -> str:
+                  seed: int = 0, checkpoint: str = "auto") -> str:
     """One continuation of one prompt (see `generate`)."""
     sampling = Sampling(temperature=temperature, top_k=top_k, seed=seed)
     return generate(run_dir, [prompt], max_new, sampling, checkpoint=checkpoint).outputs[0].text

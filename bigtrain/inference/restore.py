@@ -152,6 +152,10 @@ def _build_splits(config, run_dir: Path, pre: dict[str, Any]):
     from bigtrain.data import build_dataset
 
     config = data_config(config, run_dir, pre)
+    recorded = (pre.get("input") or {}).get("max_len")
+    if getattr(config.dataset, "max_len", None) == 0 and recorded:  # the model's window, as
+        config = dataclasses.replace(  # the run found it (the run's own tokenizer has none)
+            config, dataset=dataclasses.replace(config.dataset, max_len=int(recorded)))
     log.info("building the %s dataset's splits to evaluate on", config.dataset.name)
     from bigtrain.data import tokenizers
 
@@ -166,9 +170,36 @@ def _build_splits(config, run_dir: Path, pre: dict[str, Any]):
     return splits
 
 
-def open_run(run_dir: Path, checkpoint: str = "best") -> Restored:
+def _has_checkpoint(run_dir: Path) -> bool:
+    """Whether the run wrote a checkpoint (checkpoints/ckpt-N, or one in checkpoints/best/)."""
+    place = Path(run_dir) / "checkpoints"
+    return any(place.glob("ckpt-*.index")) or any(place.glob("best/ckpt-*.index"))
+
+
+def refuse_unfinished(run_dir: Path, checkpoint: str = "auto") -> None:
+    """Refuse a run that failed (or stopped) before its first checkpoint, with the error its
+    summary.json recorded, rather than as a damaged run dir. Needs no TensorFlow: a command
+    can call it before TensorFlow loads (`open_run` calls it first)."""
+    run_dir = Path(run_dir)
+    summary = rundir.read_summary(run_dir) or {}
+    status = summary.get("status")
+    if status is None or status in rundir.FINISHED or _has_checkpoint(run_dir):
+        return
+    if preprocess.read(run_dir) is not None and checkpoint not in ("auto", "best", "latest"):
+        return  # a checkpoint path of its own is loaded as usual
+    error = next((ln.strip() for ln in str(summary.get("error") or "").splitlines()
+                  if ln.strip()), "")
+    why = f"failed ({error})" if status == "failed" and error else f"ended {status}"
+    raise ConfigError("RUN_DIR", f"{run_dir} {why}, as its summary.json records, before its "
+                      "first checkpoint: it has no checkpoint to evaluate; fix that and run "
+                      "`bigtrain fit` again")
+
+
+def open_run(run_dir: Path, checkpoint: str = "auto") -> Restored:
     """Build a run's model from its config.yaml and preprocessing.json (no training data),
-    restore the checkpoint `checkpoint` (best, latest or a path) into it."""
+    restore the checkpoint `checkpoint` (auto, best, latest or a path) into it: auto is the
+    best, or the latest when the validation split was too small to choose by."""
+    refuse_unfinished(run_dir, checkpoint)
     from bigtrain.core.hooks import LoopState
     from bigtrain.train.fit import build_from_spec
 
@@ -182,8 +213,17 @@ def open_run(run_dir: Path, checkpoint: str = "best") -> Restored:
                           "fit` writes at the start of every run (how raw inputs become the "
                           "model's): it was removed or this is not a run dir. Copy it back, or "
                           "train the run again")
-    c = build_from_spec(config, run_dir, preprocess.spec_of(pre))
+    spec = preprocess.spec_of(pre)
+    c = build_from_spec(config, run_dir, spec)
     c.splits = _DataOnDemand(lambda: _build_splits(config, run_dir, pre))
+    if checkpoint == "auto":
+        from bigtrain.data.spec import too_small_to_choose
+
+        why = too_small_to_choose(spec)
+        checkpoint = "latest" if why else "best"
+        if why:
+            log.info("taking the latest checkpoint, not the best by %s: %s, too small to "
+                     "choose by (--checkpoint best takes it anyway)", config.trainer.monitor, why)
     state = LoopState()
     path, kind = c.checkpointer.restore_for_inference(state, checkpoint)
     restored = Restored(run_dir, config, pre, c, state.step, path, kind)
@@ -191,7 +231,7 @@ def open_run(run_dir: Path, checkpoint: str = "best") -> Restored:
     return restored
 
 
-def evaluate_run(run_dir: Path, split: str = "val", checkpoint: str = "best",
+def evaluate_run(run_dir: Path, split: str = "val", checkpoint: str = "auto",
                  data: Path | None = None) -> dict[str, Any]:
     """Metrics of a checkpoint on a split of the training data, or on the labelled data at
     `data` (in the training data's format, read with the run's preprocessing); written to
@@ -216,7 +256,7 @@ def evaluate_run(run_dir: Path, split: str = "val", checkpoint: str = "best",
     return result
 
 
-def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str = "best"
+def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str = "auto"
                ) -> Path:
     """Write a SavedModel whose signatures take raw inputs (see bigtrain.inference.serving), a
     `.keras` file of standard Keras layers (with `<name>.preprocessing.json` beside it), or

@@ -34,12 +34,14 @@ def _fmt(record: dict[str, Any], keys: list[str]) -> str:
     return "  ".join(parts)
 
 
-def _eta(state: LoopState) -> str:
-    """Time left at this process's pace: its steps (since it started or resumed) over its time."""
-    done = state.step - state.start_step
+def _eta(state: LoopState, since: tuple[float, int] | None) -> str:
+    """Time left at this process's pace since `since` (the time and step at the end of its
+    first compiled call: neither the steps before a resume nor tracing and compiling count);
+    '?' until a step after it is done."""
+    done = state.step - since[1] if since is not None else 0
     if done <= 0:
         return "?"
-    elapsed = time.time() - state.start_time
+    elapsed = time.time() - since[0]
     secs = int(elapsed / done * (state.total_steps - state.step))
     return f"{secs // 60}:{secs % 60:02d}"
 
@@ -47,10 +49,18 @@ def _eta(state: LoopState) -> str:
 class PlainProgress(Hook):
     """Periodic log lines: readable in CI logs and files."""
 
+    def __init__(self) -> None:
+        self._pace_from: tuple[float, int] | None = None  # see _eta
+
+    def on_steps(self, state: LoopState) -> None:
+        if self._pace_from is None:  # this process's first compiled call is done
+            self._pace_from = (time.time(), state.step)
+
     def on_log(self, state: LoopState, record: dict[str, Any]) -> None:
         metrics = [k for k in record if k not in ("step", "epoch")]
         log.info("step %d/%d  epoch %d/%d  %s  eta %s", state.step, state.total_steps,
-                 state.epoch + 1, state.total_epochs, _fmt(record, metrics), _eta(state))
+                 state.epoch + 1, state.total_epochs, _fmt(record, metrics),
+                 _eta(state, self._pace_from))
 
     def on_eval(self, state: LoopState, record: dict[str, Any], improved: bool) -> None:
         metrics = [k for k in record if k.startswith(("val_", "test_"))]
@@ -66,6 +76,7 @@ class RichProgress(PlainProgress):
 
         from bigtrain.core.console import CONSOLE
 
+        super().__init__()
         self._progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(),
             TextColumn("step {task.completed}/{task.total}"),

@@ -87,15 +87,25 @@ def locate(handle: str) -> str:
                           "once elsewhere and pass its local directory (KerasHub's "
                           "save_to_preset)") from ex
     except OSError as ex:  # connection, DNS and HTTP errors: requests' and urllib's are OSErrors
-        raise ConfigError("model.preset", f"cannot fetch {handle} ({_first_line(ex)}): the hub "
-                          "could not be reached; without network access, download it once "
-                          "elsewhere and pass the local preset directory (KerasHub's "
-                          "save_to_preset)") from ex
+        raise ConfigError("model.preset", f"cannot fetch {handle}: the hub could not be "
+                          "reached; without network access, download it once elsewhere and "
+                          "pass the local preset directory (KerasHub's save_to_preset). The "
+                          f"error: {_first_line(ex)}") from ex
     return handle
 
 
+#: the longest error line quoted whole; a longer one is cut at a word, with an ellipsis
+_QUOTED = 1000
+
+
 def _first_line(ex: BaseException) -> str:
-    return str(ex).splitlines()[0][:200] if str(ex) else type(ex).__name__
+    """The first line of an error, whole (a connection error's reason is at its end)."""
+    line = next((ln.strip() for ln in str(ex).splitlines() if ln.strip()), "")
+    if not line:
+        return type(ex).__name__
+    if len(line) <= _QUOTED:
+        return line
+    return line[:_QUOTED].rsplit(" ", 1)[0] + " ..."
 
 
 def base_record(handle: str) -> str:
@@ -166,7 +176,7 @@ def load_task(cfg: HubConfig, spec, num_classes: int | None = None):
         return sub.from_preset(preset, **kwargs)
     except (ValueError, FileNotFoundError) as ex:
         raise ConfigError("model.preset", f"{cfg.preset} cannot be loaded as {what}: "
-                          f"{str(ex).splitlines()[0][:240]}") from ex
+                          f"{_first_line(ex)}") from ex
 
 
 def _find_task(cls, preset: str):
@@ -177,7 +187,7 @@ def _find_task(cls, preset: str):
         backbone_cls = utils.get_preset_loader(preset).check_backbone_class()
     except (ValueError, FileNotFoundError, KeyError) as ex:
         raise ConfigError("model.preset", f"{preset} is not a preset KerasHub can read: "
-                          f"{str(ex).splitlines()[0][:200]}") from ex
+                          f"{_first_line(ex)}") from ex
     try:
         return utils.find_subclass(preset, cls, backbone_cls)
     except ValueError as ex:
@@ -287,8 +297,10 @@ def _check_length(backbone, spec, handle: str) -> None:
     longest = getattr(backbone, "max_sequence_length", None)
     if spec.input_dtype.startswith("int") and longest and spec.input_shape[0] > longest:
         key = "dataset.seq_len" if spec.task == "lm" else "dataset.max_len"
+        unset = " (or leave dataset.max_len unset: it follows the preset)" \
+            if key == "dataset.max_len" else ""
         raise ConfigError(key, f"{spec.input_shape[0]} is beyond {handle}'s maximum sequence "
-                          f"length ({longest}); use {longest} or less")
+                          f"length ({longest}); use {longest} or less{unset}")
 
 
 def _check_vocab(backbone, spec, handle: str) -> None:

@@ -5,7 +5,8 @@
     <run_dir>/summary.json     how the run ended: status, steps, final and best metrics
     <run_dir>/checkpoints/     tf.train checkpoints (ckpt-N.*, plus best/)
     <run_dir>/tb/              TensorBoard event files
-    <run_dir>/fit.log          the log; .hydra/ holds Hydra's own record of the job
+    <run_dir>/fit.log          the log; .hydra/ holds Hydra's own record of the job (both
+                               written once the run dir accepts the run: run/admission.py)
 
 These names are an interface: scripts and sweep tables read them.
 """
@@ -83,6 +84,11 @@ RESUMABLE_CHANGES = {
 RESUMABLE_PREFIXES = ("logger.",)
 
 
+def may_change(key: str) -> bool:
+    """Whether a resumed run may change this key of its config (and stay the same run)."""
+    return key in RESUMABLE_CHANGES or key.startswith(RESUMABLE_PREFIXES)
+
+
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(node, dict):
         out: dict[str, Any] = {}
@@ -90,6 +96,11 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
             out.update(_flatten(v, f"{prefix}{k}."))
         return out
     return {prefix[:-1]: node}
+
+
+def leaves(config: dict[str, Any]) -> dict[str, Any]:
+    """Every value of a (resolved) config by its dotted key: {"optim.lr": 0.001, ...}."""
+    return _flatten(config)
 
 
 def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -100,8 +111,7 @@ def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     a, b = _flatten(old), _flatten(new)
     changes = []
     for key in sorted(set(a) & set(b)):
-        if key not in RESUMABLE_CHANGES and not key.startswith(RESUMABLE_PREFIXES) and \
-                a[key] != b[key]:
+        if not may_change(key) and a[key] != b[key]:
             changes.append(f"{key}: {a[key]!r} -> {b[key]!r}")
     return changes
 

@@ -4,8 +4,9 @@ A Hydra callback (configured in fit.yaml) rewrites `sweep_summary.csv` and `swee
 in the sweep dir after every job, from the jobs' own summary.json files, so a crashed or failed
 sweep still has its table; `bigtrain fit` prints the table when the multirun ends. Columns:
 the job number, the overrides that differ between jobs, status, dataset, best and final
-`trainer.monitor`, steps, wall time; the best completed job of each dataset and monitor is
-marked.
+`trainer.monitor` and the baseline of that metric (what a model-free guess scores), steps, wall
+time; the best completed job of each dataset and monitor is marked, and a validation split too
+small to choose by is said under the table.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def rows_for(dirs: list[Path], labels: list) -> list[dict[str, Any]]:
                      "final": summary.get("final", {}).get(monitor),
                      "steps": summary.get("steps"), "wall_s": summary.get("wall_s"),
                      "error": summary.get("error", ""), "run_dir": str(d),
+                     "baseline": _baseline(summary, monitor),
+                     "too_small": _too_small_to_choose(d),
                      "metrics": {k: v for k, v in summary.get("final", {}).items()
                                  if isinstance(v, int | float)}})
         all_overrides.append({k: v for k, v in _overrides(d).items()
@@ -79,6 +82,28 @@ def rows_for(dirs: list[Path], labels: list) -> list[dict[str, Any]]:
         row["overrides"] = {k: o.get(k, "") for k in varying}
     _mark_best(rows)
     return rows
+
+
+def _baseline(summary: dict[str, Any], monitor: str) -> float | None:
+    """The final baseline of the monitored metric (val_baseline_mae for val_mae), if any."""
+    split, _, metric = monitor.partition("_")
+    if split not in ("val", "test"):
+        return None
+    value = summary.get("final", {}).get(f"{split}_baseline_{metric}")
+    return value if isinstance(value, int | float) else None
+
+
+def _too_small_to_choose(run_dir: Path) -> str | None:
+    """Why the run's validation split is too small to rank runs by, or None."""
+    from bigtrain.core.errors import ConfigError
+    from bigtrain.data import preprocess
+    from bigtrain.data.spec import too_small_to_choose
+
+    try:
+        pre = preprocess.read(run_dir)
+    except ConfigError:
+        return None
+    return too_small_to_choose(preprocess.spec_of(pre)) if pre else None
 
 
 def _dataset(run_dir: Path) -> str:
@@ -110,8 +135,8 @@ def write(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
                            json.dumps(rows, indent=2) + "\n")
     buf = io.StringIO()
     varying = list(rows[0]["overrides"]) if rows else []
-    fields = ["job", *varying, "status", "dataset", "monitor", "best", "final", "steps",
-              "wall_s", "is_best", "error"]
+    fields = ["job", *varying, "status", "dataset", "monitor", "best", "final", "baseline",
+              "steps", "wall_s", "is_best", "too_small", "error"]
     w = csv.DictWriter(buf, fieldnames=fields)
     w.writeheader()
     for r in rows:
@@ -133,15 +158,21 @@ def show(rows: list[dict[str, Any]], title: str | None = None, stderr: bool = Tr
     group_cols = [c for c, many in (("dataset", len({r.get("dataset") for r in rows}) > 1),
                                     ("monitor", len(monitors) > 1)) if many]
     headers = {"dataset": "data"}  # an override column may be called `dataset` already
+    small = next((r["too_small"] for r in rows if r.get("too_small")), None)
+    notes = ["* best of its dataset and monitor"] if group_cols else []
+    if small:
+        notes.append(f"{small}: too small to choose by, the * may be noise "
+                     "(dataset.folds=k cross-validates)")
     table = Table(title=title or f"sweep: {len(rows)} jobs"
                   + (f", monitor {rows[0]['monitor']}" if len(monitors) == 1 else ""),
-                  caption="* best of its dataset and monitor" if group_cols else None)
+                  caption="; ".join(notes) or None)
     for col in ["job", *(["overrides"] if joined else varying),
-                *(headers.get(c, c) for c in group_cols), "status", "best", "final", *extra,
-                "steps", "wall s"]:
+                *(headers.get(c, c) for c in group_cols), "status", "best", "final",
+                "baseline", *extra, "steps", "wall s"]:
         table.add_column(col)
     for r in rows:
-        values = (r["best"], r["final"], *(r.get("metrics", {}).get(k) for k in extra))
+        values = (r["best"], r["final"], r.get("baseline"),
+                  *(r.get("metrics", {}).get(k) for k in extra))
         fmt = [f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v))
                for v in values]
         table.add_row(f"{r['job']}{' *' if r['is_best'] else ''}",

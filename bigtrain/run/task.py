@@ -1,8 +1,11 @@
 """The task Hydra runs for each job of `bigtrain fit`.
 
 It is defined at module level, with TensorFlow imported only inside, so that Hydra's launchers
-(joblib, submitit) can re-import it in worker processes. Whatever happens, the job leaves a
-summary.json in its run dir saying how it ended, and one failed job never stops a multirun.
+(joblib, submitit) can re-import it in worker processes. A job first decides, reading only,
+whether its run dir takes it (free, no run of another config, not already finished); until
+then it writes nothing there (bigtrain.run.admission), so a refused command leaves an existing
+run dir as it was. Once accepted, whatever happens, the job leaves a summary.json in its run
+dir saying how it ended, and one failed job never stops a multirun.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from bigtrain.core.console import shown_path as shown
 from bigtrain.core.errors import ConfigError
 from bigtrain.core.hooks import Hook, LoopState
 from bigtrain.run import rundir
+from bigtrain.run.admission import Admission
 from bigtrain.run.rundir import RunFailed
 from bigtrain.strategy import cluster
 
@@ -28,16 +33,21 @@ log = logging.getLogger("bigtrain")
 
 
 def _check_resumable(run_dir: Path, resolved: dict, resume: str) -> None:
-    """A run dir that holds checkpoints of another config is not resumed silently."""
+    """A run dir that holds checkpoints of another config is not resumed silently, and
+    `trainer.resume=never` does not mix with checkpoints there."""
+    if resume == "never" and _steps_reached(run_dir, None) > 0:
+        raise ConfigError("trainer.resume", f"is 'never' but {run_dir} already holds "
+                          "checkpoints; pick a new hydra.run.dir or use trainer.resume=auto")
     previous = rundir.read_config(run_dir)
     if resume != "auto" or previous is None or not (run_dir / "checkpoints").is_dir():
         return
     changes = rundir.config_changes(previous, resolved)
     if changes:
-        shown = "; ".join(changes[:5]) + ("; ..." if len(changes) > 5 else "")
+        listed = "; ".join(changes[:5]) + ("; ..." if len(changes) > 5 else "")
         raise ConfigError("trainer.resume", f"{run_dir} holds a run with another config "
-                          f"({shown}). Pass trainer.resume=force to continue it anyway, or "
-                          f"choose a new hydra.run.dir")
+                          f"({listed}). Continue that run as it was with `bigtrain resume "
+                          f"{shlex.quote(shown(run_dir))}`, choose a new hydra.run.dir, or pass "
+                          "trainer.resume=force to continue it with this config anyway")
 
 
 def _set_aside(run_dir: Path) -> None:
@@ -82,64 +92,92 @@ def _thread_budget(config):
 def fit_task(cfg: DictConfig) -> float:
     """Validate, train, record; return the value of `trainer.monitor` for sweepers."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    from bigtrain.run.lock import RunLock
-
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
     strategy = cfg.get("strategy") or {}
     role = cluster.role(str(strategy.get("name", "")), str(strategy.get("cluster", "auto")))
     if not role.chief:
         _own_log_file(role.index)
-    # a live run in this dir is refused here, before any write; only the chief writes, so
-    # only the chief takes the lock (the other workers of its run share the dir with it)
-    with RunLock(run_dir) if role.chief else contextlib.nullcontext():
+    # nothing reaches the run dir (Hydra's record, the log) until the run is accepted; only
+    # the chief writes the record (the other workers of its run share the dir with it)
+    with Admission(run_dir, cfg, record=role.chief,
+                   keep_refused=hc.mode == RunMode.MULTIRUN) as admission:
         if role.chief:
             log.info("run dir: %s", shown(run_dir))
-        return _run(cfg, run_dir, chief=role.chief)
+        return _run(cfg, run_dir, chief=role.chief, admission=admission)
 
 
 def _continue_hint(run_dir: Path) -> str:
-    """How to continue a run stopped by Ctrl-C: the same command, which resumes only if it
-    names the same run (or sweep) dir."""
+    """How to continue a run stopped by Ctrl-C or preempted: `bigtrain resume RUN_DIR`; a
+    sweep's job, by the sweep's command again into the same sweep dir (which continues every
+    job of the sweep that did not finish)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    resume = f"continue with: bigtrain resume {shlex.quote(shown(run_dir))}"
     try:
         hc = HydraConfig.get()
     except ValueError:  # not under Hydra (tests, embedding code)
-        return f"continue it with hydra.run.dir={shown(run_dir)}"
-    given = list(hc.overrides.hydra)
+        return resume
     if hc.mode == RunMode.MULTIRUN:
-        if any(o.startswith("hydra.sweep.dir=") for o in given):
+        if any(o.startswith("hydra.sweep.dir=") for o in hc.overrides.hydra):
             return "run the same command to continue"
         return f"run the same command with hydra.sweep.dir={shown(Path(hc.sweep.dir))} to continue"
-    if any(o.startswith("hydra.run.dir=") for o in given):
-        return "run the same command to continue"
-    return f"run the same command with hydra.run.dir={shown(run_dir)} to continue"
+    return resume
 
 
-def _run(cfg: DictConfig, run_dir: Path, chief: bool) -> float:
+def _run(cfg: DictConfig, run_dir: Path, chief: bool, admission: Admission | None = None
+         ) -> float:
     """One job, in every process of a run: the same checks, the same choice to skip or to
-    train (and resume); only the chief writes into the run dir."""
+    train (and resume); only the chief writes into the run dir, and only once the run is
+    accepted (`admission`; without one, as in tests, nothing is held back)."""
+    from bigtrain.run.lock import RunLock, check_free
+
+    admission = admission or Admission(run_dir, record=False)
     start = time.time()
     try:
+        if chief:
+            check_free(run_dir)  # a live run's dir is its own: refused before it is read
         config = check_config(cfg)  # every check that needs no TensorFlow runs here
         resolved = OmegaConf.to_container(cfg, resolve=True)
-        _check_resumable(run_dir, resolved, config.trainer.resume)
+        previous, finished = _against_the_dir(run_dir, resolved, config)
     except ConfigError as ex:
-        if chief and not (run_dir / "summary.json").exists():
-            _record_end(run_dir, ex, start, _steps_reached(run_dir, None))
+        if chief and admission.records_refusal:  # a new sweep job's dir: for the table
+            admission.accept()
+            _record_end(run_dir, ex, start, 0)
         raise
     config = _thread_budget(config)
+    if finished and not config.trainer.rerun:
+        return _skip(run_dir, previous, config)
+    # only the chief writes, so only the chief takes the lock (a live run is refused there)
+    with RunLock(run_dir) if chief else contextlib.nullcontext():
+        if chief:  # read again under the lock: another run may have used the dir meanwhile
+            previous, finished = _against_the_dir(run_dir, resolved, config)
+            if finished and not config.trainer.rerun:
+                return _skip(run_dir, previous, config)
+        admission.accept()
+        if finished and chief:
+            _set_aside(run_dir)
+        return _train_here(config, run_dir, resolved, previous, start, chief)
+
+
+def _against_the_dir(run_dir: Path, resolved: dict, config) -> tuple[dict, bool]:
+    """What the run dir holds, read only: its summary ({} if none) and whether it holds this
+    run, finished; else refuses checkpoints of another config (ConfigError)."""
     previous = rundir.read_summary(run_dir) or {}
     if _finished_here(run_dir, resolved, previous):
-        if not config.trainer.rerun:
-            log.info("%s already holds a completed run of this config; skipping it "
-                     "(trainer.rerun=true trains it again)", run_dir)
-            return rundir.monitored_value(previous, config.trainer.monitor)
-        if chief:
-            _set_aside(run_dir)
-    return _train_here(config, run_dir, resolved, previous, start, chief)
+        return previous, True
+    _check_resumable(run_dir, resolved, config.trainer.resume)
+    return previous, False
+
+
+def _skip(run_dir: Path, previous: dict, config) -> float:
+    """A finished run of this config: nothing to train, nothing written."""
+    log.info("%s already holds a completed run of this config; skipping it "
+             "(trainer.rerun=true trains it again)", run_dir)
+    return rundir.monitored_value(previous, config.trainer.monitor)
 
 
 def _finished_here(run_dir: Path, resolved: dict, previous: dict) -> bool:
@@ -199,8 +237,7 @@ def _train_here(config, run_dir: Path, resolved: dict, previous: dict, start: fl
             _record_end(run_dir, ex, start, _steps_reached(run_dir, reached.state))
         raise
     except Preempted as ex:
-        if ex.signal_name == "SIGINT":
-            ex.hint = _continue_hint(run_dir)
+        ex.hint = _continue_hint(run_dir)
         if chief:
             _record_end(run_dir, str(ex), start, ex.step, status="preempted")
         raise

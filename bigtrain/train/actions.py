@@ -100,7 +100,7 @@ class Interval:
 
     def record(self) -> dict[str, Any]:
         """The interval's train record (metrics and throughput); the sums start again."""
-        record: dict[str, Any] = self.objective.finalize(self.totals)
+        record: dict[str, Any] = self.objective.finalize(self.totals, baseline=False)
         examples = self.steps * self.batch_size
         tokens = examples * self.tokens_per_example
         record["examples_per_sec"] = examples / self.seconds if self.seconds > 0 else None

@@ -114,6 +114,13 @@ def build(config: FitConfig, run_dir: Path, chief: bool = True) -> Components:
                           f"split ({spec.num_train} examples); use a smaller batch")
     log.info("data %s: %s, input %s, %d train / %d val / %d test", spec.name, spec.task,
              spec.input_shape, spec.num_train, spec.num_val, spec.num_test)
+    from bigtrain.data.spec import too_small_to_choose
+
+    small = too_small_to_choose(spec)
+    if small and chief:
+        log.warning("%s: too small to choose the best checkpoint by %s (eval, predict and "
+                    "export take the latest) or to rank a sweep's jobs; dataset.folds=k "
+                    "cross-validates instead", small, t.monitor)
     if splits.report:
         from bigtrain.data.columns import summary
 

@@ -160,7 +160,10 @@ class Objective:
             vec = tf.concat([vec, [base_loss, hits]], 0)
         return vec
 
-    def finalize(self, totals: np.ndarray, prefix: str = "") -> dict[str, float]:
+    def finalize(self, totals: np.ndarray, prefix: str = "", baseline: bool = True
+                 ) -> dict[str, float]:
+        """Metrics of summed statistics; `baseline`: with the baselines (the training loop's
+        own metrics leave them out: on the training split they are no yardstick)."""
         totals = np.asarray(totals, dtype=np.float64)
         loss_sum, count, third = totals[:3]
         if count == 0:
@@ -169,7 +172,7 @@ class Objective:
         out = {f"{prefix}loss": float(loss)}
         if self.task == "regression":
             out[f"{prefix}mae"] = float(third / count)
-            if self.mean is not None and prefix:  # evaluation splits only
+            if self.mean is not None and baseline:
                 out[f"{prefix}baseline_loss"] = float(totals[-2] / count)
                 out[f"{prefix}baseline_mae"] = float(totals[-1] / count)
             return out
@@ -183,7 +186,7 @@ class Objective:
                                                       totals[i + AUC_BUCKETS:i + 2 * AUC_BUCKETS])
         if self.task == "lm":
             out[f"{prefix}perplexity"] = math.exp(min(loss, 50.0))
-        if self.prior is not None and prefix:  # evaluation splits only
+        if self.prior is not None and baseline:
             base_loss = float(totals[-2] / count)
             out[f"{prefix}baseline_loss"] = base_loss
             out[f"{prefix}baseline_accuracy"] = float(totals[-1] / count)

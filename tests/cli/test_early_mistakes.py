@@ -5,13 +5,15 @@ comma list explained as a sweep; BIGTRAIN_DEBUG=1 keeps exit status 2; Ctrl-C in
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
-from helpers import read_json, start_cli
+from helpers import read_json, run_cli, start_cli
 
 #: runs `bigtrain ARGS` in this process and fails if TensorFlow was imported on the way
 NO_TF = """
@@ -190,7 +192,41 @@ def test_ctrl_c_is_the_users_choice_in_plain_words(tmp_path):
     run = metrics[0].parent
     step = read_json(run / "summary.json")["steps"]
     rel = run.relative_to(tmp_path)
-    assert f"bigtrain: stopped at step {step}, checkpoint written; run the same command with " \
-           f"hydra.run.dir={rel} to continue" in err, err
+    assert f"bigtrain: stopped at step {step}, checkpoint written; continue with: " \
+           f"bigtrain resume {rel}" in err, err
     assert "error" not in err.lower() and "SIGINT" not in err and "requeue" not in err, err
     assert (run / "checkpoints" / f"ckpt-{step}.index").exists()
+    # the command it names, as printed (a little longer: the run's own length is 100000)
+    again = run_cli("resume", str(rel), f"trainer.max_steps={step + 2}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"at step {step}" in again.stderr and f"done: {step + 2} steps" in again.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_tensorflow_starts_leaves_only_bigtrains_line(tmp_path):
+    """Ctrl-C while TensorFlow loads in a fresh process, once it has written native lines
+    (bigtrain points fd 2 at a buffer while it loads: sent when that buffer has text): no
+    native TensorFlow line reaches the terminal, only bigtrain's own; they go to fit.log."""
+    from test_first_screen import TF_NOISE
+
+    proc = start_cli("fit", "debug=smoke", "hydra.run.dir=run", cwd=tmp_path, fresh=True)
+    fd2 = Path(f"/proc/{proc.pid}/fd/2")
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if "pipe:" not in os.readlink(fd2) and fd2.stat().st_size > 0:
+                    break  # fd 2 is the buffer, and TensorFlow has written to it
+            except OSError:  # the buffer was closed while we looked
+                pass
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert not TF_NOISE.search(err), err
+    assert "tensorflow start-up (interrupted)" in (tmp_path / "run" / "fit.log").read_text()
+    ours = [ln for ln in err.splitlines() if ln.strip() and " INFO " not in ln]
+    assert ours == ["bigtrain: error: interrupted"], err

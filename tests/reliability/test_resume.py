@@ -8,6 +8,7 @@ import signal
 import time
 
 import pytest
+import yaml
 from helpers import checkpoint_tensors, read_json, read_jsonl, run_cli, start_cli
 
 pytestmark = pytest.mark.slow
@@ -18,19 +19,21 @@ ARGS = ["debug=smoke", "trainer.deterministic=true", "trainer.max_steps=20",
         "trainer.progress=none", "model.dropout=0.2"]
 
 
-@pytest.mark.parametrize("fault", [
-    "step=7",         # mid-epoch, two steps after a checkpoint
-    "step=6",         # just after the checkpoint of step 5
-    "eval=2",         # during the second evaluation (step 8)
-    "checkpoint=10",  # while the checkpoint of step 10 is being written
-    "step=13",        # in the second epoch
+@pytest.mark.parametrize("fault, again", [
+    ("step=7", "fit"),          # mid-epoch, two steps after a checkpoint
+    ("step=6", "fit"),          # just after the checkpoint of step 5
+    ("eval=2", "fit"),          # during the second evaluation (step 8)
+    ("checkpoint=10", "fit"),   # while the checkpoint of step 10 is being written
+    ("step=13", "fit"),         # in the second epoch
+    ("step=13", "resume"),      # continued by `bigtrain resume run`, nothing retyped
 ])
-def test_sigkill_and_resume_is_bitwise_exact(reference_run, tmp_path, fault):
+def test_sigkill_and_resume_is_bitwise_exact(reference_run, tmp_path, fault, again):
     reference = reference_run(ARGS)  # the uninterrupted run (conftest.py)
     killed = run_cli("fit", *ARGS, "hydra.run.dir=run", cwd=tmp_path,
                      env={"BIGTRAIN_FAULTS": f"sigkill@{fault}"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    resumed = run_cli("fit", *ARGS, "hydra.run.dir=run", cwd=tmp_path)
+    command = ["fit", *ARGS, "hydra.run.dir=run"] if again == "fit" else ["resume", "run"]
+    resumed = run_cli(*command, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stderr
     summary = read_json(tmp_path / "run" / "summary.json")
@@ -63,7 +66,8 @@ def test_sigterm_preempts_with_a_checkpoint_and_resumes(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 75, err  # EX_TEMPFAIL: requeue
-    assert "preempted" in err
+    assert "preempted by SIGTERM" in err
+    assert "(exit status 75: requeue, or continue with: bigtrain resume run)" in err
     summary = read_json(tmp_path / "run" / "summary.json")
     assert summary["status"] == "preempted" and summary["steps"] > 0
     step = summary["steps"]
@@ -85,6 +89,42 @@ def test_resume_into_a_run_dir_of_another_config_is_refused(cli, tmp_path):
                  "trainer.max_steps=8", "hydra.run.dir=run")
     assert forced.returncode == 0, forced.stderr
     assert "at step 6" in forced.stderr
+
+
+def test_resume_extends_a_finished_run_from_its_own_record(cli, tmp_path):
+    """A run made with an option of the user's own config dir (-cd) continues with the config
+    it recorded, in its run dir, with nothing of its command retyped; its record keeps the
+    run's overrides with the extension merged in (what `bigtrain runs` shows)."""
+    conf = tmp_path / "myconf" / "model"
+    conf.mkdir(parents=True)
+    (conf / "wide.yaml").write_text("# mine\ndefaults:\n  - /schema/model/mlp@_here_\n"
+                                    "  - _self_\nhidden: [64]\n")
+    made = ["model=wide", "debug=smoke", "trainer.progress=none"]
+    first = cli("fit", "-cd", "myconf", *made, "hydra.run.dir=run")
+    assert first.returncode == 0, first.stderr
+    longer = cli("resume", "run", "trainer.max_steps=9")
+    assert longer.returncode == 0, longer.stderr
+    assert "resumed from" in longer.stderr and "at step 6" in longer.stderr
+    run = tmp_path / "run"
+    assert read_json(run / "summary.json")["status"] == "completed"
+    assert read_json(run / "summary.json")["steps"] == 9
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"]["hidden"] == [64] and config["trainer"]["max_steps"] == 9
+    assert yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text()) == [
+        *made, "trainer.max_steps=9"]
+    assert "model: wide" in (run / ".hydra" / "hydra.yaml").read_text()
+    steps = [r["step"] for r in read_jsonl(run / "metrics.jsonl") if "loss" in r]
+    assert steps == [2, 4, 6, 8, 9]
+
+
+def test_resume_refuses_what_is_not_a_run(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    for target, words in (("empty", "empty is not a bigtrain run dir (no readable config.yaml)"),
+                          ("nosuch", "nosuch does not exist")):
+        proc = cli("resume", target)
+        assert proc.returncode == 2 and words in proc.stderr, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+    assert not any((tmp_path / "empty").iterdir())
 
 
 def test_eval_and_export_commands(cli, tmp_path):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_data_csv import splits_for, write_csv
 
 from bigtrain.core.errors import ConfigError
 from bigtrain.data import columns
-from test_data_csv import splits_for, write_csv
 
 
 @pytest.fixture(scope="module")

@@ -272,7 +272,7 @@ def test_export_predict_and_eval_data_need_no_training_data(csv_run, tmp_path, m
 
     monkeypatch.setattr(bigtrain.data, "build_dataset", no_data)
     assert export_run(copy, "savedmodel").is_dir()
-    r = open_run(copy)
+    r = open_run(copy, "best")
     p = predict.run(r, read_inputs(r.preprocessing, [str(held)]))
     rows = answers.rows_of(r.preprocessing, p)
     accuracy = answers.scores(r.preprocessing, rows)["accuracy"]
@@ -296,11 +296,19 @@ def test_a_run_dir_without_the_file_is_refused_with_what_to_do(csv_run, tmp_path
 
 
 # ------------------------------------------------------------------ which checkpoint
-def test_best_by_default_latest_or_a_path_and_the_fallback(csv_run, tmp_path, caplog):
+def test_auto_by_default_best_latest_or_a_path_and_the_fallback(csv_run, tmp_path, caplog):
+    from bigtrain.data.preprocess import read, spec_of
+    from bigtrain.data.spec import MIN_VAL_EXAMPLES
     from bigtrain.inference.restore import open_run
 
     _, run, _ = csv_run
-    best = open_run(run)
+    assert spec_of(read(run)).num_val < MIN_VAL_EXAMPLES
+    caplog.set_level("INFO", logger="bigtrain")
+    auto = open_run(run)  # too few validation rows to choose by: the latest, said in one line
+    assert auto.kind == "latest" and auto.step == 60
+    assert "taking the latest checkpoint, not the best by val_loss: the validation split " \
+        f"has {spec_of(read(run)).num_val} examples, fewer than 100" in caplog.text
+    best = open_run(run, "best")
     assert best.kind == "best" and "/best/ckpt-" in best.checkpoint
     assert best.describe().startswith("best checkpoint ") and f"(step {best.step})" in \
         best.describe()
@@ -314,7 +322,7 @@ def test_best_by_default_latest_or_a_path_and_the_fallback(csv_run, tmp_path, ca
     copy = tmp_path / "nobest"
     shutil.copytree(run, copy)
     shutil.rmtree(copy / "checkpoints" / "best")
-    r = open_run(copy)
+    r = open_run(copy, "best")
     assert r.kind == "latest" and r.step == 60 and "no best checkpoint" in caplog.text
 
 

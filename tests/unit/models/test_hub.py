@@ -224,9 +224,39 @@ def test_fetching_a_preset_offline_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(preset_utils, "get_file", offline)
     for handle in ("gpt2_base_en", "kaggle://keras/gpt2/keras/gpt2_base_en", "hf://x/y"):
-        with pytest.raises(ConfigError, match=r"cannot fetch .*Failed to resolve.*could not be "
-                                              r"reached.*local preset"):
+        with pytest.raises(ConfigError, match=r"cannot fetch .*could not be reached.*local "
+                                              r"preset.*Failed to resolve"):
             hub.locate(handle)
+
+
+def test_the_offline_error_quotes_the_whole_first_line(monkeypatch):
+    """What requests says offline is long, its reason at the end: quoted whole, not cut."""
+    from keras_hub.src.utils import preset_utils
+
+    from bigtrain.core.errors import ConfigError
+    from bigtrain.models import hub
+
+    said = ("HTTPSConnectionPool(host='api.kaggle.com', port=443): Max retries exceeded with "
+            "url: /v1/models.ModelApiService/DownloadModelInstanceVersion (Caused by "
+            "NameResolutionError(\"<urllib3.connection.HTTPSConnection object at 0x7f3a>: "
+            "Failed to resolve 'api.kaggle.com' ([Errno -3] Temporary failure in name "
+            "resolution)\"))")
+
+    def offline(preset, path):
+        raise ConnectionError(said + "\nmore lines")
+
+    monkeypatch.setattr(preset_utils, "get_file", offline)
+    with pytest.raises(ConfigError) as ex:
+        hub.locate("gpt2_base_en")
+    assert str(ex.value).endswith(said), str(ex.value)
+    assert "\n" not in str(ex.value)
+
+    def babbling(preset, path):  # a line too long to quote: cut at a word, with an ellipsis
+        raise ConnectionError("word " * 400)
+
+    monkeypatch.setattr(preset_utils, "get_file", babbling)
+    with pytest.raises(ConfigError, match=r"The error: (word ){150,}\.\.\.$"):
+        hub.locate("gpt2_base_en")
 
 
 def test_a_preset_the_hub_does_not_have_is_not_called_a_network_error(monkeypatch):
@@ -430,6 +460,39 @@ def bert_run(presets, tmp_path_factory):
                    "dataset.text_column=review", "dataset.max_len=12", "trainer.max_steps=40",
                    "trainer.batch_size=16", "optim.lr=0.003", "trainer.progress=none",
                    "logger=[]", "strategy.precision=fp32")
+
+
+def test_a_texts_length_follows_the_preset_unless_it_is_set(presets, tmp_path):
+    """dataset.max_len unset (0): the preset's maximum sequence length (the tiny BERT's 64), not
+    256, which the preset refuses; set beyond it, a clear line."""
+    from bigtrain.core.errors import ConfigError
+    from bigtrain.train.fit import build
+
+    (tmp_path / "reviews.csv").write_text("text,label\n" + "".join(
+        f"the film was very {w},{w}\n" for w in ["good", "bad"] * 8))
+    args = ["model=hub", f"model.preset={presets['bert']}", "dataset=text_classification",
+            f"dataset.path={tmp_path / 'reviews.csv'}", "trainer.batch_size=4", "logger=[]"]
+    assert build(typed(*args), tmp_path / "run").splits.spec.input_shape == (64,)
+    with pytest.raises(ConfigError, match=r"dataset.max_len: 100 is beyond .*maximum sequence "
+                                          r"length \(64\); use 64 or less \(or leave "
+                                          r"dataset.max_len unset: it follows the preset\)"):
+        build(typed(*args, "dataset.max_len=100"), tmp_path / "run2")
+    # another model's texts keep 256 bytes
+    assert build(typed(*args[2:], "model=transformer"), tmp_path / "run3"
+                 ).splits.spec.input_shape == (256,)
+
+
+def test_eval_on_a_split_rebuilds_the_texts_at_the_length_the_run_found(presets, tmp_path):
+    from bigtrain.inference.restore import evaluate_run
+
+    (tmp_path / "reviews.csv").write_text("text,label\n" + "".join(
+        f"the film was very {w},{w}\n" for w in ["good", "bad", "great"] * 8))
+    run, _ = cli_fit(tmp_path, "model=hub", f"model.preset={presets['bert']}",
+                     "dataset=text_classification", f"dataset.path={tmp_path / 'reviews.csv'}",
+                     "trainer.batch_size=4", "trainer.max_steps=2", "trainer.progress=none",
+                     "logger=[]", "strategy.precision=fp32")
+    assert read_json(run / "preprocessing.json")["input"]["max_len"] == 64
+    assert "val_accuracy" in evaluate_run(run, "val")["metrics"]
 
 
 def test_bert_classifier_over_a_csv_learns_predicts_and_exports(bert_run, tmp_path):

@@ -38,7 +38,7 @@ def test_hook_base_is_the_whole_protocol():
 class Objective:
     stat_names = ["loss", "steps"]
 
-    def finalize(self, totals, prefix=""):
+    def finalize(self, totals, prefix="", baseline=True):
         return {prefix + "loss": float(totals[0] / max(totals[1], 1)),
                 prefix + "steps": float(totals[1])}
 
@@ -208,10 +208,37 @@ def test_eta_after_a_resume_counts_only_this_processs_steps():
     run = Run(steps_per_epoch=100)
     loop(run, trainer(), total=30, step=20)
     assert run.events[0] == ("begin", 20, 20)  # the loop records where this process began
-    # 10 steps in 10 s since a resume at step 80, 10 to go: 10 s (not 10 / 90 * 10 = 1 s)
-    state = LoopState(step=90, total_steps=100, start_step=80, start_time=time.time() - 10)
-    assert _eta(state) == "0:10"
-    assert _eta(LoopState(step=80, total_steps=100, start_step=80)) == "?"
+    # 10 steps in 10 s since step 80 (a resume, after its first compiled call), 10 to go: 10 s
+    # (not 10 / 90 * 10 = 1 s)
+    state = LoopState(step=90, total_steps=100, start_step=80)
+    assert _eta(state, (time.time() - 10, 80)) == "0:10"
+    assert _eta(state, (time.time(), 90)) == "?" and _eta(state, None) == "?"
+
+
+def test_the_first_eta_after_a_resume_leaves_out_the_compile(monkeypatch, caplog):
+    """Resumed at step 200 of 1760: the first compiled call (10 steps) traces and compiles for
+    60 s, the next ones run 10 steps a second. The first progress line's ETA is the 1540 steps
+    left at that pace, 2:34 (counted from the resume with the compile: 20 steps in 61 s, the
+    ETA would be 78:17)."""
+    from bigtrain.loggers import progress
+
+    clock = [1000.0]
+    monkeypatch.setattr(progress, "time", types.SimpleNamespace(time=lambda: clock[0]))
+
+    class Compiling(Run):
+        def train_steps(self, iterator, n):
+            clock[0] += 60.0 if not of(self.events, "train") else 0.1 * n
+            return super().train_steps(iterator, n)
+
+    run = Compiling(steps_per_epoch=2000)
+    state = LoopState(step=200, total_steps=1760, steps_per_epoch=run.spe)
+    t = trainer(log_every=20, eval_every=1000, checkpoint_every=1000)
+    with caplog.at_level("INFO", logger="bigtrain"):
+        fit_loop(run, run, t, state, [progress.PlainProgress(), Recorder(run.events, 240)],
+                 run, Scale())
+    etas = [r.getMessage().rsplit("eta ", 1)[1] for r in caplog.records
+            if r.getMessage().startswith("step ")]
+    assert etas == ["2:34", "2:32"], caplog.text
 
 
 # ---------------------------------------------------------------------------- the task
