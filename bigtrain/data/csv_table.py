@@ -18,7 +18,7 @@ import numpy as np
 
 from bigtrain.core.errors import ConfigError
 from bigtrain.data import DATASETS, columns, preprocess
-from bigtrain.data.pipeline import Splits, from_arrays, split_arrays
+from bigtrain.data.pipeline import Splits, from_arrays, split_for
 from bigtrain.data.schemas import CSVConfig
 
 log = logging.getLogger("bigtrain")
@@ -145,7 +145,7 @@ def build_csv(cfg) -> Splits:
     report = {"label": cfg.label, "task": choice.task, "task_reason": choice.reason,
               "rows": len(rows), "skipped": skipped, "bad_numbers": cfg.bad_numbers,
               "columns": [col.row() for _, col in features]}
-    train, _, _ = split_arrays(len(rows), cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    train, _, _ = split_for(len(rows), cfg)
 
     # ---- label
     labels = [r[li] for r in rows]

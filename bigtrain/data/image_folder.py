@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from bigtrain.core.errors import ConfigError
 from bigtrain.data import DATASETS, preprocess
-from bigtrain.data.pipeline import Splits, label_statistics, split_arrays
+from bigtrain.data.pipeline import Splits, label_statistics, split_for
 from bigtrain.data.schemas import ImageFolderConfig
 from bigtrain.data.spec import DatasetSpec
 
@@ -80,8 +80,7 @@ def build_image_folder(cfg) -> Splits:
         keep = [i for i, p in enumerate(paths) if p not in set(bad)]
         paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
     paths_a, labels_a = np.array(paths), np.array(labels, np.int32)
-    train, val, test = split_arrays(len(paths), cfg.val_fraction, cfg.test_fraction, cfg.seed,
-                                    cfg.fraction)
+    train, val, test = split_for(len(paths), cfg)
     spec = DatasetSpec(name="image_folder", task="classification",
                        input_shape=(*size, cfg.channels), input_dtype="float32",
                        num_outputs=len(classes), num_train=len(train), num_val=len(val),

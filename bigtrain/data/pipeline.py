@@ -91,14 +91,29 @@ def _stateless_seed(epoch_seed: int, stream: int, index: tf.Tensor) -> tf.Tensor
 
 
 def split_arrays(num_examples: int, val_fraction: float, test_fraction: float, seed: int,
-                 fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Deterministic index split; `fraction` keeps a share of the training part only."""
+                 fraction: float = 1.0, folds: int = 0, fold: int = 0
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Deterministic index split; `fraction` keeps a share of the training part only. With
+    `folds` >= 2, the examples outside the test split are cut into `folds` parts, and part
+    `fold` validates (k-fold cross-validation: the test split is the same for every fold)."""
     order = np.random.default_rng(seed).permutation(num_examples)
-    n_val = int(round(num_examples * val_fraction))
     n_test = int(round(num_examples * test_fraction))
-    val, test, train = order[:n_val], order[n_val:n_val + n_test], order[n_val + n_test:]
+    if folds >= 2:
+        test, rest = order[:n_test], order[n_test:]
+        parts = np.array_split(rest, folds)
+        val = parts[fold]
+        train = np.concatenate([p for i, p in enumerate(parts) if i != fold])
+    else:
+        n_val = int(round(num_examples * val_fraction))
+        val, test, train = order[:n_val], order[n_val:n_val + n_test], order[n_val + n_test:]
     train = train[: max(1, int(round(len(train) * fraction)))]
     return train, val, test
+
+
+def split_for(num_examples: int, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The split a dataset config asks for (fractions, seed, and its fold of dataset.folds)."""
+    return split_arrays(num_examples, cfg.val_fraction, cfg.test_fraction, cfg.seed,
+                        cfg.fraction, cfg.folds, cfg.fold)
 
 
 #: token counts of a language model's training split are kept (for its unigram baseline) up
@@ -123,8 +138,7 @@ def from_arrays(name: str, task: str, x: np.ndarray, y: np.ndarray, num_outputs:
                 input_vocab: int = 0, skipped: int = 0, preprocessing: dict | None = None
                 ) -> Splits:
     """Splits of in-memory arrays, following the dataset config's fractions and seed."""
-    train, val, test = split_arrays(len(x), cfg.val_fraction, cfg.test_fraction, cfg.seed,
-                                    cfg.fraction)
+    train, val, test = split_for(len(x), cfg)
     spec = DatasetSpec(name=name, task=task, input_shape=tuple(x.shape[1:]),
                        input_dtype=str(x.dtype), num_outputs=num_outputs,
                        num_train=len(train), num_val=len(val), num_test=len(test),

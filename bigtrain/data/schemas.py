@@ -54,10 +54,15 @@ class AugmentConfig(GroupSchema):
 @dataclass
 class DatasetConfig(GroupSchema):
     group: ClassVar[str] = "dataset"
+    takes_folds: ClassVar[bool] = False  # its examples can be cut into dataset.folds
     name: str = MISSING  # the source; each option sets it (dataset=<option>, see bigtrain ls)
     val_fraction: float = 0.1  # share of the examples held out for validation
     test_fraction: float = 0.1  # share of the examples held out for the test split
     fraction: float = 1.0  # train on this share of the training split
+    # k >= 2: k-fold cross-validation, k runs each validating on a k-th of the examples
+    # outside the test split, reported as mean and spread (val_fraction is then unused); 0: off
+    folds: int = 0
+    fold: int = 0  # the fold that validates (0-based); dataset.folds sets it for each run
     seed: int = 0  # the split and the shuffle order
     shuffle_buffer: int = 10_000  # examples the training stream shuffles among
     # multi-worker input: data (every worker reads the data and keeps its share of each global
@@ -75,6 +80,14 @@ class DatasetConfig(GroupSchema):
               "val_fraction + test_fraction must leave data to train on (< 1)")
         positive(self, "shuffle_buffer")
         check_choice(self.key("shard"), self.shard, ["data", "off"])
+        check(self.folds == 0 or self.folds >= 2, self.key("folds"), self.folds,
+              "must be 0 (one split) or at least 2 (k-fold cross-validation)")
+        check(self.folds == 0 or self.takes_folds, self.key("folds"), self.folds,
+              f"dataset={self.name} has no in-memory examples to cut into folds; k-fold "
+              "cross-validation is for dataset=csv, image_folder, text_classification, "
+              "digits and synthetic")
+        check(0 <= self.fold < max(self.folds, 1), self.key("fold"), self.fold,
+              f"must be in [0, {max(self.folds, 1)})")
 
     def precheck(self) -> None:
         """What can be checked of the data without TensorFlow and without reading it all
@@ -86,12 +99,14 @@ class DatasetConfig(GroupSchema):
 
 @dataclass
 class DigitsConfig(DatasetConfig):
+    takes_folds: ClassVar[bool] = True
     name: str = "digits"
     normalize: bool = True  # scale pixels to [0, 1]
 
 
 @dataclass
 class SyntheticConfig(DatasetConfig):
+    takes_folds: ClassVar[bool] = True
     name: str = "synthetic"
     task: str = "classification"  # classification | regression | lm
     num_examples: int = 4096  # examples generated, before the split
@@ -144,6 +159,7 @@ class TextConfig(DatasetConfig):
 class CSVConfig(DatasetConfig):
     """A table in a CSV file: one label column, numeric and categorical features."""
 
+    takes_folds: ClassVar[bool] = True
     name: str = "csv"
     path: str = MISSING  # the CSV or Parquet file to train on
     label: str = MISSING  # the label column's name
@@ -186,6 +202,7 @@ class CSVConfig(DatasetConfig):
 class ImageFolderConfig(DatasetConfig):
     """One sub-directory per class of images (jpg, png, bmp, gif), decoded in the pipeline."""
 
+    takes_folds: ClassVar[bool] = True
     name: str = "image_folder"
     path: str = MISSING  # a directory with one sub-directory of images per class
     image_size: list[int] = field(default_factory=lambda: [32, 32])  # height, width
@@ -231,6 +248,7 @@ class TextClassificationConfig(DatasetConfig):
     CSV with a text column and a label column. Texts become UTF-8 bytes (ids 1..256; 0 pads),
     or the tokens of a learned vocabulary."""
 
+    takes_folds: ClassVar[bool] = True
     name: str = "text_classification"
     path: str = MISSING  # a directory with a sub-directory of text files per class, or a CSV
     text_column: str = "text"  # CSV only

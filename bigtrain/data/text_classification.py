@@ -19,7 +19,7 @@ from bigtrain.core.errors import ConfigError
 from bigtrain.data import DATASETS, preprocess
 from bigtrain.data import tokenizers as tokenizers_
 from bigtrain.data.csv_table import read_rows
-from bigtrain.data.pipeline import Splits, from_arrays, label_statistics, split_arrays
+from bigtrain.data.pipeline import Splits, from_arrays, label_statistics, split_for
 from bigtrain.data.schemas import TextClassificationConfig
 from bigtrain.data.spec import DatasetSpec
 from bigtrain.data.text import read_utf8
@@ -104,8 +104,7 @@ def _build_tokenized(cfg, texts: list[bytes], y: np.ndarray, classes: list[str],
                      columns: tuple, skipped: int, tok: tokenizers_.Tokenizer | None) -> Splits:
     import tensorflow as tf
 
-    parts = split_arrays(len(texts), cfg.val_fraction, cfg.test_fraction, cfg.seed,
-                         cfg.fraction)
+    parts = split_for(len(texts), cfg)
     train_texts = [texts[i].decode("utf-8") for i in parts[0]]
     if tok is None:
         tok = tokenizers_.learn(cfg.vocab, tokenizers_.training_lines(train_texts),

@@ -200,6 +200,11 @@ def open_run(run_dir: Path, checkpoint: str = "auto") -> Restored:
     restore the checkpoint `checkpoint` (auto, best, latest or a path) into it: auto is the
     best, or the latest when the validation split was too small to choose by."""
     refuse_unfinished(run_dir, checkpoint)
+    folds = (rundir.read_summary(Path(run_dir)) or {}).get("folds")
+    if folds:
+        raise ConfigError("RUN_DIR", f"{run_dir} is a {folds}-fold cross-validation: its "
+                          f"models are in {Path(run_dir) / 'fold-0'} ... fold-{folds - 1}; pass "
+                          "one of those, or train once on all the data (without dataset.folds)")
     from bigtrain.core.hooks import LoopState
     from bigtrain.train.fit import build_from_spec
 

@@ -24,8 +24,10 @@ class SummaryFile(Hook):
         rundir.write_summary(self.run_dir, summary)
 
 
-def configured_hooks(config: FitConfig, run_dir: Path, chief: bool = True) -> list:
-    """The configured hooks; only the chief of a multi-worker run writes metrics and logs."""
+def configured_hooks(config: FitConfig, run_dir: Path, chief: bool = True,
+                     report_trial: bool = True) -> list:
+    """The configured hooks; only the chief of a multi-worker run writes metrics and logs.
+    `report_trial`: a search trial reports its steps to the study (not from inside folds)."""
     from bigtrain.core.console import CONSOLE
     from bigtrain.loggers import progress
 
@@ -43,7 +45,7 @@ def configured_hooks(config: FitConfig, run_dir: Path, chief: bool = True) -> li
 
         chosen += [SummaryFile(run_dir), progress.MetricsFile(run_dir)]
         chosen += build_loggers(config, run_dir)
-    if t.trial.trial_id >= 0 and chief:  # a trial of bigtrain's Optuna search
+    if t.trial.trial_id >= 0 and chief and report_trial:  # a trial of bigtrain's search
         from bigtrain.run.search import TrialReporter
 
         chosen.append(TrialReporter(t.trial, t.monitor))
@@ -80,6 +82,11 @@ def train(config: FitConfig, run_dir: Path, extra_hooks: tuple = (), chief: bool
     from bigtrain.train.fit import fit
 
     _say_default_model(config)
+    if config.dataset.folds >= 2:
+        from bigtrain.run.folds import cross_validate
+
+        return cross_validate(config, run_dir, lambda c, d: configured_hooks(
+            c, d, chief=chief, report_trial=False) + list(extra_hooks), chief, origin)
     return fit(config, run_dir,
                lambda: configured_hooks(config, run_dir, chief=chief) + list(extra_hooks),
                chief=chief, origin=origin)

@@ -71,6 +71,8 @@ def rows_for(dirs: list[Path], labels: list) -> list[dict[str, Any]]:
                      "steps": summary.get("steps"), "wall_s": summary.get("wall_s"),
                      "error": summary.get("error", ""), "run_dir": str(d),
                      "baseline": _baseline(summary, monitor),
+                     # k-fold cross-validation (dataset.folds): best and final are means
+                     "spread": summary.get("spread", {}).get(monitor),
                      "too_small": _too_small_to_choose(d),
                      "metrics": {k: v for k, v in summary.get("final", {}).items()
                                  if isinstance(v, int | float)}})
@@ -135,8 +137,8 @@ def write(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
                            json.dumps(rows, indent=2) + "\n")
     buf = io.StringIO()
     varying = list(rows[0]["overrides"]) if rows else []
-    fields = ["job", *varying, "status", "dataset", "monitor", "best", "final", "baseline",
-              "steps", "wall_s", "is_best", "too_small", "error"]
+    fields = ["job", *varying, "status", "dataset", "monitor", "best", "final", "spread",
+              "baseline", "steps", "wall_s", "is_best", "too_small", "error"]
     w = csv.DictWriter(buf, fieldnames=fields)
     w.writeheader()
     for r in rows:
@@ -175,6 +177,8 @@ def show(rows: list[dict[str, Any]], title: str | None = None, stderr: bool = Tr
                   *(r.get("metrics", {}).get(k) for k in extra))
         fmt = [f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v))
                for v in values]
+        if isinstance(r.get("spread"), float):  # the mean over folds, and their spread
+            fmt[1] += f" ± {r['spread']:.2g}"
         table.add_row(f"{r['job']}{' *' if r['is_best'] else ''}",
                       *([" ".join(f"{k}={v}" for k, v in r["overrides"].items() if v)]
                         if joined else [r["overrides"][k] for k in varying]),

@@ -119,8 +119,8 @@ def build(config: FitConfig, run_dir: Path, chief: bool = True) -> Components:
     small = too_small_to_choose(spec)
     if small and chief:
         log.warning("%s: too small to choose the best checkpoint by %s (eval, predict and "
-                    "export take the latest) or to rank a sweep's jobs; dataset.folds=k "
-                    "cross-validates instead", small, t.monitor)
+                    "export take the latest) or to rank a sweep's jobs%s", small, t.monitor,
+                    "" if config.dataset.folds else "; dataset.folds=k cross-validates instead")
     if splits.report:
         from bigtrain.data.columns import summary
 
