@@ -19,6 +19,9 @@ HOOK = DOCS / "hooks" / "reference.py"
 
 #: the marker on the line before a shell block whose commands the tests run
 RUN_MARKER = "<!-- test: run -->"
+#: the marker before each shell block of a walkthrough: the blocks of one walkthrough (one
+#: NAME in one page) run in order, as one script, in one empty directory
+WALKTHROUGH = re.compile(r"^<!-- test: walkthrough (\w+) -->$")
 
 
 def markdown_files() -> list[Path]:
@@ -37,6 +40,7 @@ class Block(NamedTuple):
     lang: str
     body: str
     marked: bool  # preceded by RUN_MARKER (blank lines between allowed)
+    walkthrough: str | None = None  # preceded by a WALKTHROUGH marker: its name
 
 
 _FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)")
@@ -60,9 +64,11 @@ def blocks(path: Path) -> list[Block]:
         while k >= 0 and not lines[k].strip():
             k -= 1
         marked = k >= 0 and lines[k].strip() == RUN_MARKER
+        walk = WALKTHROUGH.match(lines[k].strip()) if k >= 0 else None
         body = "\n".join(line[len(indent):] if line.startswith(indent) else line
                          for line in lines[i + 1:j])
-        out.append(Block(path, i + 1, lang.lower(), body, marked))
+        out.append(Block(path, i + 1, lang.lower(), body, marked,
+                         walk.group(1) if walk else None))
         i = j + 1
     return out
 
