@@ -74,6 +74,10 @@ def describe_config_error(ex: BaseException) -> str | None:
             detail = _first_line(getattr(cause, "msg", str(cause)))
             parent = getattr(cause, "parent_node", None)
             if "not in" in detail and parent is not None and hasattr(parent, "keys"):
+                append = re.search(r"To append to your config use (\S+)", str(ex))
+                if not list(parent.keys()) and append:  # an open map, empty so far
+                    return (f"{key}: a new entry of a map that has none yet: write "
+                            f"{append.group(1)} (a leading + adds a key)")
                 allowed = ", ".join(str(k) for k in parent.keys())
                 return f"{key}: unknown key. Allowed keys: {allowed}"
             scalar = _scalar_for_a_list(head, cause)

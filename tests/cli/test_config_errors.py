@@ -28,6 +28,9 @@ CASES = [
     (["model=transformer", "model.size=base"], ["write model/size=base", "gpt2_small"]),
     # a list given as a scalar: the list spelling
     (["model=mlp", "model.hidden=64"], ["model.hidden", "write model.hidden=[64]"]),
+    # a new entry of a map that starts empty: Hydra's `+` spelling
+    (["dataset=csv", "dataset.path=t.csv", "dataset.label=y", "dataset.types.sex=categorical"],
+     ["dataset.types.sex", "write +dataset.types.sex=categorical"]),
 ]
 
 
