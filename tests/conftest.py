@@ -5,19 +5,29 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import helpers
 import pytest
+import write_guard
 from helpers import checkpoint_tensors, run_cli
 
-# the tests' commands share one XLA compilation cache (bigtrain.core.xla_cache, off for users
-# unless asked for), in the temporary directory: the same islands compile once per machine,
-# not once per command
-os.environ.setdefault("BIGTRAIN_XLA_CACHE",
-                      str(Path(tempfile.gettempdir()) / f"bigtrain-tests-xla-{os.getuid()}"))
+# everything the suite writes goes under one temporary root (write_guard.py): HOME, the XDG
+# directories, TMPDIR, the libraries' caches and the tests' shared XLA cache point there before
+# any test imports bigtrain, Keras or W&B; xdist's workers and the tests' commands inherit it
+_STARTING_ENV = dict(os.environ)
+_MAKES_THE_SESSION = not write_guard.inside_a_session()
+SESSION_DIR = write_guard.redirect()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    """In the process that made the session (not in its xdist workers, nor in a pytest a test
+    starts, whose writes that process sees): the session fails if it wrote outside the root."""
+    if _MAKES_THE_SESSION:
+        places = write_guard.watched_places(_STARTING_ENV, helpers.ROOT)
+        config.pluginmanager.register(write_guard.WriteGuard(places, SESSION_DIR.parent),
+                                      "write_guard")
 
 
 @pytest.fixture(autouse=True)
