@@ -41,17 +41,19 @@ def build_model(cfg, spec, precision: str = "fp32"):  # -> keras.Model
 def scaled_output(model, mean, std):  # -> keras.Model
     """A regression model whose raw outputs are standardized targets: its outputs times the
     training split's deviation plus its mean, in float32, so that predictions, exports and
-    MAE are in the targets' own units while the layers learn values near 0 and 1."""
+    MAE are in the targets' own units while the layers learn values near 0 and 1. Keras's own
+    Rescaling layer does it (constants, no weights), so a .keras export loads without bigtrain."""
     import keras
-
-    from bigtrain.models.heads import TargetScale
 
     if not isinstance(getattr(model, "inputs", None), list):
         from bigtrain.core.errors import ConfigError
 
         raise ConfigError("model", f"{type(model).__name__} is not a functional Keras model; "
                           "a regression model needs one (its output is scaled to the targets)")
-    outputs = TargetScale(mean, std, name="target_scale")(model.outputs[0])
+    scale, offset = [float(v) for v in std], [float(v) for v in mean]
+    outputs = keras.layers.Rescaling(scale=scale[0] if len(scale) == 1 else scale,
+                                     offset=offset[0] if len(offset) == 1 else offset,
+                                     dtype="float32", name="target_scale")(model.outputs[0])
     return keras.Model(model.inputs, outputs, name=model.name)
 
 

@@ -105,3 +105,18 @@ def test_a_regression_model_outputs_the_targets_units():
 ])
 def test_the_model_follows_the_data_unless_chosen(overrides, model):
     assert compose(overrides).model.name == model
+
+
+def test_the_scaled_regression_model_loads_with_keras_alone(tmp_path):
+    import keras
+
+    from bigtrain.config.schema import to_typed
+    from bigtrain.models import build_model
+
+    spec = DatasetSpec("t", "regression", (3,), "float32", 1, 10, 2, 2,
+                       target_mean=(150.0,), target_std=(80.0,))
+    model = build_model(to_typed(compose(["model=mlp"])).model, spec)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")  # no custom objects
+    x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6)
