@@ -53,7 +53,9 @@ def data(
     facts = Table(show_header=False, box=None, title=f"dataset {spec.name}")
     outputs = str(spec.num_outputs)
     if names:
-        shown_names = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+        rows_of = (splits.report or {}).get("class_rows") or {}
+        shown_names = ", ".join(f"{n} ({rows_of[n]} rows)" if n in rows_of else n
+                                for n in names[:20]) + (" ..." if len(names) > 20 else "")
         outputs = f"{spec.num_outputs} classes: {shown_names}"
     report = splits.report or {}
     task = spec.task + (f" ({report['task_reason']})" if report.get("task_reason") else "")
@@ -101,7 +103,7 @@ def columns_table(report: dict):
     """The table's columns as `dataset=csv` reads them: type, why, and the counts behind it."""
     from rich.table import Table
 
-    table = Table(title=f"columns (label {report['label']!r}; dataset.types.<column>="
+    table = Table(title=f"columns (label {report['label']!r}; +dataset.types.<column>="
                   "numeric|categorical|ignore overrides a type)")
     for name, justify in (("column", "left"), ("type", "left"), ("missing", "right"),
                           ("distinct", "right"), ("not numbers", "right"), ("why", "left")):

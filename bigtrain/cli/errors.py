@@ -192,6 +192,11 @@ def reported() -> Iterator[None]:
         yield
     except (typer.Exit, typer.Abort, SystemExit):
         raise
+    except BrokenPipeError:  # the reader of our output has gone (`| head`): its choice
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        raise typer.Exit(0) from None
     except BaseException as ex:  # noqa: BLE001 - Preempted and KeyboardInterrupt included
         outcome = _outcome(ex)
         if outcome is None:

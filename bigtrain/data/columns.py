@@ -30,6 +30,9 @@ NUMERIC_SHARE = 0.95
 #: task=auto: a numeric label with more distinct values than this is a regression target
 MAX_CLASSES_AUTO = 20
 TYPES = ("numeric", "categorical", "ignore")
+#: a class with fewer rows than this in a table of at least RARE_TABLE rows is pointed out (a
+#: misspelt label makes a class of its own)
+RARE_CLASS, RARE_TABLE = 3, 50
 #: a categorical feature with more distinct values than this share of the rows looks like an
 #: identifier (a name, an id): said in the report, since one-hot slots of it only memorize
 IDENTIFIER_SHARE = 0.5
@@ -96,6 +99,10 @@ def infer_feature(name: str, values: list[str], given: str | None) -> Column:
     col = Column(name, "", "", missing=missing, distinct=len(distinct), numbers=numbers)
     if given is not None:
         col.type, col.reason = given, f"dataset.types.{name}={given}"
+        if given == "categorical" and len(distinct) > max(MAX_CLASSES_AUTO,
+                                                          IDENTIFIER_SHARE * present):
+            col.reason += (f"; {len(distinct)} distinct values look like an identifier "
+                           f"(+dataset.types.{name}=ignore leaves it out)")
         if given == "numeric":
             col.bad_rows = text_rows
         return col
@@ -111,7 +118,7 @@ def infer_feature(name: str, values: list[str], given: str | None) -> Column:
                       f"only {numbers} of {present} cells are numbers, under {NUMERIC_SHARE:.0%}")
         if len(distinct) > max(MAX_CLASSES_AUTO, IDENTIFIER_SHARE * present):
             col.reason += (f"; {len(distinct)} distinct values look like an identifier "
-                           f"(dataset.types.{name}=ignore leaves it out)")
+                           f"(+dataset.types.{name}=ignore leaves it out)")
     return col
 
 
@@ -161,7 +168,7 @@ def bad_number_error(col: Column, values: list[str], where: str) -> ConfigError:
                        f"numeric ({col.reason}){more}; fix the cell, or set "
                        "dataset.bad_numbers=missing (fill it like a missing value), "
                        "dataset.on_bad_record=skip (drop the row) or "
-                       f"dataset.types.{col.name}=categorical")
+                       f"+dataset.types.{col.name}=categorical")
 
 
 def check_types(types: dict, header: list[str], label: str, key: str) -> None:
@@ -184,6 +191,12 @@ def summary(report: dict) -> list[str]:
     lines = [f"task {report['task']} ({report['task_reason']})",
              "columns: " + ", ".join(f"{kinds.count(k)} {k}" for k in TYPES if k in kinds)
              + " (bigtrain data lists each with its reason)"]
+    rows = report.get("class_rows") or {}
+    if sum(rows.values()) >= RARE_TABLE:
+        for name, n in rows.items():
+            if n < RARE_CLASS:
+                lines.append(f"class {name!r} has {n} of {sum(rows.values())} rows: a misspelt "
+                             "label? fix it, or drop the row")
     for c in report["columns"]:
         if c["type"] == "numeric" and c["bad_numbers"] and report.get("bad_numbers") == "missing":
             lines.append(f"column {c['column']!r}: {c['bad_numbers']} cell(s) not a number, "

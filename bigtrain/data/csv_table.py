@@ -162,6 +162,8 @@ def build_csv(cfg) -> Splits:
                               "rows); give it more rows, or drop it")
         y = np.array([index[v] for v in labels], np.int32)
         num_outputs = max(2, len(classes))
+        counts = np.bincount(y, minlength=len(classes))
+        report["class_rows"] = {c: int(n) for c, n in zip(classes, counts, strict=True)}
 
     # ---- features
     feats, described = [], []

@@ -56,7 +56,11 @@ from pathlib import Path
 from typing import Any
 
 from bigtrain.core.errors import ConfigError
-from bigtrain.data.columns import MISSING_VALUES, parse_number  # noqa: F401 - read by inference
+from bigtrain.data.columns import (  # noqa: F401 - read by inference
+    MISSING_VALUES,
+    is_missing,
+    parse_number,
+)
 from bigtrain.data.spec import DatasetSpec
 
 FILENAME = "preprocessing.json"
@@ -174,6 +178,8 @@ def document(spec: DatasetSpec, described: dict[str, Any] | None, dataset_cfg) -
         source["path"] = path
         source["absolute_path"] = os.path.normpath(full if os.path.isabs(full)
                                                    else os.path.join(os.getcwd(), full))
+        if os.path.isfile(source["absolute_path"]):  # a table or a text file: its bytes
+            source["sha256"] = file_digest(source["absolute_path"])
     return {
         "format": FORMAT,
         "dataset": str(getattr(dataset_cfg, "name", spec.name)),
@@ -210,6 +216,27 @@ def dumps(pre: dict[str, Any]) -> str:
     return json.dumps(pre, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def source_changed(pre: dict[str, Any] | None) -> str | None:
+    """Why the data file a run was trained on is not the same now (its SHA-256 differs, or it
+    is gone), or None (the same, or a source that recorded no digest: folders, streams)."""
+    source = (pre or {}).get("source") or {}
+    recorded, path = source.get("sha256"), source.get("absolute_path")
+    if not recorded or not path:
+        return None
+    if not os.path.isfile(path):
+        return f"{path} is gone"
+    return None if file_digest(path) == recorded else f"{path} changed since"
+
+
 def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -240,7 +267,10 @@ def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> l
             any(isinstance(v, dict) for v in old):
         out = []
         for i, (a, b) in enumerate(zip(old, new, strict=True)):
-            out += differences(a, b, f"{prefix}{i}.")
+            # a table's columns by name (input.columns.bmi.mean), other entries by position
+            name = a.get("name") if isinstance(a, dict) and a.get("name") == (
+                b.get("name") if isinstance(b, dict) else None) else None
+            out += differences(a, b, f"{prefix}{name if name is not None else i}.")
         return out
     return [] if old == new else [prefix[:-1]]
 

@@ -71,7 +71,9 @@ def rows_of(pre: dict[str, Any], predictions: Predictions, top_k: int = 1) -> li
 
 def scores(pre: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Accuracy (classification) or MAE and RMSE (regression) over the rows with a label."""
-    known = [r for r in rows if r.get("label") is not None]
+    # a missing label (an empty cell, NA, ...) is no label: the row is answered, not scored
+    known = [r for r in rows if r.get("label") is not None
+             and not preprocess.is_missing(str(r["label"]))]
     if not known:
         return {}
     if pre["task"] == "regression":

@@ -71,7 +71,9 @@ def bad_input(inputs: Inputs, on_bad: str, message: str, count: int = 1, key: st
               ) -> None:
     """A bad input: a ConfigError naming it (`on_bad="fail"`), or left out and counted."""
     if on_bad != "skip":
-        raise ConfigError(key, message + "; fix it or pass --on-bad skip")
+        # predict can leave a bad input out; eval --data scores every row, or none
+        raise ConfigError(key, message + ("; fix it in the file" if key == "--data"
+                                          else "; fix it or pass --on-bad skip"))
     inputs.bad.append(message)
     inputs.skipped += count
 

@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bigtrain.core.files import atomic_write_text
+from bigtrain.core.files import atomic_write_bytes, atomic_write_text
 
 #: the folder of Hydra's record of a job in its run dir (`bigtrain runs` reads overrides.yaml)
 RECORD = ".hydra"
@@ -41,6 +41,16 @@ def write_record(run_dir: Path, task_cfg: Any) -> None:
     for name, node in (("config.yaml", task_cfg), ("hydra.yaml", hydra_cfg),
                        ("overrides.yaml", hydra_cfg.hydra.overrides.task)):
         atomic_write_text(Path(run_dir) / RECORD / name, OmegaConf.to_yaml(node))
+
+
+def _snapshot(run_dir: Path, logs: list[Path]) -> tuple[dict, dict, bool]:
+    """What accepting a run may rewrite in `run_dir`: the run's config and Hydra's record (their
+    bytes, None where absent), the log files (their sizes) and whether the record existed."""
+    files = [run_dir / "config.yaml", *(run_dir / RECORD / n for n in
+                                        ("config.yaml", "hydra.yaml", "overrides.yaml"))]
+    return ({p: p.read_bytes() if p.is_file() else None for p in files},
+            {p: p.stat().st_size if p.is_file() else None for p in logs},
+            (run_dir / RECORD).is_dir())
 
 
 class _Held(logging.Handler):
@@ -69,6 +79,7 @@ class Admission:
         self.record = record
         self.keep_refused = keep_refused
         self.accepted = False
+        self._before: tuple[dict, dict, bool] | None = None  # see accept and undo
         self._held = _Held()
         self._files: list[logging.FileHandler] = []
         self.fresh = False
@@ -95,6 +106,7 @@ class Admission:
         if self.accepted:
             return
         self.accepted = True
+        self._before = _snapshot(self.run_dir, [Path(h.baseFilename) for h in self._files])
         if self.record and self.task_cfg is not None:
             write_record(self.run_dir, self.task_cfg)
         root = logging.getLogger()
@@ -105,6 +117,33 @@ class Admission:
                 if r.levelno >= h.level:
                     h.handle(r)
         self._held.records.clear()
+
+    def undo(self) -> bool:
+        """A refusal that only the data shows, after acceptance (the data changed since the
+        run, a batch larger than a split): put back what the run's record and log were, so an
+        existing run dir is left as it was. False for a dir made for this job (its failure is
+        recorded there) or a job not accepted."""
+        if not self.accepted or self.fresh or self._before is None:
+            return False
+        files, logs, had_record = self._before
+        root = logging.getLogger()
+        for h in self._files:  # the log file stops here
+            root.removeHandler(h)
+            h.close()
+        for path, old in files.items():
+            if old is None:
+                path.unlink(missing_ok=True)
+            else:
+                atomic_write_bytes(path, old)
+        for path, size in logs.items():
+            if size is None:
+                path.unlink(missing_ok=True)
+            elif path.exists():
+                os.truncate(path, size)
+        record = self.run_dir / RECORD
+        if not had_record and record.is_dir() and not any(record.iterdir()):
+            record.rmdir()
+        return True
 
     def __exit__(self, *exc: object) -> None:
         if self.accepted:

@@ -120,6 +120,11 @@ def combine(summaries: list[dict[str, Any]], monitor: str, run_dir: Path) -> dic
     }
 
 
+def shown_spread(spread: float) -> str:
+    """A spread to two digits; rounding noise of equal values (1e-16) as 0."""
+    return "0" if abs(spread) < 1e-12 else f"{spread:.2g}"
+
+
 def closing(summary: dict[str, Any]) -> str:
     """The last line of a cross-validation: the monitored metric and the headline scores as
     mean ± spread over the folds, with their baseline."""
@@ -133,7 +138,7 @@ def closing(summary: dict[str, Any]) -> str:
         if name in final:
             split, _, metric = name.partition("_")
             base = final.get(f"{split}_baseline_{metric}")
-            parts.append(f"{name} {final[name]:.4g} ± {spread.get(name, 0.0):.2g}"
+            parts.append(f"{name} {final[name]:.4g} ± {shown_spread(spread.get(name, 0.0))}"
                          + (f" (baseline {base:.4g})" if base is not None else ""))
     return (f"cross-validation over {summary['folds']} folds: " + "; ".join(parts)
             + f"; {shown_path(Path(summary['run_dir']))}/fold-*")

@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 
 from bigtrain.core import files, hooks
 from bigtrain.run import rundir
+from bigtrain.run.folds import shown_spread
 
 log = logging.getLogger("bigtrain")
 
@@ -50,9 +51,12 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def find_runs(root: Path) -> list[Path]:
-    """Every run dir under `root` (a dir holding summary.json), in path order."""
+    """Every run dir under `root` (a dir holding summary.json), in path order; the folds of a
+    cross-validated run are its parts, not runs to compare with it (unless asked for)."""
     root = Path(root)
     found = {p.parent for p in root.rglob("summary.json") if "checkpoints" not in p.parts}
+    folded = {d for d in found if (rundir.read_summary(d) or {}).get("folds")}
+    found = {d for d in found if d == root or d.parent not in folded}
     return sorted(found, key=lambda p: [int(x) if x.isdigit() else x for x in p.parts])
 
 
@@ -178,7 +182,7 @@ def show(rows: list[dict[str, Any]], title: str | None = None, stderr: bool = Tr
         fmt = [f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v))
                for v in values]
         if isinstance(r.get("spread"), float):  # the mean over folds, and their spread
-            fmt[1] += f" ± {r['spread']:.2g}"
+            fmt[1] += f" ± {shown_spread(r['spread'])}"
         table.add_row(f"{r['job']}{' *' if r['is_best'] else ''}",
                       *([" ".join(f"{k}={v}" for k, v in r["overrides"].items() if v)]
                         if joined else [r["overrides"][k] for k in varying]),

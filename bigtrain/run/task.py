@@ -160,7 +160,7 @@ def _run(cfg: DictConfig, run_dir: Path, chief: bool, admission: Admission | Non
         admission.accept()
         if finished and chief:
             _set_aside(run_dir)
-        return _train_here(config, run_dir, resolved, previous, start, chief)
+        return _train_here(config, run_dir, resolved, previous, start, chief, admission)
 
 
 def _against_the_dir(run_dir: Path, resolved: dict, config) -> tuple[dict, bool]:
@@ -174,7 +174,15 @@ def _against_the_dir(run_dir: Path, resolved: dict, config) -> tuple[dict, bool]
 
 
 def _skip(run_dir: Path, previous: dict, config) -> float:
-    """A finished run of this config: nothing to train, nothing written."""
+    """A finished run of this config: nothing to train, nothing written; unless the data file
+    it was trained on changed since (refused: the config is the same, the run would not be)."""
+    from bigtrain.data import preprocess
+
+    changed = preprocess.source_changed(preprocess.read(run_dir))
+    if changed:
+        raise ConfigError("dataset.path", f"{run_dir} holds a completed run of this config, "
+                          f"but its data file {changed}: trainer.rerun=true trains it again "
+                          "on the data as it is now, or choose a new hydra.run.dir")
     log.info("%s already holds a completed run of this config; skipping it "
              "(trainer.rerun=true trains it again)", run_dir)
     return rundir.monitored_value(previous, config.trainer.monitor)
@@ -214,7 +222,7 @@ def _record_end(run_dir: Path, error: BaseException | str, start: float, steps: 
 
 
 def _train_here(config, run_dir: Path, resolved: dict, previous: dict, start: float,
-                chief: bool) -> float:
+                chief: bool, admission: Admission | None = None) -> float:
     """Train (in step with the other workers, if any) and record how the run ended; the chief
     writes the config and summary, under the run dir's lock."""
     from bigtrain.train.preemption import Preempted
@@ -232,7 +240,9 @@ def _train_here(config, run_dir: Path, resolved: dict, previous: dict, start: fl
         summary = train(config, run_dir, extra_hooks=(reached,), chief=chief,
                         origin=job_origin(start))
     except ConfigError as ex:  # raised by builders that see the data (e.g. batch vs replicas)
-        # a mistake now loses no finished run
+        # a refusal now leaves an existing run dir as it was; a new one records it
+        if chief and admission is not None and admission.undo():
+            raise
         if chief and previous.get("status") not in rundir.FINISHED:
             _record_end(run_dir, ex, start, _steps_reached(run_dir, reached.state))
         raise

@@ -125,7 +125,7 @@ def build(config: FitConfig, run_dir: Path, chief: bool = True) -> Components:
         from bigtrain.data.columns import summary
 
         for line in summary(splits.report):
-            log.info("data: %s", line)
+            (log.warning if "misspelt" in line else log.info)("data: %s", line)
     return _assemble(config, run_dir, strategy, splits, spec, chief)
 
 
@@ -191,7 +191,7 @@ def _assemble(config: FitConfig, run_dir: Path, strategy, splits, spec, chief: b
     from bigtrain.strategy.builders import per_replica_batch
     from bigtrain.train.checkpoint import Checkpointer
     from bigtrain.train.engine import Engine, StepConfig
-    from bigtrain.train.objective import Objective, model_outputs
+    from bigtrain.train.objective import Objective, check_monitor, model_outputs
 
     t, s = config.trainer, config.strategy
     per_replica = per_replica_batch(t.batch_size, strategy)
@@ -208,6 +208,7 @@ def _assemble(config: FitConfig, run_dir: Path, strategy, splits, spec, chief: b
     objective = Objective(spec.task, spec.num_outputs, t.loss, t.label_smoothing,
                           t.huber_delta, target_mean=spec.target_mean,
                           target_std=spec.target_std, label_counts=spec.label_counts)
+    check_monitor(objective, t.monitor)
     model_spec = dataclasses.replace(spec, num_outputs=model_outputs(objective.loss,
                                                                      spec.num_outputs))
     with strategy.scope():

@@ -195,6 +195,16 @@ class Objective:
         return out
 
 
+def check_monitor(objective: Objective, monitor: str) -> None:
+    """`trainer.monitor` must name a metric this run reports: a misspelt one would choose no
+    best checkpoint, stop nothing early and leave a sweep nothing to optimize."""
+    ones = np.ones(len(objective.stat_names))
+    known = [k for prefix in ("val_", "test_", "") for k in objective.finalize(ones, prefix)]
+    if monitor not in known:
+        raise ConfigError("trainer.monitor", f"{monitor!r} is not a metric of this run "
+                          f"({objective.task}); allowed: {', '.join(known)}")
+
+
 def _is_soft(y) -> bool:
     """Labels given as class probabilities (float, one more axis than integer labels)."""
     return tf.as_dtype(y.dtype).is_floating and len(y.shape) >= 2

@@ -46,13 +46,15 @@ def test_answers_as_csv_and_jsonl_with_top_k_accuracy_and_the_checkpoint(table_r
     accuracy = sum(r["label"] == r["class"] for r in rows) / len(rows)
     assert accuracy > 0.7  # issue 15: raw rows were all predicted as class 0
     assert f"accuracy {accuracy:.4f} on the 60 with a label" in p.stderr
-    assert "with the best checkpoint run/checkpoints/best/ckpt-" in p.stderr
+    # a validation split too small to choose by: the default takes the latest, and says why
+    assert "taking the latest checkpoint, not the best by val_loss" in p.stderr
+    assert "with the latest checkpoint run/checkpoints/ckpt-80 (step 80)" in p.stderr
     assert "Traceback" not in p.stderr
 
     j = run_cli("predict", "run", "data/heldout.csv", "--out", "p.jsonl", "--top-k", "3",
-                "--checkpoint", "latest", cwd=root)
+                "--checkpoint", "best", cwd=root)
     assert j.returncode == 0, j.stderr[-2000:]
-    assert "with the latest checkpoint run/checkpoints/ckpt-80 (step 80)" in j.stderr
+    assert "with the best checkpoint run/checkpoints/best/ckpt-" in j.stderr
     first = json.loads((root / "p.jsonl").read_text().splitlines()[0])
     assert set(first) == {"id", "label", "class", "probability", "top_k"}
     assert len(first["top_k"]) == 3 and first["top_k"][0]["class"] == first["class"]
@@ -129,3 +131,19 @@ def test_predict_help_imports_no_tensorflow(tmp_path):
                        text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-1500:]
     assert "--checkpoint" in p.stdout and "best|latest|PATH" in p.stdout
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(tmp_path):
+    """`bigtrain predict RUN rows.csv | head`: the pipe closing is the reader's choice, not an
+    error (exit 0, no message); stdout is sent to /dev/null so that Python's own flush at
+    exit does not fail again."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, typer\nfrom bigtrain.cli.errors import reported\n"
+            "try:\n    with reported():\n        raise BrokenPipeError(32, 'Broken pipe')\n"
+            "except typer.Exit as ex:\n    sys.exit(ex.exit_code)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ})
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr

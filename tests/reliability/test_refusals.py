@@ -91,3 +91,22 @@ def test_a_refused_run_leaves_no_new_dir_and_a_refused_sweep_job_its_failure(cli
     assert failed["status"] == "failed" and "optim.lr: -1.0 is not valid" in failed["error"]
     assert "optim.lr=-1" in (job / ".hydra" / "overrides.yaml").read_text()
     assert "run dir: sweep/0" in (job / "fit.log").read_text()
+
+
+def test_a_data_file_changed_since_the_run_is_refused_and_the_run_dir_left_as_it_was(
+        cli, tmp_path):
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    rows = [",".join([*(f"{v:g}" for v in x), str(t)]) for x, t in zip(iris.data, iris.target,
+                                                                       strict=True)]
+    table = tmp_path / "t.csv"
+    table.write_text("a,b,c,d,y\n" + "\n".join(rows) + "\n")
+    args = [*BASE, "dataset=csv", "dataset.path=t.csv", "dataset.label=y", "trainer.batch_size=8"]
+    assert cli("fit", *args, "hydra.run.dir=run").returncode == 0
+    table.write_text("a,b,c,d,y\n" + "\n".join(rows[:120]) + "\n")
+    # the same command: not skipped as if nothing changed, and nothing written
+    refused(tmp_path, ["fit", *args, "hydra.run.dir=run"], 2, "t.csv changed since")
+    # an extension that only the data refuses (after the run was accepted): put back as it was
+    refused(tmp_path, ["resume", "run", "trainer.max_steps=12"], 2,
+            "the data now gives another preprocessing")

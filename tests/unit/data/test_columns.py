@@ -124,3 +124,14 @@ def test_an_identifier_like_column_is_pointed_out(tmp_path):
     splits = splits_for(f"dataset.path={path}", "dataset.label=y")
     assert any("'user'" in line and "look like an identifier" in line
                and "dataset.types.user=ignore" in line for line in columns.summary(splits.report))
+
+
+def test_a_class_of_one_row_is_pointed_out_as_a_possible_misspelling(tmp_path):
+    rows = [[f"{i % 7}", "benign" if i % 3 else "malignant"] for i in range(80)]
+    rows[5][1] = "malignat"
+    path = write_csv(tmp_path / "c.csv", ["x", "diagnosis"], rows)
+    splits = splits_for(f"dataset.path={path}", "dataset.label=diagnosis",
+                        "dataset.val_fraction=0", "dataset.test_fraction=0")
+    assert splits.report["class_rows"]["malignat"] == 1
+    assert "class 'malignat' has 1 of 80 rows: a misspelt label? fix it, or drop the row" in \
+        columns.summary(splits.report)

@@ -215,7 +215,7 @@ def test_fit_writes_it_keeps_it_on_resume_and_refuses_changed_data(tmp_path):
     rows[5] = "99.0," + rows[5].split(",", 1)[1]  # the data changed: another mean
     train_csv.write_text("\n".join(rows) + "\n")
     with pytest.raises(ConfigError, match=r"trainer.resume: .*another preprocessing.*"
-                                          r"input.columns.0.mean"):
+                                          r"input.columns.size.mean"):
         train(config(*args, "trainer.max_steps=8"), run)
     assert (run / "preprocessing.json").read_text() == text  # nothing overwritten
     train(config(*args, "trainer.max_steps=8", "trainer.resume=force"), run)

@@ -120,3 +120,14 @@ def test_the_scaled_regression_model_loads_with_keras_alone(tmp_path):
     loaded = keras.models.load_model(tmp_path / "m.keras")  # no custom objects
     x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
     np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6)
+
+
+def test_a_monitor_that_is_no_metric_of_the_run_is_refused_naming_those_that_are():
+    from bigtrain.core.errors import ConfigError
+    from bigtrain.train.objective import check_monitor
+
+    obj = Objective("classification", 2, label_counts=(5, 5))
+    check_monitor(obj, "val_auc")
+    with pytest.raises(ConfigError, match=r"trainer.monitor: 'val_acc' is not a metric of this "
+                       r"run \(classification\); allowed: val_loss, val_accuracy, val_auc"):
+        check_monitor(obj, "val_acc")
