@@ -60,7 +60,9 @@ class TrainerConfig(GroupSchema):
     loss: str = "auto"  # auto | cross_entropy | binary_cross_entropy | mse | huber
     label_smoothing: float = 0.0  # cross-entropy against targets smoothed by this much
     huber_delta: float = 1.0  # loss=huber: where the loss turns from quadratic to linear
-    monitor: str = "val_loss"  # the metric that picks the best checkpoint and stops early
+    # the metric that picks the best checkpoint and stops early; a name the run does not
+    # report (val_acc for val_accuracy) is refused, with the run's metrics listed
+    monitor: str = "val_loss"
     monitor_mode: str = "auto"  # min | max | auto (max for accuracy-like names)
     patience: int = 0  # evaluations without improvement before stopping early; 0 = never
     min_delta: float = 0.0  # the least change of `monitor` that counts as an improvement
