@@ -76,7 +76,7 @@ def live_holder(run_dir: Path) -> dict | None:
         return None  # this process
     locked = _locked_by_other(path)
     if locked:
-        return info or {"pid": "?", "host": "?", "time": 0}
+        return _settled_record(path, info)
     if not info:
         return None
     if info.get("host") != socket.gethostname():
@@ -84,6 +84,19 @@ def live_holder(run_dir: Path) -> dict | None:
     if locked is None:  # soft lock: the pid tells
         return info if _alive(int(info.get("pid", -1))) else None
     return None
+
+
+def _settled_record(path: Path, info: dict | None) -> dict:
+    """The record of the process that holds the kernel lock on `path`: it writes it right
+    after locking, over a stale one's (a dead pid) or into an empty file, so a record that is
+    missing or names a dead process of this host is read again for up to a second."""
+    for _ in range(20):
+        if info and (info.get("host") != socket.gethostname()
+                     or _alive(int(info.get("pid", -1)))):
+            return info
+        time.sleep(0.05)
+        info = _read(path)
+    return info or {"pid": "?", "host": "?", "time": 0}
 
 
 def _refusal(run_dir: Path, info: dict) -> ConfigError:
@@ -141,12 +154,7 @@ class RunLock:
         raise ConfigError("hydra.run.dir", f"could not take the lock {self.path}")
 
     def _holder_info(self) -> dict:
-        for _ in range(20):  # the holder writes its record right after locking
-            info = _read(self.path)
-            if info:
-                return info
-            time.sleep(0.05)
-        return {"pid": "?", "host": "?", "time": 0}
+        return _settled_record(self.path, _read(self.path))
 
     def _take(self, fd: int) -> None:
         """With the kernel lock held: refuse another host's record, note a stale one, write
