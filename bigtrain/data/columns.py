@@ -63,11 +63,12 @@ class Column:
     distinct: int = 0
     numbers: int = 0  # non-missing cells that are numbers
     bad_rows: list[int] = field(default_factory=list)  # numeric column: rows (0-based) not numbers
+    identifier: bool = False  # categorical, with distinct values in most rows (a name, an id)
 
     def row(self) -> dict:
         return {"column": self.name, "type": self.type, "missing": self.missing,
                 "distinct": self.distinct, "bad_numbers": len(self.bad_rows),
-                "reason": self.reason}
+                "identifier": self.identifier, "reason": self.reason}
 
 
 @dataclass
@@ -99,10 +100,8 @@ def infer_feature(name: str, values: list[str], given: str | None) -> Column:
     col = Column(name, "", "", missing=missing, distinct=len(distinct), numbers=numbers)
     if given is not None:
         col.type, col.reason = given, f"dataset.types.{name}={given}"
-        if given == "categorical" and len(distinct) > max(MAX_CLASSES_AUTO,
-                                                          IDENTIFIER_SHARE * present):
-            col.reason += (f"; {len(distinct)} distinct values look like an identifier "
-                           f"(+dataset.types.{name}=ignore leaves it out)")
+        if given == "categorical":
+            _note_identifier(col, len(distinct), present)
         if given == "numeric":
             col.bad_rows = text_rows
         return col
@@ -116,10 +115,15 @@ def infer_feature(name: str, values: list[str], given: str | None) -> Column:
         col.type = "categorical"
         col.reason = ("no cell is a number" if numbers == 0 else
                       f"only {numbers} of {present} cells are numbers, under {NUMERIC_SHARE:.0%}")
-        if len(distinct) > max(MAX_CLASSES_AUTO, IDENTIFIER_SHARE * present):
-            col.reason += (f"; {len(distinct)} distinct values look like an identifier "
-                           f"(+dataset.types.{name}=ignore leaves it out)")
+        _note_identifier(col, len(distinct), present)
     return col
+
+
+def _note_identifier(col: Column, distinct: int, present: int) -> None:
+    if distinct > max(MAX_CLASSES_AUTO, IDENTIFIER_SHARE * present):
+        col.identifier = True
+        col.reason += (f"; {distinct} distinct values look like an identifier "
+                       f"(+dataset.types.{col.name}=ignore leaves it out)")
 
 
 def choose_task(values: list[str], task: str) -> tuple[TaskChoice, list[int]]:
@@ -186,21 +190,26 @@ def check_types(types: dict, header: list[str], label: str, key: str) -> None:
 
 def summary(report: dict) -> list[str]:
     """A few lines for the start of `fit`: the task and why, the types counted, and the
-    columns worth a look (non-numbers read as missing, identifier-like categories)."""
+    non-numbers read as missing (what may be a mistake: `warnings`)."""
     kinds = [c["type"] for c in report["columns"]]
     lines = [f"task {report['task']} ({report['task_reason']})",
              "columns: " + ", ".join(f"{kinds.count(k)} {k}" for k in TYPES if k in kinds)
              + " (bigtrain data lists each with its reason)"]
-    rows = report.get("class_rows") or {}
-    if sum(rows.values()) >= RARE_TABLE:
-        for name, n in rows.items():
-            if n < RARE_CLASS:
-                lines.append(f"class {name!r} has {n} of {sum(rows.values())} rows: a misspelt "
-                             "label? fix it, or drop the row")
     for c in report["columns"]:
         if c["type"] == "numeric" and c["bad_numbers"] and report.get("bad_numbers") == "missing":
             lines.append(f"column {c['column']!r}: {c['bad_numbers']} cell(s) not a number, "
                          "read as missing (dataset.bad_numbers=missing)")
-        if "identifier" in c["reason"]:
-            lines.append(f"column {c['column']!r}: {c['reason']}")
     return lines
+
+
+def warnings(report: dict) -> list[str]:
+    """What in the table is likely a mistake: a class of one or two rows (a misspelt label),
+    a categorical column of identifiers."""
+    rows = report.get("class_rows") or {}
+    out = []
+    if sum(rows.values()) >= RARE_TABLE:
+        out += [f"class {name!r} has {n} of {sum(rows.values())} rows: a misspelt label? fix "
+                "it, or drop the row" for name, n in rows.items() if n < RARE_CLASS]
+    out += [f"column {c['column']!r}: {c['reason']}" for c in report["columns"]
+            if c.get("identifier")]
+    return out

@@ -122,10 +122,12 @@ def build(config: FitConfig, run_dir: Path, chief: bool = True) -> Components:
                     "export take the latest) or to rank a sweep's jobs%s", small, t.monitor,
                     "" if config.dataset.folds else "; dataset.folds=k cross-validates instead")
     if splits.report:
-        from bigtrain.data.columns import summary
+        from bigtrain.data import columns
 
-        for line in summary(splits.report):
-            (log.warning if "misspelt" in line else log.info)("data: %s", line)
+        for line in columns.summary(splits.report):
+            log.info("data: %s", line)
+        for line in columns.warnings(splits.report):
+            log.warning("data: %s", line)
     return _assemble(config, run_dir, strategy, splits, spec, chief)
 
 

@@ -123,7 +123,7 @@ def test_an_identifier_like_column_is_pointed_out(tmp_path):
     path = write_csv(tmp_path / "ids.csv", ["user", "x", "y"], rows)
     splits = splits_for(f"dataset.path={path}", "dataset.label=y")
     assert any("'user'" in line and "look like an identifier" in line
-               and "dataset.types.user=ignore" in line for line in columns.summary(splits.report))
+               and "dataset.types.user=ignore" in line for line in columns.warnings(splits.report))
 
 
 def test_a_class_of_one_row_is_pointed_out_as_a_possible_misspelling(tmp_path):
@@ -134,4 +134,4 @@ def test_a_class_of_one_row_is_pointed_out_as_a_possible_misspelling(tmp_path):
                         "dataset.val_fraction=0", "dataset.test_fraction=0")
     assert splits.report["class_rows"]["malignat"] == 1
     assert "class 'malignat' has 1 of 80 rows: a misspelt label? fix it, or drop the row" in \
-        columns.summary(splits.report)
+        columns.warnings(splits.report)
