@@ -45,6 +45,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bigtrain.core import transformers_folder as hf
 from bigtrain.core.errors import ConfigError
 from bigtrain.core.files import replace_dir
 
@@ -326,8 +327,11 @@ def _learn_sentencepiece(kind: str, lines: list[str], vocab_size: int, key: str
 
 # ---------------------------------------------------------------------- loading
 def _tokenizer_dir(path: Path) -> Path | None:
-    """The folder holding tokenizer.json: `path` itself or a run dir's tokenizer/."""
+    """The folder holding tokenizer.json: `path` itself or a run dir's tokenizer/; or a
+    Transformers-format model folder with its tokenizer files."""
     if (path / "tokenizer.json").is_file():
+        return path
+    if hf.is_transformers(path) and hf.has_tokenizer(path):
         return path
     if (path / DIRNAME / "tokenizer.json").is_file():
         return path / DIRNAME
@@ -361,6 +365,8 @@ def _kind_of_files(p: Path, key: str) -> str | None:
         raise ConfigError(key, f"{p} is not a tokenizer file: a SentencePiece .model or a "
                           "WordPiece vocabulary .txt")
     folder = _tokenizer_dir(p)
+    if folder is not None and hf.is_transformers(folder):
+        return None  # only loading tells
     if folder is None:
         what = (f"{p} is a run dir without a saved tokenizer (its vocabulary is not a learned "
                 "one)") if (p / "preprocessing.json").exists() else \
@@ -446,6 +452,8 @@ def _preset_window(preset: str) -> int | None:
         config = preset_utils.load_json(preset, "config.json")
     except (OSError, ValueError):
         return None
+    if hf.is_transformers_config(config):
+        return hf.window(config)
     value = (config.get("config") or {}).get("max_sequence_length")
     return value if isinstance(value, int) and value > 0 else None
 

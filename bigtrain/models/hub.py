@@ -32,6 +32,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from bigtrain.core import transformers_folder as hf
 from bigtrain.core.errors import ConfigError
 from bigtrain.models import MODELS
 from bigtrain.models.fuse import fuse
@@ -66,9 +67,12 @@ def locate(handle: str) -> str:
             raise ConfigError("model.preset", f"{handle} is not a directory; a local preset is "
                               "a directory written by KerasHub's save_to_preset")
         if not os.path.isfile(os.path.join(path, "config.json")):
-            raise ConfigError("model.preset", f"{handle} has no config.json, so it is not a "
-                              "KerasHub preset (save_to_preset writes config.json, "
-                              "metadata.json and model.weights.h5)")
+            raise ConfigError("model.preset", f"{handle} has no config.json, so it is neither "
+                              "a KerasHub preset (save_to_preset writes config.json, "
+                              "metadata.json and model.weights.h5) nor a Transformers folder "
+                              "(config.json, model.safetensors, tokenizer files)")
+        if hf.is_transformers(path):
+            hf.weight_files(path)  # safetensors, never a pickle
         return path
     if "://" not in handle and handle not in utils.BUILTIN_PRESETS:
         near = sorted(n for n in utils.BUILTIN_PRESETS if handle.split("_")[0] in n)[:8]
@@ -91,7 +95,25 @@ def locate(handle: str) -> str:
                           "reached; without network access, download it once elsewhere and "
                           "pass the local preset directory (KerasHub's save_to_preset). The "
                           f"error: {_first_line(ex)}") from ex
+    config = utils.load_json(handle, "config.json")
+    if hf.is_transformers_config(config):
+        _check_remote_weights(handle)
     return handle
+
+
+def _check_remote_weights(handle: str) -> None:
+    """A hub handle of a Transformers model must have safetensors weights: KerasHub's
+    loader reads nothing else, and bigtrain never loads a pickle."""
+    utils = _preset_utils()
+    if utils.check_file_exists(handle, hf.SAFETENSORS) or \
+            utils.check_file_exists(handle, hf.SAFETENSORS_INDEX):
+        return
+    if any(utils.check_file_exists(handle, p) for p in hf.PICKLES[:2]):
+        raise ConfigError("model.preset", f"{handle} holds its weights only as "
+                          "pytorch_model.bin, a Python pickle, which can run code when "
+                          "loaded: bigtrain reads safetensors only. Choose a revision or a "
+                          "copy of the model with model.safetensors")
+    raise ConfigError("model.preset", f"{handle} has no {hf.SAFETENSORS}")
 
 
 #: the longest error line quoted whole; a longer one is cut at a word, with an ellipsis
@@ -115,14 +137,29 @@ def base_record(handle: str) -> str:
     preset = locate(handle)
     digest = hashlib.sha256()
     config = utils.load_json(preset, "config.json")
-    for name in _HASHED:
-        if not utils.check_file_exists(preset, name):
-            continue
+    if hf.is_transformers_config(config):
+        names = ["config.json"] + _remote_weight_names(preset)
+        kind = f"transformers {config.get('model_type')}"
+    else:
+        names = [n for n in _HASHED if utils.check_file_exists(preset, n)]
+        kind = config.get("class_name")
+    for name in names:
         with open(utils.get_file(preset, name), "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
-    return json.dumps({"preset": handle, "class": config.get("class_name"),
-                       "sha256": digest.hexdigest()}, sort_keys=True)
+    return json.dumps({"preset": handle, "class": kind, "sha256": digest.hexdigest()},
+                      sort_keys=True)
+
+
+def _remote_weight_names(preset: str) -> list[str]:
+    """The safetensors files of a Transformers model (one, or the shards of its index)."""
+    utils = _preset_utils()
+    if _is_local(preset):
+        return [p.name for p in hf.weight_files(os.path.expanduser(preset))]
+    if utils.check_file_exists(preset, hf.SAFETENSORS):
+        return [hf.SAFETENSORS]
+    index = utils.load_json(preset, hf.SAFETENSORS_INDEX)
+    return [hf.SAFETENSORS_INDEX] + sorted(set(index["weight_map"].values()))
 
 
 def describe_base(record: str) -> str:
@@ -138,9 +175,15 @@ def preset_tokenizer(handle: str):
     import keras_hub
 
     preset = locate(handle)
-    if not _preset_utils().check_file_exists(preset, "tokenizer.json"):
+    files = hf.TOKENIZER_FILES if is_transformers_preset(preset) else ("tokenizer.json",)
+    if not any(_preset_utils().check_file_exists(preset, f) for f in files):
         return None
     return keras_hub.tokenizers.Tokenizer.from_preset(preset)
+
+
+def is_transformers_preset(preset: str) -> bool:
+    """Whether a located preset is a Transformers-format model (not a KerasHub preset)."""
+    return hf.is_transformers_config(_preset_utils().load_json(preset, "config.json"))
 
 
 def _task_class(spec, handle: str):
@@ -173,6 +216,14 @@ def load_task(cfg: HubConfig, spec, num_classes: int | None = None):
     try:
         if "dropout" in inspect.signature(sub.__init__).parameters and cfg.dropout:
             kwargs["dropout"] = cfg.dropout
+        config = _preset_utils().load_json(preset, "config.json")
+        if hf.is_transformers_config(config) and "architectures" not in config:
+            # KerasHub's own exporter leaves `architectures` out for some families, and its
+            # Transformers loader needs it for a task: build the task on the backbone
+            backbone = sub.backbone_cls.from_preset(preset, load_weights=cfg.load_weights,
+                                                    dtype=kwargs["dtype"])
+            rest = {k: v for k, v in kwargs.items() if k not in ("load_weights", "dtype")}
+            return sub(backbone=backbone, **rest)
         return sub.from_preset(preset, **kwargs)
     except (ValueError, FileNotFoundError) as ex:
         raise ConfigError("model.preset", f"{cfg.preset} cannot be loaded as {what}: "

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from omegaconf import MISSING
 
+from bigtrain.core import transformers_folder as hf
 from bigtrain.core.errors import ConfigError, check, check_choice
 from bigtrain.core.schema import GroupSchema, positive, unit_interval
 
@@ -226,7 +227,8 @@ class HubConfig(ModelConfig):
 
     name: str = "hub"
     # a KerasHub preset: a built-in name (gpt2_base_en, bert_tiny_en_uncased, ...), a
-    # kaggle://... or hf://... handle, or a local preset directory (save_to_preset's)
+    # kaggle://... or hf://... handle, a local preset directory (save_to_preset's), or a
+    # Hugging Face Transformers folder (config.json, model.safetensors, tokenizer files)
     preset: str = MISSING
     load_weights: bool = True  # false: the preset's architecture with fresh weights
     lora_rank: int = 0  # > 0: low-rank adapters of this rank on lora_targets; 0: off
@@ -270,8 +272,11 @@ class HubConfig(ModelConfig):
                               "preset is a directory written by KerasHub's save_to_preset")
         if path.is_dir() and not (path / "config.json").is_file():
             raise ConfigError(self.key("preset"), f"{self.preset} has no config.json, so it is "
-                              "not a KerasHub preset (save_to_preset writes config.json, "
-                              "metadata.json and model.weights.h5)")
+                              "neither a KerasHub preset (save_to_preset writes config.json, "
+                              "metadata.json and model.weights.h5) nor a Transformers folder "
+                              "(config.json, model.safetensors, tokenizer files)")
+        if path.is_dir() and hf.is_transformers(path):
+            hf.weight_files(path, self.key("preset"))
 
     def architecture_only(self) -> ModelConfig:
         # a run that trained every weight has them all in its checkpoints; LoRA and a frozen
