@@ -68,14 +68,19 @@ def data(
             "learned from the training split"
         rows += [("tokenizer", f"{tok.kind} ({type(tok.layer).__name__}), {tok.vocab_size:,} "
                   f"tokens, {learned}; pad {tok.pad_id}, start {tok.start_id}, end "
-                  f"{tok.end_id}"),
-                 ("tokens per character", f"{splits.tokens_per_char:.3f} (training split)")]
+                  f"{tok.end_id}")]
+        if splits.tokens_per_char is not None:
+            rows.append(("tokens per character",
+                         f"{splits.tokens_per_char:.3f} (training split)"))
     rows.append(("pipeline", f"{speed:,.0f} examples/s at batch {batch} over {batches} batches"))
     for k, v in rows:
         facts.add_row(k, str(v))
     console.print(facts)
     if report.get("columns"):
         console.print(columns_table(report))
+    if report.get("kind") == "chat":
+        chat_examples(console, report, shown[:examples], spec, tok)
+        return
     table = Table(title="training examples (first of the unshuffled split)")
     table.add_column("#", justify="right")
     table.add_column("input")
@@ -97,6 +102,32 @@ def data(
         image_grid(np.stack([x for x, _ in shown]), path, titles)
         console.print(f"image grid: {path}" + (" (each image titled with its class)"
                                                if titles else ""))
+
+
+def chat_examples(console, report: dict, shown: list, spec, tok) -> None:
+    """Instruction examples as rendered through the template, the tokens the loss is taken
+    on (the answers, with train_on=assistant) in bold green, the rest dimmed."""
+    from rich.rule import Rule
+    from rich.text import Text
+
+    from bigtrain.data.inspect import trained_runs
+
+    def decode(ids: list[int]) -> str:
+        if tok is None:
+            return bytes(i for i in ids if 0 <= i < 256).decode("utf-8", errors="replace")
+        return tok.decode(ids)
+
+    console.print(f"template {report['template']}, loss on "
+                  f"{'the answers' if report['train_on'] == 'assistant' else 'every token'}: "
+                  f"{100 * report['trained_share']:.1f}% of the training targets trained, "
+                  f"windows {100 * report['filled_share']:.1f}% filled; "
+                  f"{report['cut']} cut, {report['dropped']} dropped for length")
+    for i, (x, y) in enumerate(shown):
+        console.print(Rule(f"example {i} (trained tokens in bold green)"))
+        text = Text()
+        for piece, trained in trained_runs(x, y, decode):
+            text.append(piece, style="bold green" if trained else "dim")
+        console.print(text)
 
 
 def columns_table(report: dict):

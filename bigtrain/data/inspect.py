@@ -19,6 +19,26 @@ def describe_example(x: np.ndarray, spec) -> str:
     return f"[{shown}{' ...' if flat.size > 8 else ''}] mean {flat.mean():.3f}"
 
 
+def trained_runs(x: np.ndarray, y: np.ndarray, decode) -> list[tuple[str, bool]]:
+    """An instruction example (inputs `x`, targets `y` with -1 where no loss is taken) as
+    runs of (text, trained), up to its last trained token: token i > 0 is trained when
+    target i - 1 is. `decode` turns a list of ids into text."""
+    x, y = np.asarray(x).reshape(-1), np.asarray(y).reshape(-1)
+    trained_at = np.flatnonzero(y >= 0)
+    if not len(trained_at):
+        return [(decode(x.tolist()), False)]
+    end = int(trained_at[-1]) + 1
+    ids = x[:end].tolist() + [int(y[end - 1])]
+    flags = [False] + [bool(v >= 0) for v in y[:end]]
+    runs: list[tuple[str, bool]] = []
+    start = 0
+    for i in range(1, len(ids) + 1):
+        if i == len(ids) or flags[i] != flags[start]:
+            runs.append((decode(ids[start:i]), flags[start]))
+            start = i
+    return runs
+
+
 def class_names(splits) -> list[str] | None:
     """The class names of a classification dataset in label order, as its builder recorded
     them (`splits.preprocessing["classes"]`); None where there are none."""
@@ -35,6 +55,9 @@ def class_label(y: np.ndarray, names: list[str] | None) -> str:
 
 def describe_target(y: np.ndarray, spec, names: list[str] | None) -> str:
     """A target as people read it: the class name (and its id), else the value."""
+    if spec.task == "lm" and spec.masked:
+        trained = np.asarray(y).reshape(-1)
+        return f"{int((trained >= 0).sum())} of {trained.size} targets trained"
     if spec.task == "lm":
         return describe_example(y, spec)
     if spec.task == "classification" and names and np.size(y) == 1:

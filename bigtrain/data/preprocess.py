@@ -141,6 +141,17 @@ def lm_tokenizer(seq_len: int, tokenizer: dict[str, Any]) -> dict[str, Any]:
             "vocab": {"type": "tokenizer", "tokenizer": dict(tokenizer)}}
 
 
+def chat(seq_len: int, tokenizer: dict[str, Any] | None, template_name: str, template: str,
+         train_on: str, specials: dict[str, str]) -> dict[str, Any]:
+    """Conversations through a chat template (bigtrain/data/chat.py): the template's source
+    is kept, so chat and eval render prompts exactly as the run trained on them."""
+    vocab = {"type": "tokenizer", "tokenizer": dict(tokenizer)} if tokenizer else \
+        {"type": "byte"}
+    return {"kind": "lm", "seq_len": int(seq_len), "vocab": vocab,
+            "chat": {"template_name": template_name, "template": template,
+                     "train_on": train_on, "specials": dict(specials)}}
+
+
 def tokenizer_of(pre: dict[str, Any]) -> dict[str, Any] | None:
     """The tokenizer entry of a preprocessing document, None for bytes, chars and ids."""
     inputs = pre.get("input") or {}

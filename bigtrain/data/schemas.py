@@ -156,6 +156,61 @@ class TextConfig(DatasetConfig):
 
 
 @dataclass
+class ChatConfig(DatasetConfig):
+    """Conversations or prompt/response pairs for instruction tuning (JSONL, Parquet or CSV),
+    rendered through a chat template, with the loss on the answers only by default."""
+
+    name: str = "chat"
+    path: str = MISSING  # a .jsonl, .parquet or .csv file of conversations or pairs
+    # messages: a list of {role, content} per record (system, user, assistant; several
+    # turns) | pair: prompt and response columns | auto: messages if the records have them
+    format: str = "auto"
+    messages_field: str = "messages"  # the record's list of messages (format=messages)
+    prompt_field: str = "prompt"  # the prompt's column (format=pair)
+    response_field: str = "response"  # the answer's column (format=pair)
+    system_field: str = ""  # a column with a system message (format=pair; "" for none)
+    # auto (the checkpoint's own chat template, else chatml) | chatml | llama3 | gemma |
+    # plain | the path of a Jinja template file
+    template: str = "auto"
+    train_on: str = "assistant"  # assistant: loss on the answers only | all: every token
+    seq_len: int = 512  # tokens per training window (an example and its padding)
+    # an example longer than seq_len: left (cut the oldest prompt tokens, keep the last
+    # answer whole; dropped if that answer alone does not fit) | drop
+    truncation: str = "left"
+    # byte (256 ids) | wordpiece | sentencepiece | bpe (learned from the training
+    # split's rendered texts); a pretrained model (model=hub) brings its own tokenizer
+    vocab: str = "byte"
+    vocab_size: int = 0  # tokens of a learned vocabulary (wordpiece, sentencepiece, bpe)
+    tokenizer: str = ""  # reuse a saved tokenizer: a run dir, its tokenizer/, a .model, a .txt
+    # fail | skip: a record that is not JSON, lacks a field, has an unknown role or an
+    # empty answer (named with file and line either way; skipped ones are counted)
+    on_bad_record: str = "fail"
+
+    def validate(self) -> None:
+        super().validate()
+        check(bool(self.path), self.key("path"), self.path,
+              "name a .jsonl, .parquet or .csv file")
+        check_choice(self.key("format"), self.format, ["auto", "messages", "pair"])
+        check_choice(self.key("train_on"), self.train_on, ["assistant", "all"])
+        check_choice(self.key("truncation"), self.truncation, ["left", "drop"])
+        check(self.seq_len >= 8, self.key("seq_len"), self.seq_len, "must be >= 8")
+        _check_vocab(self, ["byte", *tokenizers.LEARNED])
+        check_choice(self.key("on_bad_record"), self.on_bad_record, ["fail", "skip"])
+
+    def precheck(self) -> None:
+        path = _existing_file(self.key("path"), self.path)
+        suffix = path.suffix.lower()
+        check(suffix in (".jsonl", ".json", ".parquet", ".pq", ".csv"), self.key("path"),
+              self.path, "must be a .jsonl, .parquet or .csv file")
+        _check_tokenizer(self)
+        builtin = ("auto", "chatml", "llama3", "gemma", "plain")
+        if self.template not in builtin and not Path(self.template).expanduser().is_file():
+            raise ConfigError(self.key("template"), f"{self.template!r} is neither a built-in "
+                              f"template nor a file; allowed: {', '.join(builtin)}, or the "
+                              "path of a .jinja file")
+
+
+@dataclass
 class CSVConfig(DatasetConfig):
     """A table in a CSV file: one label column, numeric and categorical features."""
 

@@ -45,6 +45,9 @@ class DatasetSpec:
     target_mean: tuple[float, ...] = ()
     target_std: tuple[float, ...] = ()
     label_counts: tuple[int, ...] = ()
+    # language-model targets below 0 take no loss (instruction data: the prompts and the
+    # padding); the loss is then the mean over the trained targets
+    masked: bool = False
 
 
     @property

@@ -111,6 +111,10 @@ class Tokenizer:
         # the longest sequence the model this tokenizer came with takes (a model preset's
         # max_sequence_length, set by `load`); None for a tokenizer of its own
         self.window: int | None = None
+        # a Transformers folder's own chat template and special-token strings (its
+        # tokenizer_config.json), which chat templates render with
+        self.chat_template: str | None = None
+        self.special_strings: dict[str, str] = {}
         self._encode = None
         self._decode = None
         self._sha256: str | None = None
@@ -407,6 +411,7 @@ def load(path_or_handle, key: str = "dataset.tokenizer") -> Tokenizer:
                               f"{str(ex).splitlines()[0][:300]}") from None
         tok = Tokenizer.from_keras_hub(layer, _kind_of_layer(layer))
         tok.window = _preset_window(text)
+        _chat_facts(tok, text)
         return tok
     check_path(text, None, key)
     if p.is_file():
@@ -440,7 +445,38 @@ def load(path_or_handle, key: str = "dataset.tokenizer") -> Tokenizer:
         tok = Tokenizer.from_keras_hub(layer, _kind_of_layer(layer))
     if (folder / "config.json").is_file():
         tok.window = _preset_window(str(folder))
+        _chat_facts(tok, str(folder))
     return tok
+
+
+def _chat_facts(tok: Tokenizer, preset: str) -> None:
+    """The chat template and special-token strings of a Transformers model `preset` (a
+    folder or a hub handle) onto `tok`; the strings of its start and end ids otherwise."""
+    from keras_hub.src.utils import preset_utils
+
+    for name, i in (("bos_token", tok.start_id), ("eos_token", tok.end_id)):
+        if i is not None:
+            tok.special_strings[name] = str(tok.layer.id_to_token(i))
+    try:
+        config = preset_utils.load_json(preset, "config.json")
+    except (OSError, ValueError):
+        return
+    if not hf.is_transformers_config(config):
+        return
+    if os.path.isdir(os.path.expanduser(preset)):
+        folder = Path(preset).expanduser()
+    else:  # a hub handle: the files KerasHub caches, fetched where the model has them
+        with tempfile.TemporaryDirectory() as d:
+            folder = Path(d)
+            for name in (hf.CHAT_TEMPLATE, "tokenizer_config.json"):
+                if preset_utils.check_file_exists(preset, name):
+                    (folder / name).write_bytes(Path(preset_utils.get_file(preset, name))
+                                                .read_bytes())
+            tok.chat_template = hf.chat_template(folder)
+            tok.special_strings.update(hf.special_tokens(folder))
+        return
+    tok.chat_template = hf.chat_template(folder)
+    tok.special_strings.update(hf.special_tokens(folder))
 
 
 def _preset_window(preset: str) -> int | None:

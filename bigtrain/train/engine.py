@@ -78,11 +78,15 @@ class Engine:
         self._eval_traced = False
 
     # ------------------------------------------------------------------ replica functions
-    def _loss_and_grads(self, x, y):
+    def _loss_and_grads(self, x, y, denominator=None):
         """Gradients of one (micro-)batch; the loss is summed over this replica's examples and
-        divided by the global count, so summing over micro-batches and replicas averages."""
+        divided by the global count (of trained targets, where targets are masked: the
+        `denominator` of the whole global batch), so summing over micro-batches and replicas
+        averages over tokens."""
         model, obj = self.model, self.objective
         global_count = float(self.cfg.global_batch * max(1, self.cfg.tokens_per_example))
+        if denominator is not None:
+            global_count = denominator
         with tf.GradientTape() as tape:
             out = model(x, training=True)
             per_example = obj.per_example_loss(y, out)
@@ -94,15 +98,26 @@ class Engine:
         grads = tape.gradient(loss, model.trainable_variables)
         return grads, obj.stats(y, out, per_example)
 
+    def _trained_targets(self, y):
+        """The trained targets of the global batch (this replica's, summed over replicas),
+        at least 1; None where every target trains (the count is then static)."""
+        if not self.objective.masked:
+            return None
+        n = self.objective.trained_count(y)
+        if self._replicas > 1:
+            n = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, n)
+        return tf.maximum(n, 1.0)
+
     def _replica_train_step(self, x, y):
         k = self.cfg.grad_accum
+        denominator = self._trained_targets(y)
         if k == 1:
-            grads, stats = self._grads(x, y)
+            grads, stats = self._grads(x, y, denominator)
         else:
             xs, ys = tf.split(x, k, axis=0), tf.split(y, k, axis=0)
-            grads, stats = self._grads(xs[0], ys[0])
+            grads, stats = self._grads(xs[0], ys[0], denominator)
             for i in range(1, k):  # unrolled: k is small and static
-                more, more_stats = self._grads(xs[i], ys[i])
+                more, more_stats = self._grads(xs[i], ys[i], denominator)
                 grads = [g + m for g, m in zip(grads, more, strict=True)]
                 stats += more_stats
         variables = self.model.trainable_variables

@@ -121,7 +121,7 @@ def build(config: FitConfig, run_dir: Path, chief: bool = True) -> Components:
         log.warning("%s: too small to choose the best checkpoint by %s (eval, predict and "
                     "export take the latest) or to rank a sweep's jobs%s", small, t.monitor,
                     "" if config.dataset.folds else "; dataset.folds=k cross-validates instead")
-    if splits.report:
+    if splits.report and "columns" in splits.report:
         from bigtrain.data import columns
 
         for line in columns.summary(splits.report):
@@ -209,7 +209,8 @@ def _assemble(config: FitConfig, run_dir: Path, strategy, splits, spec, chief: b
                       auto_precision(s.name, recurrent=config.model.recurrent))
     objective = Objective(spec.task, spec.num_outputs, t.loss, t.label_smoothing,
                           t.huber_delta, target_mean=spec.target_mean,
-                          target_std=spec.target_std, label_counts=spec.label_counts)
+                          target_std=spec.target_std, label_counts=spec.label_counts,
+                          masked=spec.masked)
     check_monitor(objective, t.monitor)
     model_spec = dataclasses.replace(spec, num_outputs=model_outputs(objective.loss,
                                                                      spec.num_outputs))

@@ -55,8 +55,11 @@ def model_outputs(loss: str, num_outputs: int) -> int:
 class Objective:
     def __init__(self, task: str, num_outputs: int, loss: str = "auto",
                  label_smoothing: float = 0.0, huber_delta: float = 1.0,
-                 target_mean: tuple = (), target_std: tuple = (), label_counts: tuple = ()):
+                 target_mean: tuple = (), target_std: tuple = (), label_counts: tuple = (),
+                 masked: bool = False):
         self.task, self.num_classes = task, num_outputs
+        # targets below 0 take no loss and count for no metric (instruction data)
+        self.masked = masked and task == "lm"
         self.loss = resolve_loss(loss, task, num_outputs)
         self.smoothing, self.delta = label_smoothing, huber_delta
         regression = task == "regression"
@@ -103,12 +106,24 @@ class Objective:
             ce = tf.nn.softmax_cross_entropy_with_logits(labels=tf.cast(y, tf.float32),
                                                          logits=out)
         else:
-            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(y, tf.int32),
-                                                                logits=out)
+            labels = tf.cast(y, tf.int32)
+            if self.masked:
+                labels = tf.maximum(labels, 0)
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=out)
         if self.smoothing > 0:
             uniform = -tf.reduce_mean(tf.nn.log_softmax(out, axis=-1), axis=-1)
             ce = (1.0 - self.smoothing) * ce + self.smoothing * uniform
+        if self.masked:
+            ce = ce * self.weights(y)
         return ce
+
+    def weights(self, y: tf.Tensor) -> tf.Tensor:
+        """1.0 where a target takes loss, 0.0 where it does not (masked targets < 0)."""
+        return tf.cast(tf.greater_equal(y, 0), tf.float32)
+
+    def trained_count(self, y: tf.Tensor) -> tf.Tensor:
+        """How many targets of `y` take loss (float32)."""
+        return tf.reduce_sum(self.weights(y))
 
     # ------------------------------------------------------------------ statistics
     def _positive_score(self, out: tf.Tensor) -> tf.Tensor:
@@ -118,7 +133,8 @@ class Objective:
 
     def stats(self, y: tf.Tensor, out: tf.Tensor, per_example: tf.Tensor) -> tf.Tensor:
         out = tf.cast(out, tf.float32)
-        count = tf.cast(tf.size(per_example), tf.float32)
+        count = self.trained_count(y) if self.masked else tf.cast(tf.size(per_example),
+                                                                   tf.float32)
         parts = [tf.reduce_sum(per_example), count]
         if self.task == "regression":
             y = tf.cast(tf.reshape(y, tf.shape(out)), tf.float32)
@@ -136,12 +152,20 @@ class Objective:
             pred = tf.cast(tf.reshape(out, tf.shape(labels)) > 0, tf.int32)
         else:
             pred = tf.argmax(out, axis=-1, output_type=tf.int32)
-        parts.append(tf.reduce_sum(tf.cast(tf.equal(pred, labels), tf.float32)))
+        w = self.weights(labels) if self.masked else None
+        if self.masked:
+            labels = tf.maximum(labels, 0)
+
+        def total(hit):
+            hit = tf.cast(hit, tf.float32)
+            return tf.reduce_sum(hit if w is None else hit * tf.reshape(w, tf.shape(hit)))
+
+        parts.append(total(tf.equal(pred, labels)))
         vec = tf.stack(parts)
         if self.top_k:
             flat_logits = tf.reshape(out, [-1, self.num_classes])
             hit = tf.math.in_top_k(tf.reshape(labels, [-1]), flat_logits, TOP_K)
-            vec = tf.concat([vec, [tf.reduce_sum(tf.cast(hit, tf.float32))]], 0)
+            vec = tf.concat([vec, [total(hit)]], 0)
         if self.binary:
             score = self._positive_score(out)
             bucket = tf.minimum(tf.cast(score * AUC_BUCKETS, tf.int32), AUC_BUCKETS - 1)
@@ -154,9 +178,11 @@ class Objective:
         if self.prior is not None:
             if _is_soft(y):
                 base_loss = -tf.reduce_sum(tf.cast(y, tf.float32) * self.prior)
+            elif w is not None:
+                base_loss = -tf.reduce_sum(tf.gather(self.prior, labels) * w)
             else:
                 base_loss = -tf.reduce_sum(tf.gather(self.prior, labels))
-            hits = tf.reduce_sum(tf.cast(tf.equal(labels, self.majority), tf.float32))
+            hits = total(tf.equal(labels, self.majority))
             vec = tf.concat([vec, [base_loss, hits]], 0)
         return vec
 

@@ -33,6 +33,7 @@ REQUIRED = {("dataset", "text"): ["dataset.path=corpus.txt"],
             ("dataset", "image_folder"): ["dataset.path=photos"],
             ("dataset", "tfds"): ["dataset.name=mnist"],
             ("dataset", "text_classification"): ["dataset.path=reviews"],
+            ("dataset", "chat"): ["dataset.path=pairs.jsonl"],
             ("model", "hub"): ["model.preset=gpt2_base_en"],
             ("dataset", "tfrecord"): ["dataset.path=d", "dataset.input=x", "dataset.label=y"]}
 
