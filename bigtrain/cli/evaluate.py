@@ -23,10 +23,43 @@ def evaluate(
                                "and tb/eval_<split>); ends when the run ends"),
     interval: float = typer.Option(5.0, "--interval", min=0.1,
                                    help="--watch: seconds between looks for a new checkpoint"),
+    task: list[Path] | None = typer.Option(
+        None, "--task", help="Score a language model's answers on a JSONL task file instead "
+        "(repeatable): lines with prompt+response (perplexity), prompt+choices+answer index "
+        "(choice accuracy by log-likelihood), or prompt+answer text (exact match of the "
+        "greedy answer)"),
+    shots: int = typer.Option(0, "--shots", help="--task: earlier lines of the same file "
+                              "shown first as examples (few-shot)"),
+    template: str = typer.Option("auto", "--template", help="--task: the prompt format: auto "
+                                 "(the run's chat template, raw text if it has none), none, "
+                                 "chatml, llama3, gemma, plain, or a .jinja file"),
+    max_new: int = typer.Option(32, "--max-new", help="--task: the longest greedy answer "
+                                "(exact), in tokens"),
 ) -> None:
-    """Evaluate a checkpoint on a split; print a table and write eval_<split>_<ckpt>.json."""
+    """Evaluate a checkpoint on a split; print a table and write eval_<split>_<ckpt>.json.
+    With --task, score its answers on task files instead (eval_task_<names>_<ckpt>.json)."""
     from rich.console import Console
     from rich.table import Table
+
+    if task:
+        with reported():
+            from bigtrain.core.tensorflow_start import quiet_tensorflow
+            from bigtrain.inference.task_eval import evaluate_tasks
+
+            quiet_tensorflow()
+            result = evaluate_tasks(run_dir, task, checkpoint, shots, template, max_new)
+        console = Console()
+        console.print(f"{run_dir} · {result['checkpoint_kind']} checkpoint "
+                      f"{Path(result['checkpoint']).name} (step {result['step']}) · template "
+                      f"{result['template']} · {shots}-shot", soft_wrap=True,
+                      highlight=False, markup=False)
+        table = Table(title="task metrics")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for k, v in result["metrics"].items():
+            table.add_row(k, f"{v:.6g}")
+        console.print(table)
+        return
 
     if watch:
         with reported():

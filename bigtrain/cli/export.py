@@ -1,4 +1,4 @@
-"""`bigtrain export RUN_DIR --format savedmodel|keras|preset`: a model to serve or load
+"""`bigtrain export RUN_DIR --format savedmodel|keras|preset|hf`: a model to serve or load
 elsewhere."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from bigtrain.cli.params import CHECKPOINT, choice, run_dir_argument
 
 def export(
     run_dir: Path = run_dir_argument(),
-    fmt: str = choice("savedmodel", "--format", ("savedmodel", "keras", "preset"),
+    fmt: str = choice("savedmodel", "--format", ("savedmodel", "keras", "preset", "hf"),
                       "A TensorFlow SavedModel, a .keras file, or (model=hub runs) a "
-                      "KerasHub preset directory"),
+                      "KerasHub preset directory or a Hugging Face Transformers folder"),
     out: Path | None = typer.Option(None, "--out",
                                     help="Where to write (default: RUN_DIR/export/)"),
     checkpoint: str = CHECKPOINT,
@@ -23,7 +23,9 @@ def export(
     """Export a checkpoint: a TensorFlow SavedModel that takes raw inputs (signatures
     serving_default, serve_strings for tables, serve for model inputs), a .keras file of
     standard Keras layers that loads without bigtrain, or for model=hub runs a KerasHub preset
-    directory. LoRA adapters are merged into the weights."""
+    directory or a Transformers folder (`--format hf`: safetensors, config.json, the
+    tokenizer and the chat template the run trained with, for transformers, vLLM or SGLang).
+    LoRA adapters are merged into the weights."""
     with reported():
         from bigtrain.core.tensorflow_start import quiet_tensorflow
         from bigtrain.inference.restore import export_run

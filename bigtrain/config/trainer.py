@@ -79,6 +79,11 @@ class TrainerConfig(GroupSchema):
     # TensorBoard's profile plugin opens it)
     profile_steps: int = 0
     profile_start: int = 10  # the trace begins after this step (warm-up: tracing, caches)
+    # language models: JSONL task files scored at each evaluation (perplexity of answers,
+    # choice accuracy by log-likelihood, exact greedy answers; see `bigtrain eval --task`),
+    # as val_task_<file>_<metric> beside the other validation metrics
+    eval_tasks: list[str] = field(default_factory=list)
+    eval_task_shots: int = 0  # earlier lines of a task file shown first as examples
     # set by the Optuna sweeper; leave it alone
     trial: TrialConfig = field(default_factory=TrialConfig)
 
@@ -118,6 +123,13 @@ class TrainerConfig(GroupSchema):
             v = getattr(self, n)
             check(v >= 0, self.key(n), v, "must be >= 0 (0 = every epoch)")
         check_choice(self.key("monitor_mode"), self.monitor_mode, ["auto", "min", "max"])
+        check(self.eval_task_shots >= 0, self.key("eval_task_shots"), self.eval_task_shots,
+              "must be >= 0")
+        for path in self.eval_tasks:
+            import os
+
+            check(os.path.isfile(os.path.expanduser(path)), self.key("eval_tasks"), path,
+                  "must name existing JSONL task files")
         check_choice(self.key("progress"), self.progress, ["auto", "rich", "plain", "none"])
         check(self.monitor.startswith(("val_", "train_")) or self.monitor == "loss",
               self.key("monitor"), self.monitor,

@@ -267,16 +267,18 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
     `.keras` file of standard Keras layers (with `<name>.preprocessing.json` beside it), or
     (model=hub runs) a KerasHub preset directory. LoRA adapters are merged into the weights in
     each."""
-    formats = ("savedmodel", "keras", "preset")
+    formats = ("savedmodel", "keras", "preset", "hf")
     if fmt not in formats:
         raise ConfigError("--format", f"{fmt!r} is not valid; allowed: {', '.join(formats)}")
-    default = {"keras": "model.keras", "savedmodel": "savedmodel", "preset": "preset"}[fmt]
+    default = {"keras": "model.keras", "savedmodel": "savedmodel", "preset": "preset",
+               "hf": "hf"}[fmt]
     out = Path(out or Path(run_dir) / "export" / default)
     if fmt == "keras" and out.suffix != ".keras":
         raise ConfigError("--out", f"{out} must end in .keras for --format keras")
     trained = _read_config(Path(run_dir)).model.name
-    if fmt == "preset" and trained != "hub":  # refused before the model is built
-        raise ConfigError("--format", f"preset writes a KerasHub preset, for runs of model=hub; "
+    if fmt in ("preset", "hf") and trained != "hub":  # refused before the model is built
+        what = "a KerasHub preset" if fmt == "preset" else "a Transformers folder"
+        raise ConfigError("--format", f"{fmt} writes {what}, for runs of model=hub; "
                           f"{run_dir} trained model={trained}: use savedmodel or keras")
     r = open_run(run_dir, checkpoint)
     from bigtrain.inference.serving import Serving, export_savedmodel, portable_model
@@ -293,6 +295,18 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
             files.replace_dir(out, lambda d: hub.save_preset(
                 model, d, r.config.model.preset, r.spec.input_shape[0]))
             what = "a KerasHub preset, adapters merged"
+        elif fmt == "hf":
+            from bigtrain.models import hf_export
+
+            hf_export.check_family(hub.hub_task(model).backbone)
+            chat = (r.preprocessing.get("input") or {}).get("chat") or {}
+            base = hub.transformers_folder(r.config.model.preset)
+            files.replace_dir(out, lambda d: hf_export.save_transformers(
+                hub.hub_task(model), d, base,
+                tokenizer=r.tokenizer.layer if r.tokenizer is not None else None,
+                chat_template=chat.get("template")))
+            what = ("a Transformers folder (safetensors, float32), adapters merged"
+                    + (f"; chat template {chat.get('template_name')}" if chat else ""))
         else:
             model = model or portable_model(r.model)
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ ARCHITECTURES = {
 }
 
 #: tokenizer files of a Transformers folder copied from the base as they are
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                     "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json",
                     "generation_config.json")
 
@@ -78,7 +78,7 @@ def save_transformers(task, directory: Path, base_folder: Path | None, tokenizer
                     "rope_scaling"):
             if key in base:
                 config[key] = base[key]
-        for name in _TOKENIZER_FILES:
+        for name in TOKENIZER_FILES:
             if (Path(base_folder) / name).is_file():
                 shutil.copyfile(Path(base_folder) / name, directory / name)
     elif tokenizer is not None:

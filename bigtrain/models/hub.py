@@ -181,6 +181,25 @@ def preset_tokenizer(handle: str):
     return keras_hub.tokenizers.Tokenizer.from_preset(preset)
 
 
+def transformers_folder(handle: str):
+    """The local folder of a Transformers-format base (a hub handle's cached snapshot, its
+    tokenizer and template files fetched), None for a KerasHub preset."""
+    from pathlib import Path
+
+    from bigtrain.models.hf_export import TOKENIZER_FILES
+
+    preset = locate(handle)
+    if not is_transformers_preset(preset):
+        return None
+    if _is_local(preset):
+        return Path(os.path.expanduser(preset))
+    utils = _preset_utils()
+    for name in (*TOKENIZER_FILES, hf.CHAT_TEMPLATE):
+        if utils.check_file_exists(preset, name):
+            utils.get_file(preset, name)
+    return Path(utils.get_file(preset, "config.json")).parent
+
+
 def is_transformers_preset(preset: str) -> bool:
     """Whether a located preset is a Transformers-format model (not a KerasHub preset)."""
     return hf.is_transformers_config(_preset_utils().load_json(preset, "config.json"))

@@ -167,6 +167,55 @@ def build_from_spec(config: FitConfig, run_dir: Path, spec) -> Components:
     return _assemble(config, run_dir, tf.distribute.get_strategy(), None, spec, chief=True)
 
 
+def task_evaluation(t, c: Components):
+    """What trainer.eval_tasks adds to each evaluation: the answer tasks scored with the
+    model as it trains (its training precision), through the data's chat template; None
+    without task files."""
+    if not t.eval_tasks:
+        return None
+    import numpy as np
+
+    from bigtrain.train import answer_tasks
+
+    splits = c.splits
+    if splits.spec.task != "lm":
+        raise ConfigError("trainer.eval_tasks", f"answer tasks score a language model; this "
+                          f"dataset's task is {splits.spec.task}")
+    items = {Path(p).expanduser(): answer_tasks.read_items(Path(p).expanduser())
+             for p in t.eval_tasks}
+    chat = ((splits.preprocessing or {}).get("input") or {}).get("chat") or {}
+    fmt = answer_tasks.Format(chat.get("template"), dict(chat.get("specials") or {}))
+    tok = splits.tokenizer
+    if tok is not None:
+        def encode(text):
+            return tok.encode([text])[0] if text else []
+        decode, pad = tok.decode, tok.pad_id
+    else:  # bytes
+        def encode(text):
+            return list(text.encode("utf-8"))
+
+        def decode(ids):
+            return bytes(i for i in ids if 0 <= i < 256).decode("utf-8", errors="replace")
+        pad = 0
+    model = c.model
+
+    def logits(x):
+        return np.asarray(model(x, training=False), np.float32)
+
+    scorer = answer_tasks.Scorer(logits, encode, decode, splits.spec.input_shape[0], fmt,
+                                 pad_id=pad)
+
+    def evaluation() -> dict:
+        out = {}
+        for path, its in items.items():
+            for k, v in scorer.score(its, t.eval_task_shots).items():
+                if not k.endswith("_items"):  # counts, not metrics
+                    out[f"val_task_{answer_tasks.task_name(path)}_{k}"] = v
+        return out
+
+    return evaluation
+
+
 def _warn_if_too_big(model, batch: int, precision: str, optim) -> None:
     """Warn before the first step when bigtrain.models.size estimates that a step needs
     more memory than the device has (GPU memory where known, else host memory)."""
@@ -211,7 +260,8 @@ def _assemble(config: FitConfig, run_dir: Path, strategy, splits, spec, chief: b
                           t.huber_delta, target_mean=spec.target_mean,
                           target_std=spec.target_std, label_counts=spec.label_counts,
                           masked=spec.masked)
-    check_monitor(objective, t.monitor)
+    if not (t.eval_tasks and t.monitor.startswith("val_task_")):  # named after task files
+        check_monitor(objective, t.monitor)
     model_spec = dataclasses.replace(spec, num_outputs=model_outputs(objective.loss,
                                                                      spec.num_outputs))
     with strategy.scope():
@@ -287,7 +337,8 @@ def fit(config: FitConfig, run_dir: Path, make_hooks: Callable[[], list[Hook]],
 
         mfu = Mfu(c.model, splits.spec, c.strategy, config.strategy.peak_flops)
         fit_loop(engine, splits, t, state, hooks, checkpointer, c.lr.scale, mfu=mfu,
-                 trace_dir=str(run_dir / "tb") if chief else None)
+                 trace_dir=str(run_dir / "tb") if chief else None,
+                 more_eval=task_evaluation(t, c))
         summary = _summarize(config, run_dir, c, state, hooks, start, mfu)
         for h in hooks:
             h.on_summary(summary, model=c.model)

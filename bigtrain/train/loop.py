@@ -77,8 +77,8 @@ def next_chunk(state: LoopState, steps_per_loop: int, actions: list[Action]) -> 
 
 
 def _actions(engine: Engine, splits, t, state: LoopState, hooks: list[Hook], checkpointer,
-             lr_scale, preemption: PreemptionWatcher, mfu=None, trace_dir: str | None = None
-             ) -> list[Action]:
+             lr_scale, preemption: PreemptionWatcher, mfu=None, trace_dir: str | None = None,
+             more_eval=None) -> list[Action]:
     """The actions, in the order they run: the NaN guard before anything uses the steps;
     early stopping and the checkpoints after the evaluation they judge and save; the hooks'
     on_steps after the saves; preemption last, with the step's work all done. A profiler
@@ -86,7 +86,11 @@ def _actions(engine: Engine, splits, t, state: LoopState, hooks: list[Hook], che
     spe = state.steps_per_epoch
     interval = Interval(engine.objective, t.batch_size, splits.spec.tokens_per_example, mfu)
     val_data = splits.eval_batches("val", t.eval_batch_size)
-    evaluate = Evaluate(lambda: engine.evaluate(val_data, "val_"), state, hooks,
+    def evaluation() -> dict:
+        record = engine.evaluate(val_data, "val_")
+        return {**record, **more_eval()} if more_eval is not None else record
+
+    evaluate = Evaluate(evaluation, state, hooks,
                         t.eval_every if t.eval_every > 0 else spe, t.monitor,
                         resolve_mode(t.monitor, t.monitor_mode), t.min_delta)
     checkpoint = Checkpoint(checkpointer, state,
@@ -105,13 +109,15 @@ def _actions(engine: Engine, splits, t, state: LoopState, hooks: list[Hook], che
 
 
 def fit_loop(engine: Engine, splits, trainer, state: LoopState, hooks: list[Hook],
-             checkpointer, lr_scale, mfu=None, trace_dir: str | None = None) -> None:
+             checkpointer, lr_scale, mfu=None, trace_dir: str | None = None,
+             more_eval=None) -> None:
     """Train from `state.step` until `state.total_steps` or an action or hook stops the run.
     `trainer`: the trainer group's settings; `mfu` (bigtrain/train/mfu.py) adds MFU to the
-    train records; `trace_dir`: where the profiler trace of trainer.profile_steps goes."""
+    train records; `trace_dir`: where the profiler trace of trainer.profile_steps goes;
+    `more_eval`: metrics added to each evaluation's record (trainer.eval_tasks)."""
     preemption = PreemptionWatcher()
     actions = _actions(engine, splits, trainer, state, hooks, checkpointer, lr_scale, preemption,
-                       mfu, trace_dir)
+                       mfu, trace_dir, more_eval)
     feed = Feed(engine, splits, trainer.batch_size, state)
     state.start_step, state.start_time = state.step, time.time()
     for h in hooks:
