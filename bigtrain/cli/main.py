@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from bigtrain.cli import (
+    chat,
     data,
     env,
     evaluate,
@@ -31,8 +32,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (fit, resume, launch, evaluate, export, predict, generate, info, data, env, runs,
-               plot, ls, show, validate):
+for module in (fit, resume, launch, evaluate, export, predict, generate, chat, info, data, env,
+               runs, plot, ls, show, validate):
     module.register(app)
 
 

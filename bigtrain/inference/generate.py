@@ -416,6 +416,11 @@ def generate(run, prompts: Sequence[str], max_new: int, sampling: Sampling = Sam
     return Generation(out, window, seconds, sum(map(len, news)), cached, r.describe())
 
 
+#: a restored KerasHub model's merged float32 task, its preprocessor and the sampling it is
+#: compiled for: restored model -> {"task", "pre", "sampling"}
+_HUB_TASKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def keras_hub_sampler(sampling: Sampling):
     """The KerasHub sampler that chooses as `sampling` says."""
     import keras_hub
@@ -447,18 +452,28 @@ def _generate_with_keras_hub(r, prompts: list[str], max_new: int, sampling: Samp
              for p, ids, cut in zip(prompts, encoded, truncated, strict=True)]
     longest = max((min(len(ids), window - 1) for ids in encoded), default=0)
     tic = time.perf_counter()
-    with r.ema_weights():
-        task = hub.hub_task(hub.merged(r.model, r.spec))
-    # packed and unpacked here rather than inside `generate`, to know the ids it decoded
-    pre = type(task).preprocessor_cls.from_preset(hub.locate(r.config.model.preset),
-                                                  sequence_length=window)
-    task.preprocessor = None
-    task.compile(sampler=keras_hub_sampler(sampling))
+    held = _HUB_TASKS.get(r.model)
+    if held is None:  # merged and set up once per restored run: a chat's turns reuse it
+        with r.ema_weights():
+            task = hub.hub_task(hub.merged(r.model, r.spec))
+        # packed and unpacked here rather than inside `generate`, to know the ids it decoded
+        pre = type(task).preprocessor_cls.from_preset(hub.locate(r.config.model.preset),
+                                                      sequence_length=window)
+        task.preprocessor = None
+        held = _HUB_TASKS[r.model] = {"task": task, "pre": pre, "sampling": None}
+    task, pre = held["task"], held["pre"]
+    if held["sampling"] != sampling:  # compiling resets KerasHub's traced generate
+        task.compile(sampler=keras_hub_sampler(sampling))
+        held["sampling"] = sampling
     rows = [(i, j) for i in range(len(prompts)) for j in range(num_samples)]
     packed = pre.generate_preprocess([texts[i] for i, _ in rows],
                                      sequence_length=min(window, longest + 1 + max_new))
     ends = [pre.tokenizer.end_token_id] + ([pre.tokenizer.end_token2_id]
                                            if hasattr(pre.tokenizer, "end_token2_id") else [])
+    for s in stop:  # a stop string that is one token (a chat template's end of turn) ends
+        ids_of = tok.encode([s])[0]  # decoding at once, as the end token does
+        if len(ids_of) == 1 and ids_of[0] not in ends:
+            ends.append(int(ids_of[0]))
     made = task.generate(packed, stop_token_ids=ends)
     seconds = time.perf_counter() - tic
     ids = np.asarray(made["token_ids"])

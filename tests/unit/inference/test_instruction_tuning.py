@@ -1,0 +1,196 @@
+"""Instruction tuning of a Transformers checkpoint end to end, as a user does it: a Qwen 2
+folder (safetensors, tokenizer.json, chat template) fine-tuned with LoRA on chat pairs with
+the loss on the answers, answer tasks scored during training and after, exported back to a
+Transformers folder, and talked to through `bigtrain chat` (in a real terminal too). The
+engine's guarantees hold: bitwise resume after SIGKILL, two workers equal one."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import time
+
+import hf_folders
+import numpy as np
+import pytest
+from helpers import CLI, checkpoint_tensors, command_env, read_jsonl, run_cli, run_workers
+
+pytestmark = pytest.mark.slow
+
+CAPITALS = {"france": "paris", "italy": "rome", "spain": "madrid", "japan": "tokyo",
+            "egypt": "cairo", "peru": "lima", "kenya": "nairobi", "chile": "santiago"}
+
+
+def pairs_file(path):
+    rng = np.random.default_rng(0)
+    names = list(CAPITALS)
+    with open(path, "w") as f:
+        for i in range(120):
+            c = names[rng.integers(len(names))]
+            if i % 2:
+                f.write(json.dumps({"prompt": f"capital of {c}?", "response": CAPITALS[c]})
+                        + "\n")
+            else:
+                f.write(json.dumps({"messages": [
+                    {"role": "system", "content": "One word."},
+                    {"role": "user", "content": f"capital of {c}?"},
+                    {"role": "assistant", "content": CAPITALS[c]}]}) + "\n")
+    return path
+
+
+def task_file(path):
+    lines = []
+    for c, a in CAPITALS.items():
+        others = [v for v in CAPITALS.values() if v != a][:2]
+        lines += [{"prompt": f"capital of {c}?", "answer": a},
+                  {"prompt": f"capital of {c}?", "choices": [*others, a], "answer": 2},
+                  {"prompt": f"capital of {c}?", "response": a}]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return path
+
+
+def args(root, *more: str) -> list[str]:
+    return ["dataset=chat", f"dataset.path={root / 'pairs.jsonl'}", "dataset.seq_len=48",
+            "model=hub", f"model.preset={root / 'qwen'}", "model.lora_rank=4",
+            "model.dropout=0", "optim.lr=0.02", "trainer.batch_size=8", "trainer.max_steps=12",
+            "trainer.eval_every=6", "trainer.checkpoint_every=6", "trainer.log_every=3",
+            "trainer.progress=none", "trainer.deterministic=true", "logger=[]",
+            "strategy.precision=fp32", *more]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("instruct")
+    hf_folders.qwen2(root / "qwen")
+    pairs_file(root / "pairs.jsonl")
+    task_file(root / "capitals.jsonl")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tuned(root):
+    proc = run_cli("fit", *args(root, f"trainer.eval_tasks=[{root / 'capitals.jsonl'}]"),
+                   "hydra.run.dir=tuned", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    return root / "tuned"
+
+
+def test_a_lora_chat_run_trains_on_answers_and_scores_tasks_at_each_eval(root, tuned):
+    pre = json.loads((tuned / "preprocessing.json").read_text())
+    assert pre["input"]["chat"]["template"] == hf_folders.CHATML  # the checkpoint's own
+    assert pre["spec"]["masked"] is True
+    evals = [r for r in read_jsonl(tuned / "metrics.jsonl") if "val_loss" in r]
+    assert [r["step"] for r in evals] == [6, 12]
+    for key in ("val_task_capitals_exact", "val_task_capitals_choice_accuracy",
+                "val_task_capitals_perplexity"):
+        assert all(key in r for r in evals), evals[-1].keys()
+    losses = [r["loss"] for r in read_jsonl(tuned / "metrics.jsonl") if "loss" in r]
+    assert losses[-1] < losses[0]
+
+
+def test_export_hf_reads_back_to_the_runs_logits_with_the_bases_tokenizer(root, tuned):
+    from bigtrain.inference.restore import export_run, open_run
+    from bigtrain.models import hub
+    from bigtrain.models.hub import build_hub
+    from bigtrain.models.schemas import HubConfig
+
+    out = export_run(tuned, "hf", root / "export-hf")
+    for name in ("tokenizer.json", "config.json", "model.safetensors", "chat_template.jinja"):
+        assert (out / name).is_file(), name
+    assert (out / "tokenizer.json").read_bytes() == (root / "qwen" / "tokenizer.json").read_bytes()
+    assert (out / "chat_template.jinja").read_text() == hf_folders.CHATML
+    assert json.loads((out / "tokenizer_config.json").read_text())["chat_template"] == \
+        hf_folders.CHATML
+    r = open_run(tuned)
+    ids = np.random.default_rng(0).integers(0, 300, (2, 48)).astype("int32")
+    want = np.asarray(hub.merged(r.model, r.spec)(ids, training=False))
+    got = np.asarray(build_hub(HubConfig(preset=str(out)), r.spec)(ids, training=False))
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+def test_eval_task_and_chat_messages_from_the_command_line(root, tuned):
+    proc = run_cli("eval", str(tuned), "--task", str(root / "capitals.jsonl"), "--shots", "1",
+                   cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "task_capitals_exact" in proc.stdout and "1-shot" in proc.stdout
+    written = list(tuned.glob("eval_task_capitals_*.json"))
+    assert written and json.loads(written[0].read_text())["metrics"]["task_capitals_exact_items"] == 8
+    msgs = root / "msgs.jsonl"
+    msgs.write_text(json.dumps({"prompt": "capital of peru?"}) + "\n" + json.dumps(
+        {"messages": [{"role": "user", "content": "capital of chile?"}]}) + "\n")
+    proc = run_cli("chat", str(tuned), "--messages", str(msgs), "--temperature", "0",
+                   "--max-new", "8", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    answers = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [a["line"] for a in answers] == [1, 2]
+    assert all(isinstance(a["answer"], str) and 1 <= a["tokens"] <= 8 for a in answers)
+
+
+def test_chat_in_a_real_terminal_answers_resets_and_exits(root, tuned):
+    main, child = pty.openpty()
+    proc = subprocess.Popen([*CLI, "chat", str(tuned), "--max-new", "6", "--temperature", "0"],
+                            stdin=child, stdout=child, stderr=child, cwd=root,
+                            env=command_env(), close_fds=True)
+    os.close(child)
+    seen = b""
+
+    def read_until(marker: bytes, timeout: float = 120) -> bytes:
+        nonlocal seen
+        end = time.monotonic() + timeout
+        while marker not in seen:
+            assert time.monotonic() < end, seen[-2000:]
+            ready, _, _ = select.select([main], [], [], 1)
+            if ready:
+                try:
+                    seen += os.read(main, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+        return seen
+
+    try:
+        read_until(b"you> ")
+        os.write(main, b"capital of peru?\n")
+        read_until(b"assistant> ")
+        read_until(b"tokens in")
+        seen = b""
+        os.write(main, b"/reset\n")
+        read_until(b"(a new conversation)")
+        os.write(main, b"/exit\n")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main)
+
+
+def test_sigkill_and_resume_of_a_masked_lora_run_is_bitwise_exact(root, tuned, tmp_path):
+    a = args(root, f"trainer.eval_tasks=[{root / 'capitals.jsonl'}]", "hydra.run.dir=run")
+    killed = run_cli("fit", *a, cwd=tmp_path, env={"BIGTRAIN_FAULTS": "sigkill@step=9"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = run_cli("fit", *a, cwd=tmp_path)
+    assert resumed.returncode == 0 and "resumed from" in resumed.stderr, resumed.stderr
+    want = checkpoint_tensors(tuned / "checkpoints" / "ckpt-12")
+    got = checkpoint_tensors(tmp_path / "run" / "checkpoints" / "ckpt-12")
+    assert got.keys() == want.keys() and any(k.startswith("trained/") for k in got)
+    assert [k for k in got if got[k] != want[k]] == []
+
+
+def test_two_workers_weigh_trained_tokens_like_one(root, tmp_path):
+    a = args(root, "trainer.max_steps=4", "trainer.eval_every=4", "trainer.log_every=1")
+    one = run_cli("fit", *a, "hydra.run.dir=one", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    codes, outs = run_workers("fit", *a, "strategy=multi_worker",
+                              f"hydra.run.dir={tmp_path / 'two'}", cwd=tmp_path,
+                              env={"TMPDIR": str(tmp_path)})
+    assert codes == [0, 0], [out[-3000:] for out in outs]
+
+    def losses(run):
+        return [(r["step"], r["loss"]) for r in read_jsonl(run / "metrics.jsonl") if "loss" in r]
+
+    x, y = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert [s for s, _ in x] == [s for s, _ in y] == [1, 2, 3, 4]
+    assert max(abs(p - q) for (_, p), (_, q) in zip(x, y, strict=True)) < 1e-5
