@@ -118,7 +118,8 @@ def test_eval_task_and_chat_messages_from_the_command_line(root, tuned):
     assert proc.returncode == 0, proc.stderr
     assert "task_capitals_exact" in proc.stdout and "1-shot" in proc.stdout
     written = list(tuned.glob("eval_task_capitals_*.json"))
-    assert written and json.loads(written[0].read_text())["metrics"]["task_capitals_exact_items"] == 8
+    metrics = json.loads(written[0].read_text())["metrics"]
+    assert metrics["task_capitals_exact_items"] == 8
     msgs = root / "msgs.jsonl"
     msgs.write_text(json.dumps({"prompt": "capital of peru?"}) + "\n" + json.dumps(
         {"messages": [{"role": "user", "content": "capital of chile?"}]}) + "\n")
