@@ -46,6 +46,13 @@ def check_family(backbone) -> None:
         raise ConfigError("--format", f"hf: KerasHub writes Transformers folders of "
                           f"{families}; this run's model is a {name}. Use --format preset "
                           "(KerasHub's own format) or savedmodel")
+    if name == "GemmaBackbone" and backbone.num_key_value_heads > 1:
+        # KerasHub 0.32's Gemma exporter writes key and value projections of the first
+        # key/value head only (export/gemma.py: weights[0][0]): right for Gemma 2B's one
+        # head, wrong for more
+        raise ConfigError("--format", f"hf: KerasHub's Gemma exporter writes one key/value "
+                          f"head and this model has {backbone.num_key_value_heads}: the folder "
+                          "would be wrong. Use --format preset (KerasHub's own format)")
 
 
 def save_transformers(task, directory: Path, base_folder: Path | None, tokenizer=None,

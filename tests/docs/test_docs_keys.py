@@ -14,7 +14,7 @@ from docs_support import GROUPS, blocks, commands, inline_code, key_problem, mar
 #: keys the docs name on purpose as ones that do not exist (an example of the error)
 DELIBERATELY_UNKNOWN = {"trainer.foo"}
 #: inline code that looks like a key and is not one: tf.distribute's `strategy.run`
-NOT_KEYS = {"strategy.run"}
+NOT_KEYS = {"strategy.run", "model.safetensors"}  # a method; a file name
 #: a span ending like a file name is a file (`model.preprocessing.json`, `trainer.py`)
 FILE_SUFFIXES = {"py", "json", "jsonl", "yaml", "yml", "md", "keras", "csv", "txt", "png",
                  "log", "h5"}

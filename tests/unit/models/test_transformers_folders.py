@@ -94,3 +94,17 @@ def test_a_sharded_folder_missing_a_shard_is_named(tmp_path):
     (folder / "model-00001-of-00002.safetensors").write_bytes(b"")
     with pytest.raises(ConfigError, match="lacks 1 of the 2 weight shards"):
         hf.weight_files(folder)
+
+
+def test_a_gemma_with_several_key_value_heads_is_refused_by_the_hf_export(tmp_path):
+    import keras_hub
+
+    from bigtrain.models.hf_export import save_transformers
+
+    backbone = keras_hub.models.GemmaBackbone(
+        vocabulary_size=300, num_layers=1, num_query_heads=4, num_key_value_heads=4,
+        hidden_dim=32, intermediate_dim=64, head_dim=8)
+    lm = keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=None)
+    with pytest.raises(ConfigError, match="one key/value head"):
+        save_transformers(lm, tmp_path / "hf", base_folder=None)
+    assert not (tmp_path / "hf").exists()
