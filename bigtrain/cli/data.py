@@ -122,8 +122,15 @@ def chat_examples(console, report: dict, shown: list, spec, tok) -> None:
                   f"{100 * report['trained_share']:.1f}% of the training targets trained, "
                   f"windows {100 * report['filled_share']:.1f}% filled; "
                   f"{report['cut']} cut, {report['dropped']} dropped for length")
+    what = "window" if report.get("packed") else "example"
     for i, (x, y) in enumerate(shown):
-        console.print(Rule(f"example {i} (trained tokens in bold green)"))
+        if x.ndim == 2:  # a packed window: ids, segments, positions
+            n = int(x[:, 1].max())
+            console.print(Rule(f"window {i}: {n} example(s) packed (trained tokens in bold "
+                               "green)"))
+            x = x[:, 0]
+        else:
+            console.print(Rule(f"{what} {i} (trained tokens in bold green)"))
         text = Text()
         for piece, trained in trained_runs(x, y, decode):
             text.append(piece, style="bold green" if trained else "dim")

@@ -35,6 +35,10 @@ def check_applies(aug, spec: DatasetSpec) -> None:
     if aug.token_mask and not spec.input_dtype.startswith("int"):
         raise ConfigError("dataset.augment.token_mask", f"is for token inputs; {spec.name} "
                           f"has {spec.input_dtype} inputs")
+    if aug.token_mask and spec.packed:
+        raise ConfigError("dataset.augment.token_mask", "does not take packed windows (they "
+                          "carry segments and positions beside the ids); use "
+                          "dataset.packing=false with it")
     if aug.mixup and spec.task != "classification":
         raise ConfigError("dataset.augment.mixup", f"needs a classification dataset; "
                           f"{spec.name} is {spec.task}")

@@ -237,6 +237,38 @@ def windows(examples: list[Encoded], seq_len: int, pad_id: int
     return x, y
 
 
+def pack(examples: list[Encoded], seq_len: int, pad_id: int
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """Examples packed in order into windows of `seq_len` positions (an example of L tokens
+    takes L - 1: its inputs and next-token targets), a new window when the next one does not
+    fit: inputs [N, seq_len, 3] (token id, segment 1.. per example and 0 for padding, position
+    within the example) and targets [N, seq_len] (IGNORED where untrained or padding)."""
+    rows: list[list[Encoded]] = []
+    used = seq_len + 1  # no open window
+    for e in examples:
+        need = len(e.ids) - 1
+        if used + need > seq_len:
+            rows.append([])
+            used = 0
+        rows[-1].append(e)
+        used += need
+    x = np.zeros((len(rows), seq_len, 3), np.int32)
+    x[..., 0] = pad_id
+    y = np.full((len(rows), seq_len), IGNORED, np.int32)
+    for r, row in enumerate(rows):
+        at = 0
+        for s, e in enumerate(row, 1):
+            ids = np.asarray(e.ids, np.int32)
+            trained = np.asarray(e.trained, bool)
+            k = len(ids) - 1
+            x[r, at:at + k, 0] = ids[:-1]
+            x[r, at:at + k, 1] = s
+            x[r, at:at + k, 2] = np.arange(k)
+            y[r, at:at + k] = np.where(trained[1:], ids[1:], IGNORED)
+            at += k
+    return x, y
+
+
 def template_of(cfg: ChatConfig, tok) -> tuple[str, str]:
     own = getattr(tok, "chat_template", None)
     return templates.resolve(cfg.template, own, cfg.key("template"))
@@ -272,7 +304,9 @@ def build_chat(cfg: ChatConfig, tokenizer: tokenizers_.Tokenizer | None = None) 
             kept.append(fitted)
         if not split_arrays:  # the training split: how full its windows are
             counts["filled"] = sum(len(e.ids) - 1 for e in kept)
-        split_arrays.append(windows(kept, cfg.seq_len, tok.pad_id if tok else 0))
+            counts["examples"] = len(kept)
+        make = pack if cfg.packing else windows
+        split_arrays.append(make(kept, cfg.seq_len, tok.pad_id if tok else 0))
     if counts["dropped"] or counts["cut"]:
         log.warning("chat: %d example(s) longer than dataset.seq_len=%d were %s, %d dropped "
                     "(dataset.truncation=%s)", counts["cut"] + counts["dropped"], cfg.seq_len,
@@ -288,16 +322,19 @@ def build_chat(cfg: ChatConfig, tokenizer: tokenizers_.Tokenizer | None = None) 
     spec = DatasetSpec(name="chat", task="lm", input_shape=(cfg.seq_len,),
                        input_dtype="int32", num_outputs=vocab, num_train=len(x_train),
                        num_val=len(x_val), num_test=len(x_test), skipped=skipped,
-                       masked=True, **stats)
+                       masked=True, packed=cfg.packing, **stats)
     report = {"kind": "chat", "template": name, "train_on": cfg.train_on,
               "trained_share": float(len(trained) / max(1, y_train.size)),
-              "filled_share": float(counts["filled"] / max(1, x_train.size)),
+              "filled_share": float(counts["filled"] / max(1, len(x_train) * cfg.seq_len)),
+              "packed": bool(cfg.packing), "examples": counts["examples"],
               "cut": counts["cut"], "dropped": counts["dropped"],
               "example": rendered[0][0]}
-    log.info("chat: %d conversations (%d / %d / %d), template %s, loss on %s: %.1f%% of the "
-             "training tokens trained, %.1f%% of each window filled", len(convs), len(x_train),
-             len(x_val), len(x_test), name, "the answers" if cfg.train_on == "assistant"
-             else "every token", 100 * report["trained_share"], 100 * report["filled_share"])
+    log.info("chat: %d conversations, %s%d / %d / %d windows, template %s, loss on %s: "
+             "%.1f%% of the training targets trained, windows %.1f%% filled (packing "
+             "efficiency)", len(convs), f"{counts['examples']} training examples packed "
+             "into " if cfg.packing else "", len(x_train), len(x_val), len(x_test), name,
+             "the answers" if cfg.train_on == "assistant" else "every token",
+             100 * report["trained_share"], 100 * report["filled_share"])
 
     def ds(arrays):
         return tf.data.Dataset.from_tensor_slices(arrays)

@@ -177,6 +177,9 @@ class ChatConfig(DatasetConfig):
     # an example longer than seq_len: left (cut the oldest prompt tokens, keep the last
     # answer whole; dropped if that answer alone does not fit) | drop
     truncation: str = "left"
+    # put several examples into each window (segment ids keep attention and positions
+    # within each example; bigtrain's transformer) instead of padding each to seq_len
+    packing: bool = False
     # byte (256 ids) | wordpiece | sentencepiece | bpe (learned from the training
     # split's rendered texts); a pretrained model (model=hub) brings its own tokenizer
     vocab: str = "byte"

@@ -48,6 +48,9 @@ class DatasetSpec:
     # language-model targets below 0 take no loss (instruction data: the prompts and the
     # padding); the loss is then the mean over the trained targets
     masked: bool = False
+    # inputs are packed windows [T, 3] (token ids, segment, position: several examples in
+    # one window, bigtrain/models/packing.py); the model itself takes the ids [T]
+    packed: bool = False
 
 
     @property

@@ -234,13 +234,18 @@ def masked_softmax_dropout(scores, mask, scale: float, seed, rate: float):
     return dropped, out["weights"]
 
 
-def attention_weights(scores, scale: float, causal: bool, pad_mask=None):
-    """softmax(scale * scores) over the last axis, with future positions (`causal`) and
-    padded keys (`pad_mask` [B, T] True where real) masked out (see `masked_softmax`)."""
+def attention_weights(scores, scale: float, causal: bool, pad_mask=None, segments=None):
+    """softmax(scale * scores) over the last axis, with future positions (`causal`), padded
+    keys (`pad_mask` [B, T] True where real) and, in a packed batch, the keys of other
+    examples (`segments` [B, T]: a query sees keys of its own segment only) masked out (see
+    `masked_softmax`). Every query keeps at least itself, so no row is empty."""
     t = scores.shape[-1]
     mask = tf.constant(True)
     if causal:
         mask = tf.linalg.band_part(tf.ones((t, t), tf.bool), -1, 0)
     if pad_mask is not None:
         mask = tf.logical_and(mask, pad_mask[:, None, None, :])
+    if segments is not None:
+        mask = tf.logical_and(mask, tf.equal(segments[:, None, :, None],
+                                             segments[:, None, None, :]))
     return masked_softmax(scores, mask, scale)

@@ -24,7 +24,7 @@ import tensorflow as tf
 from keras import ops
 
 from bigtrain.core.errors import ConfigError
-from bigtrain.models import MODELS
+from bigtrain.models import MODELS, packing
 from bigtrain.models.kernels import (
     NEG_INF,
     _softmax_fwd,
@@ -63,11 +63,14 @@ class FastLayerNorm(keras.layers.Layer):
 
 
 def _rotary(x, positions):
-    """Rotate pairs of channels by position-dependent angles (RoPE). x: [B, H, T, Dh]."""
+    """Rotate pairs of channels by position-dependent angles (RoPE). x: [B, H, T, Dh];
+    positions [T], or [B, T] (a packed batch: per example)."""
     dh = x.shape[-1]
     half = dh // 2
     inv = 1.0 / (10000 ** (ops.arange(0, half, dtype="float32") / half))
-    angles = ops.cast(positions, "float32")[:, None] * inv[None, :]  # [T, half]
+    angles = ops.cast(positions, "float32")[..., None] * inv  # [T, half] or [B, T, half]
+    if len(angles.shape) == 3:
+        angles = angles[:, None]  # [B, 1, T, half]
     cos, sin = ops.cos(angles), ops.sin(angles)
     x32 = ops.cast(x, "float32")
     x1, x2 = x32[..., :half], x32[..., half:]
@@ -123,7 +126,8 @@ class TransformerBlock(keras.layers.Layer):
 
     def _qkv(self, h, b, t, positions=None):
         """Queries, keys and values [B, H, T, Dh] of rows h [B*T, D]; rotary positions are
-        0..T-1 unless `positions` ([T]) says otherwise (decoding from a cache)."""
+        0..T-1 unless `positions` ([T], decoding from a cache; [B, T], a packed batch) says
+        otherwise."""
         heads, dh = self.num_heads, self.d_model // self.num_heads
         qkv = ops.reshape(self._project(self.qkv, h), (b, t, 3, heads, dh))
         q, k, v = ops.unstack(ops.transpose(qkv, (2, 0, 3, 1, 4)), 3, axis=0)  # [B,H,T,Dh]
@@ -132,10 +136,11 @@ class TransformerBlock(keras.layers.Layer):
             q, k = _rotary(q, pos), _rotary(k, pos)
         return q, k, v
 
-    def _attend(self, q, k, v, b, t, pad_mask, drop):
+    def _attend(self, q, k, v, b, t, pad_mask, drop, segments=None):
         dh = self.d_model // self.num_heads
         scores = tf.matmul(q, k, transpose_b=True)
-        weights = attention_weights(scores, 1.0 / math.sqrt(dh), self.causal, pad_mask)
+        weights = attention_weights(scores, 1.0 / math.sqrt(dh), self.causal, pad_mask,
+                                    segments)
         weights = drop(weights)
         out = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
         return self._project(self.proj, ops.reshape(out, (b * t, self.d_model)))
@@ -146,25 +151,28 @@ class TransformerBlock(keras.layers.Layer):
                       ops.cast(self.fc1.bias, h.dtype))
         return drop(self._project(self.fc2, h))
 
-    def _forward(self, x, pad_mask, drop):
+    def _forward(self, x, pad_mask, drop, packed=None):
         # the block works on rows [B*T, D]: every projection is then a plain 2-D matmul
         b, t = ops.shape(x)[0], ops.shape(x)[1]
         x2 = ops.reshape(x, (b * t, self.d_model))
-        q, k, v = self._qkv(self.ln1(x2), b, t)
-        attended = self._attend(q, k, v, b, t, pad_mask, drop)
+        positions = packed.positions if packed is not None else None
+        q, k, v = self._qkv(self.ln1(x2), b, t, positions)
+        attended = self._attend(q, k, v, b, t, pad_mask, drop,
+                                packed.segments if packed is not None else None)
         x2 = x2 + drop(attended)
         x2 = x2 + self._mlp(x2, drop)
         return ops.reshape(x2, (b, t, self.d_model))
 
     def call(self, x, pad_mask=None, training=None):
+        packed = packing.current()  # read here: a recomputation runs outside the scope
         if self.remat and training:
-            return self._recomputed(x, pad_mask)
-        return self._forward(x, pad_mask, lambda h: self.drop(h, training=training))
+            return self._recomputed(x, pad_mask, packed)
+        return self._forward(x, pad_mask, lambda h: self.drop(h, training=training), packed)
 
     #: dropout masks one training call draws (attention weights, attention out, MLP out)
     DRAWS = 3
 
-    def _recomputed(self, x, pad_mask):
+    def _recomputed(self, x, pad_mask, packed=None):
         """`call` in training under tf.recompute_grad: only the block's input is kept for the
         backward pass, which runs the block again. Dropout draws from seeds read once, before
         the block, as the layer's Dropout would (its seed state, then +1 per mask), so the
@@ -188,7 +196,7 @@ class TransformerBlock(keras.layers.Layer):
                     seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
                 return tf.nn.experimental.stateless_dropout(h, rate=rate, seed=seed)
 
-            return self._forward(x, pad_mask, drop)
+            return self._forward(x, pad_mask, drop, packed)
 
         return tf.recompute_grad(block)(x)
 
@@ -293,6 +301,13 @@ class Positions(keras.layers.Layer):
 
     def call(self, x):
         t = ops.shape(x)[1]
+        packed = packing.current()
+        if packed is not None:  # positions restart at each example of a packed batch
+            if self.kind == "learned":
+                return x + ops.cast(tf.gather(self.table, packed.positions), x.dtype)
+            if self.kind == "sinusoidal":
+                return x + ops.cast(self._sinusoids(packed.positions, t), x.dtype)
+            return x
         if self.kind == "learned":
             return x + ops.cast(self.table[:t], x.dtype)[None]
         if self.kind == "sinusoidal":
@@ -300,11 +315,12 @@ class Positions(keras.layers.Layer):
         return x
 
     def _sinusoids(self, positions, t):
-        pos = ops.cast(positions, "float32")[:, None]
-        i = ops.arange(0, self.d_model, 2, dtype="float32")[None, :]
+        """Position vectors of positions [T] ([T, D]) or [B, T] ([B, T, D])."""
+        pos = ops.cast(positions, "float32")[..., None]
+        i = ops.arange(0, self.d_model, 2, dtype="float32")
         angle = pos / ops.power(10000.0, i / self.d_model)
-        return ops.reshape(ops.stack([ops.sin(angle), ops.cos(angle)], axis=-1),
-                           (t, self.d_model))
+        out = ops.stack([ops.sin(angle), ops.cos(angle)], axis=-1)
+        return ops.reshape(out, (*ops.shape(angle)[:-1], self.d_model))
 
     def at(self, x, pos):
         """x [B, D], one token per row at position `pos` (a scalar): `call` for that

@@ -83,10 +83,14 @@ class Periodic(Action):
 class Interval:
     """The running sums since the last train record: statistics, steps and seconds."""
 
-    def __init__(self, objective, batch_size: int, tokens_per_example: int, mfu=None):
+    def __init__(self, objective, batch_size: int, tokens_per_example: int, mfu=None,
+                 filled: float | None = None):
         self.objective, self.batch_size = objective, batch_size
         self.tokens_per_example = max(0, tokens_per_example)
         self.mfu = mfu  # bigtrain/train/mfu.py: adds mfu and flops_per_sec to the record
+        # instruction data: the share of the training windows' positions that hold a token
+        # (not padding), reported as packing_efficiency beside trained tokens per second
+        self.filled = filled
         self.reset()
 
     def reset(self) -> None:
@@ -106,6 +110,12 @@ class Interval:
         record["examples_per_sec"] = examples / self.seconds if self.seconds > 0 else None
         if tokens:
             record["tokens_per_sec"] = tokens / self.seconds if self.seconds > 0 else None
+        if getattr(self.objective, "masked", False):  # the targets the loss was taken on
+            trained = float(self.totals[1])
+            record["trained_tokens_per_sec"] = trained / self.seconds if self.seconds > 0 \
+                else None
+            if self.filled is not None:
+                record["packing_efficiency"] = self.filled
         if self.mfu is not None:
             self.mfu.add(record)
         self.reset()

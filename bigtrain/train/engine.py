@@ -28,6 +28,9 @@ class StepConfig:
     clip_norm: float = 0.0
     jit_compile: bool = False
     loss_scaling: bool = False  # fp16: the optimizer is a keras LossScaleOptimizer
+    # batches are packed: inputs [B, T, 3] of token ids, segments and positions
+    # (bigtrain/models/packing.py); the model is called on the ids inside a packing scope
+    packed: bool = False
 
 
 def _one_cpu(strategy: tf.distribute.Strategy) -> bool:
@@ -88,7 +91,7 @@ class Engine:
         if denominator is not None:
             global_count = denominator
         with tf.GradientTape() as tape:
-            out = model(x, training=True)
+            out = self._call(x, training=True)
             per_example = obj.per_example_loss(y, out)
             loss = tf.reduce_sum(per_example) / global_count
             if model.losses:
@@ -139,8 +142,18 @@ class Engine:
         # the optimizer sums over replicas again: hand each replica an equal share
         return [g / self._replicas for g in clipped]
 
+    def _call(self, x, training: bool):
+        """The model on a batch's inputs (a packed batch: its ids, inside a packing scope)."""
+        if not self.cfg.packed:
+            return self.model(x, training=training)
+        from bigtrain.models import packing
+
+        ids, segments, positions = packing.split(x)
+        with packing.scope(segments, positions):
+            return self.model(ids, training=training)
+
     def _replica_eval_step(self, x, y):
-        out = self.model(x, training=False)
+        out = self._call(x, training=False)
         per_example = self.objective.per_example_loss(y, out)
         return self.objective.stats(y, out, per_example)
 

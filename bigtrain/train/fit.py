@@ -283,7 +283,7 @@ def _assemble(config: FitConfig, run_dir: Path, strategy, splits, spec, chief: b
     engine = Engine(strategy, model, optimizer, objective, StepConfig(
         global_batch=t.batch_size, tokens_per_example=spec.tokens_per_example,
         grad_accum=t.grad_accum, clip_norm=t.clip_norm, jit_compile=s.jit_compile,
-        loss_scaling=precision == "fp16"))
+        loss_scaling=precision == "fp16", packed=spec.packed))
     base = config.model.base
     if base:
         from bigtrain.models.hub import base_record

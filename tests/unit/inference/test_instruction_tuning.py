@@ -195,3 +195,25 @@ def test_two_workers_weigh_trained_tokens_like_one(root, tmp_path):
     x, y = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert [s for s, _ in x] == [s for s, _ in y] == [1, 2, 3, 4]
     assert max(abs(p - q) for (_, p), (_, q) in zip(x, y, strict=True)) < 1e-5
+
+
+def test_sigkill_and_resume_of_a_packed_masked_run_is_bitwise_exact(root, tmp_path):
+    a = ["dataset=chat", f"dataset.path={root / 'pairs.jsonl'}", "dataset.seq_len=128",
+         "dataset.packing=true", "model=transformer", "model.d_model=32", "model.num_layers=1",
+         "model.positions=rotary", "trainer.batch_size=4", "trainer.max_steps=8",
+         "trainer.eval_every=4", "trainer.checkpoint_every=4", "trainer.log_every=1",
+         "trainer.progress=none",
+         "trainer.deterministic=true", "logger=[]", "strategy.precision=fp32"]
+    whole = run_cli("fit", *a, "hydra.run.dir=whole", cwd=tmp_path)
+    assert whole.returncode == 0 and "packed into" in whole.stderr, whole.stderr
+    killed = run_cli("fit", *a, "hydra.run.dir=run", cwd=tmp_path,
+                     env={"BIGTRAIN_FAULTS": "sigkill@step=6"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = run_cli("fit", *a, "hydra.run.dir=run", cwd=tmp_path)
+    assert resumed.returncode == 0 and "resumed from" in resumed.stderr, resumed.stderr
+    want = checkpoint_tensors(tmp_path / "whole" / "checkpoints" / "ckpt-8")
+    got = checkpoint_tensors(tmp_path / "run" / "checkpoints" / "ckpt-8")
+    assert got.keys() == want.keys() and [k for k in got if got[k] != want[k]] == []
+    records = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "loss" in r]
+    assert all(r["trained_tokens_per_sec"] > 0 and 0 < r["packing_efficiency"] <= 1
+               for r in records)
