@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -13,6 +14,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: TensorFlow's and absl's start-up lines, which never reach a user's console
+TF_NOISE = re.compile(r"(^[IWEF]\d{4} |absl::InitializeLog|oneDNN|cudart|cuInit|"
+                      r"cuda_platform|cpu_feature_guard)", re.M)
 CLI = [sys.executable, "-m", "bigtrain.cli.main"]
 
 

@@ -207,7 +207,7 @@ def test_ctrl_c_while_tensorflow_starts_leaves_only_bigtrains_line(tmp_path):
     """Ctrl-C while TensorFlow loads in a fresh process, once it has written native lines
     (bigtrain points fd 2 at a buffer while it loads: sent when that buffer has text): no
     native TensorFlow line reaches the terminal, only bigtrain's own; they go to fit.log."""
-    from test_first_screen import TF_NOISE
+    from helpers import TF_NOISE
 
     proc = start_cli("fit", "debug=smoke", "hydra.run.dir=run", cwd=tmp_path, fresh=True)
     fd2 = Path(f"/proc/{proc.pid}/fd/2")

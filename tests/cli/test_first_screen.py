@@ -15,11 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import CLI, run_cli
+from helpers import CLI, TF_NOISE, run_cli
 
 #: what TensorFlow's C++ start-up writes to fd 2 (absl, oneDNN, cudart, cuInit)
-TF_NOISE = re.compile(r"(^[IWEF]\d{4} |absl::InitializeLog|oneDNN|cudart|cuInit|"
-                      r"cuda_platform|cpu_feature_guard)", re.M)
 CSI = re.compile(r"\x1b\[([0-9;?]*)([A-Za-z])")
 
 

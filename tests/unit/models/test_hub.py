@@ -577,7 +577,7 @@ def test_a_mistake_found_while_building_is_one_line(presets, cli):
 def test_tensorflows_start_up_lines_stay_off_the_console(presets, tmp_path):
     """In a fresh process (not forked from one that has TensorFlow loaded), the preset check
     that loads KerasHub goes through bigtrain's TensorFlow import: no C++ start-up lines."""
-    from test_first_screen import TF_NOISE
+    from helpers import TF_NOISE
 
     proc = run_cli("fit", *lm_args(presets["gpt2"], "model.lora_rank=2",
                                    "model.lora_targets=[nothing_here]"), "hydra.run.dir=run",
