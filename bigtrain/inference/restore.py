@@ -267,17 +267,18 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
     `.keras` file of standard Keras layers (with `<name>.preprocessing.json` beside it), or
     (model=hub runs) a KerasHub preset directory. LoRA adapters are merged into the weights in
     each."""
-    formats = ("savedmodel", "keras", "preset", "hf")
+    formats = ("savedmodel", "keras", "preset", "hf", "adapter")
     if fmt not in formats:
         raise ConfigError("--format", f"{fmt!r} is not valid; allowed: {', '.join(formats)}")
     default = {"keras": "model.keras", "savedmodel": "savedmodel", "preset": "preset",
-               "hf": "hf"}[fmt]
+               "hf": "hf", "adapter": "adapter"}[fmt]
     out = Path(out or Path(run_dir) / "export" / default)
     if fmt == "keras" and out.suffix != ".keras":
         raise ConfigError("--out", f"{out} must end in .keras for --format keras")
     trained = _read_config(Path(run_dir)).model.name
-    if fmt in ("preset", "hf") and trained != "hub":  # refused before the model is built
-        what = "a KerasHub preset" if fmt == "preset" else "a Transformers folder"
+    if fmt in ("preset", "hf", "adapter") and trained != "hub":  # before the model is built
+        what = {"preset": "a KerasHub preset", "hf": "a Transformers folder",
+                "adapter": "a LoRA adapter in PEFT's format"}[fmt]
         raise ConfigError("--format", f"{fmt} writes {what}, for runs of model=hub; "
                           f"{run_dir} trained model={trained}: use savedmodel or keras")
     r = open_run(run_dir, checkpoint)
@@ -286,6 +287,20 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
 
     is_hub = hub.holds_hub_task(r.model)
     with r.ema_weights():
+        if fmt == "adapter":
+            from bigtrain.models import peft
+
+            backbone = hub.hub_task(r.model).backbone
+            written: list[str] = []
+
+            def write(d: Path) -> None:
+                written.extend(peft.save_adapter(backbone, d, r.config.model.preset,
+                                                 list(r.config.model.train_layers)))
+
+            files.replace_dir(out, write)
+            log.info("exported the %s to %s (a LoRA adapter in PEFT's format on %d modules; "
+                     "the base: %s)", r.describe(), out, len(written), r.config.model.preset)
+            return out
         model = hub.merged(r.model, r.spec) if is_hub else None
         if fmt == "savedmodel":
             serving = Serving(r.preprocessing, model, r.tokenizer) if is_hub else r.serving()

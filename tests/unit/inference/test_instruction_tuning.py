@@ -217,3 +217,49 @@ def test_sigkill_and_resume_of_a_packed_masked_run_is_bitwise_exact(root, tmp_pa
     records = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "loss" in r]
     assert all(r["trained_tokens_per_sec"] > 0 and 0 < r["packing_efficiency"] <= 1
                for r in records)
+
+
+def peft_applied(base: dict, directory) -> dict:
+    """Transformers weights `base` with a PEFT LoRA adapter applied as PEFT defines it:
+    W + lora_alpha / r * lora_B @ lora_A per module (r and alpha by rank_pattern and
+    alpha_pattern), the biases of bias='lora_only' replaced. Written from PEFT's definition,
+    not from bigtrain's writer."""
+    from safetensors.numpy import load_file
+
+    config = json.loads((directory / "adapter_config.json").read_text())
+    tensors = load_file(str(directory / "adapter_model.safetensors"))
+    out = dict(base)
+    for key, a in tensors.items():
+        if not key.endswith(".lora_A.weight"):
+            continue
+        module = key[len("base_model.model."):-len(".lora_A.weight")]
+        b = tensors[key.replace("lora_A", "lora_B")]
+        r = config["rank_pattern"].get(module, config["r"])
+        alpha = config["alpha_pattern"].get(module, config["lora_alpha"])
+        assert a.shape[0] == r == b.shape[1]
+        out[f"{module}.weight"] = base[f"{module}.weight"] + (alpha / r) * (b @ a)
+        if f"base_model.model.{module}.bias" in tensors:
+            out[f"{module}.bias"] = tensors[f"base_model.model.{module}.bias"]
+    return out
+
+
+def test_the_peft_adapter_read_back_onto_the_base_gives_the_merged_export(root, tuned):
+    from safetensors.numpy import load_file
+
+    from bigtrain.inference.restore import export_run
+
+    adapter = export_run(tuned, "adapter", root / "export-adapter")
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["target_modules"] == ["q_proj", "v_proj"]
+    assert config["base_model_name_or_path"] == str(root / "qwen")
+    merged_dir = root / "export-hf"
+    if not merged_dir.exists():
+        export_run(tuned, "hf", merged_dir)
+    merged = load_file(str(merged_dir / "model.safetensors"))
+    base = load_file(str(root / "qwen" / "model.safetensors"))
+    applied = peft_applied(base, adapter)
+    # the export writes the tied output embedding as lm_head too; the base leaves it out
+    changed = [k for k in base if not np.array_equal(base[k], merged[k])]
+    assert changed and all(".q_proj." in k or ".v_proj." in k for k in changed), changed
+    for key in base:
+        np.testing.assert_allclose(applied[key], merged[key], atol=1e-6, err_msg=key)

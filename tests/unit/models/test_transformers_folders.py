@@ -108,3 +108,18 @@ def test_a_gemma_with_several_key_value_heads_is_refused_by_the_hf_export(tmp_pa
     with pytest.raises(ConfigError, match="one key/value head"):
         save_transformers(lm, tmp_path / "hf", base_folder=None)
     assert not (tmp_path / "hf").exists()
+
+
+def test_the_adapter_format_refuses_what_it_cannot_hold_by_name(tmp_path):
+    from bigtrain.models.peft import save_adapter
+
+    gpt2 = hf_folders.keras_hub_lm("gpt2").backbone
+    gpt2.enable_lora(2)
+    with pytest.raises(ConfigError, match="GPT2Backbone: use --format hf"):
+        save_adapter(gpt2, tmp_path / "a", "base", [])
+    qwen = hf_folders.keras_hub_lm("qwen").backbone
+    with pytest.raises(ConfigError, match="no LoRA adapters"):
+        save_adapter(qwen, tmp_path / "b", "base", [])
+    qwen.enable_lora(2)
+    with pytest.raises(ConfigError, match="model.train_layers"):
+        save_adapter(qwen, tmp_path / "c", "base", ["token_embedding"])
