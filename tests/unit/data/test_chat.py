@@ -5,6 +5,7 @@ objective's loss over trained targets, weighted by token."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -186,3 +187,19 @@ def test_accumulated_micro_batches_weigh_tokens_like_one_batch():
                                                     strict=True)])
     for a, b in zip(*grads, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_bigtrain_data_shows_the_rendered_example_with_the_trained_tokens_highlighted(
+        tmp_path):
+    from helpers import run_cli
+
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": f"Say {i}.", "response": f"ok {i}"}
+                                              for i in range(30)])
+    proc = run_cli("data", "dataset=chat", f"dataset.path={path}", "dataset.seq_len=96",
+                   "--examples", "1", cwd=tmp_path, env={"FORCE_COLOR": "1", "COLUMNS": "120"})
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "template chatml, loss on the answers" in out
+    # the answer (and the end of its turn) in bold green, the prompt dimmed
+    assert re.search(r"\x1b\[1;32mok \d+<\|im_end\|>", out), out
+    assert re.search(r"\x1b\[2m<\|im_start\|>user", out), out
