@@ -86,7 +86,7 @@ def make_data(tmp: Path, n_train: int, n_test: int, seed: int = 0) -> dict:
     test_rows = [rows[i] for i in order[:n_test]]
     train_rows = [rows[i] for i in order[n_test:n_test + n_train]]
     with open(tmp / "pairs.jsonl", "w") as f, open(tmp / "pairs.txt", "w") as g:
-        for i, (line, name, first) in enumerate(train_rows):
+        for line, name, first in train_rows:
             for kind in (0, 1):
                 q, a = questions(line, name, first, kind)
                 f.write(json.dumps({"prompt": q, "response": a}) + "\n")
