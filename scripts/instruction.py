@@ -152,10 +152,10 @@ def pretrain(tmp: Path, steps: int) -> tuple[Path, dict]:
     return tmp / "pretrained", summary
 
 
-def tuning(tmp: Path, pre_steps: int, steps: int) -> dict:
+def tuning(tmp: Path, pre_steps: int, steps: int, lr: float, batch: int) -> dict:
     preset, pre = pretrain(tmp, pre_steps)
-    common = [f"trainer.max_steps={steps}", "trainer.batch_size=16", "trainer.eval_every=0",
-              "optim.lr=5e-4", "model=hub", f"model.preset={preset}"]
+    common = [f"trainer.max_steps={steps}", f"trainer.batch_size={batch}",
+              "trainer.eval_every=0", f"optim.lr={lr}", "model=hub", f"model.preset={preset}"]
     tuned = fit(tmp, "tuned", "dataset=chat", f"dataset.path={tmp / 'pairs.jsonl'}",
                 "dataset.template=chatml", "dataset.seq_len=192", *common)
     control = fit(tmp, "control", "dataset=text", f"dataset.path={tmp / 'pairs.txt'}",
@@ -166,7 +166,8 @@ def tuning(tmp: Path, pre_steps: int, steps: int) -> dict:
               "tuned": task_scores(tmp / "tuned" / "run", tasks, "auto")}
     for k, v in scores.items():
         print(f"  {k}: exact {v['exact']:.3f}, choice {v['choice_accuracy']:.3f}", flush=True)
-    return {"pretrain_steps": pre_steps, "tune_steps": steps,
+    return {"pretrain_steps": pre_steps, "tune_steps": steps, "tune_lr": lr,
+            "tune_batch": batch,
             "base_val_perplexity": pre["final"]["val_perplexity"],
             "tuned_steps": tuned["steps"], "control_steps": control["steps"], "scores": scores}
 
@@ -266,7 +267,7 @@ def lora(tmp: Path, reps: int, steps: int, precision: str) -> dict:
 
     from scripts.bench_engine import components, time_bigtrain, time_keras_fit
 
-    preset, _ = pretrain(tmp, 600)
+    preset, _ = pretrain(tmp, 1500)
     seq, batch, rank = 192, 16, 8
     over = ["dataset=chat", f"dataset.path={tmp / 'pairs.jsonl'}", "dataset.template=chatml",
             f"dataset.seq_len={seq}", "model=hub", f"model.preset={preset}",
@@ -387,8 +388,10 @@ def main() -> None:
     ap.add_argument("--only", default="tuning,packing,lora,chat")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--steps", type=int, default=20, help="timed steps per round")
-    ap.add_argument("--pretrain-steps", type=int, default=600)
-    ap.add_argument("--tune-steps", type=int, default=400)
+    ap.add_argument("--pretrain-steps", type=int, default=1500)
+    ap.add_argument("--tune-steps", type=int, default=1500)
+    ap.add_argument("--tune-lr", type=float, default=1e-3)
+    ap.add_argument("--tune-batch", type=int, default=32)
     ap.add_argument("--train-functions", type=int, default=1500)
     ap.add_argument("--heldout-functions", type=int, default=200)
     ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
@@ -409,7 +412,8 @@ def main() -> None:
         for part in parts:
             print(f"{part}:", flush=True)
             if part == "tuning":
-                result["tuning"] = tuning(tmp, args.pretrain_steps, args.tune_steps)
+                result["tuning"] = tuning(tmp, args.pretrain_steps, args.tune_steps,
+                                          args.tune_lr, args.tune_batch)
             elif part == "packing":
                 result["packing"] = packing(tmp, args.reps, args.steps)
             elif part == "lora":

@@ -392,11 +392,11 @@ def _check_vocab(backbone, spec, handle: str) -> None:
 
 @MODELS.register(HubConfig)
 def build_hub(cfg: HubConfig, spec) -> keras.Model:
-    if getattr(spec, "packed", False):
-        raise ConfigError("dataset.packing", "KerasHub models do not take packed windows "
-                          "yet (their attention sees the whole window); use "
-                          "dataset.packing=false, or model=transformer, which packs")
     task = load_task(cfg, spec)
+    if getattr(spec, "packed", False):
+        from bigtrain.models import hub_packing
+
+        log.debug("packing: %d layers take packed windows", hub_packing.enable(task))
     backbone = task.backbone
     _check_length(backbone, spec, cfg.preset)
     _check_vocab(backbone, spec, cfg.preset)

@@ -1,6 +1,6 @@
 """Instruction tuning of a Transformers checkpoint end to end, as a user does it: a Qwen 2
-folder (safetensors, tokenizer.json, chat template) fine-tuned with LoRA on chat pairs with
-the loss on the answers, answer tasks scored during training and after, exported back to a
+folder (safetensors, tokenizer.json, chat template) fine-tuned with LoRA on packed chat pairs
+with the loss on the answers, answer tasks scored during training and after, exported back to a
 Transformers folder, and talked to through `bigtrain chat` (in a real terminal too). The
 engine's guarantees hold: bitwise resume after SIGKILL, two workers equal one."""
 
@@ -54,7 +54,8 @@ def task_file(path):
 
 
 def args(root, *more: str) -> list[str]:
-    return ["dataset=chat", f"dataset.path={root / 'pairs.jsonl'}", "dataset.seq_len=48",
+    return ["dataset=chat", f"dataset.path={root / 'pairs.jsonl'}", "dataset.seq_len=96",
+            "dataset.packing=true",
             "model=hub", f"model.preset={root / 'qwen'}", "model.lora_rank=4",
             "model.dropout=0", "optim.lr=0.02", "trainer.batch_size=8", "trainer.max_steps=12",
             "trainer.eval_every=6", "trainer.checkpoint_every=6", "trainer.log_every=3",
@@ -82,7 +83,7 @@ def tuned(root):
 def test_a_lora_chat_run_trains_on_answers_and_scores_tasks_at_each_eval(root, tuned):
     pre = json.loads((tuned / "preprocessing.json").read_text())
     assert pre["input"]["chat"]["template"] == hf_folders.CHATML  # the checkpoint's own
-    assert pre["spec"]["masked"] is True
+    assert pre["spec"]["masked"] is True and pre["spec"]["packed"] is True
     evals = [r for r in read_jsonl(tuned / "metrics.jsonl") if "val_loss" in r]
     assert [r["step"] for r in evals] == [6, 12]
     for key in ("val_task_capitals_exact", "val_task_capitals_choice_accuracy",
@@ -106,7 +107,7 @@ def test_export_hf_reads_back_to_the_runs_logits_with_the_bases_tokenizer(root, 
     assert json.loads((out / "tokenizer_config.json").read_text())["chat_template"] == \
         hf_folders.CHATML
     r = open_run(tuned)
-    ids = np.random.default_rng(0).integers(0, 300, (2, 48)).astype("int32")
+    ids = np.random.default_rng(0).integers(0, 300, (2, 96)).astype("int32")
     want = np.asarray(hub.merged(r.model, r.spec)(ids, training=False))
     got = np.asarray(build_hub(HubConfig(preset=str(out)), r.spec)(ids, training=False))
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
@@ -168,7 +169,8 @@ def test_chat_in_a_real_terminal_answers_resets_and_exits(root, tuned):
         os.close(main)
 
 
-def test_sigkill_and_resume_of_a_masked_lora_run_is_bitwise_exact(root, tuned, tmp_path):
+def test_sigkill_and_resume_of_a_packed_masked_lora_run_is_bitwise_exact(root, tuned,
+                                                                         tmp_path):
     a = args(root, f"trainer.eval_tasks=[{root / 'capitals.jsonl'}]", "hydra.run.dir=run")
     killed = run_cli("fit", *a, cwd=tmp_path, env={"BIGTRAIN_FAULTS": "sigkill@step=9"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr

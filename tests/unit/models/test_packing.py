@@ -75,15 +75,42 @@ def test_a_packed_window_has_the_loss_of_its_examples_run_one_by_one(positions):
     assert loss(model, obj, xp[..., 0], yp, False) != pytest.approx(one_by_one, rel=1e-4)
 
 
-def test_keras_hub_models_refuse_packed_windows_by_name():
+@pytest.mark.parametrize("family", ["gpt2", "llama3", "mistral", "qwen", "gemma"])
+def test_a_packed_window_of_a_keras_hub_family_has_the_loss_of_its_examples(family, tmp_path):
+    """For each family the hf export writes: the preset read back through model=hub with
+    packed windows gives the token-weighted loss of its examples run one by one."""
+    import hf_folders
+
+    from bigtrain.models.hf_export import save_transformers
     from bigtrain.models.hub import build_hub
     from bigtrain.models.schemas import HubConfig
+    from bigtrain.train.objective import Objective
 
+    save_transformers(hf_folders.keras_hub_lm(family), tmp_path / "hf", base_folder=None)
     spec = DatasetSpec(name="chat", task="lm", input_shape=(32,), input_dtype="int32",
-                       num_outputs=50, num_train=1, num_val=1, num_test=1, packed=True)
+                       num_outputs=300, num_train=1, num_val=1, num_test=1, masked=True,
+                       packed=True)
+    model = build_hub(HubConfig(preset=str(tmp_path / "hf")), spec)
+    obj = Objective("lm", 300, masked=True)
+    xp, yp = chat.pack(examples(), seq_len=32, pad_id=0)
+    xu, yu = chat.windows(examples(), seq_len=32, pad_id=0)
+    one_by_one = loss(model, obj, xu, yu, False)
+    assert loss(model, obj, xp, yp, True) == pytest.approx(one_by_one, rel=1e-5, abs=1e-6)
+    assert loss(model, obj, xp[..., 0], yp, False) != pytest.approx(one_by_one, rel=1e-4)
+
+
+def test_other_keras_hub_families_refuse_packed_windows_by_name():
+    import keras_hub
+
+    from bigtrain.models import hub_packing
+
+    backbone = keras_hub.models.Gemma3Backbone(
+        vocabulary_size=50, image_size=None, num_layers=1, num_query_heads=2,
+        num_key_value_heads=1, hidden_dim=16, intermediate_dim=32, head_dim=8)
+    lm = keras_hub.models.Gemma3CausalLM(backbone=backbone, preprocessor=None)
     with pytest.raises(ConfigError) as err:
-        build_hub(HubConfig(preset="/nowhere"), spec)
-    assert err.value.key == "dataset.packing"
+        hub_packing.enable(lm)
+    assert err.value.key == "dataset.packing" and "Gemma3Backbone" in str(err.value)
 
 
 def test_remat_recomputes_a_packed_block_with_its_segments():
