@@ -28,6 +28,8 @@ line, or another line's) lines of one task file.
 4. chat: `bigtrain chat`'s session on the tuned run: time to the first token (an answer of
    one token) and new tokens per second of a 48-token answer, warm (after one turn), and the
    first turn (restore, merge, compile).
+5. hf (`pip install '.[bench]'`: torch and transformers; not in the default --only):
+   Transformers itself against bigtrain both ways, max |logit difference| (see `hf_logits`).
 """
 
 from __future__ import annotations
@@ -345,6 +347,71 @@ def chat_speed(tmp: Path) -> dict:
             "tokens_per_sec_rounds": rates, "max_new": 48}
 
 
+def hf_logits(tmp: Path) -> dict:
+    """Transformers itself against bigtrain, both ways, in float32 on the CPU: (a) for each
+    family, a checkpoint `transformers` wrote (save_pretrained, safetensors; random weights
+    of a small shape) read by model=hub: logits on the same ids; (b) the tuned run's
+    `bigtrain export --format hf` loaded by `transformers` (AutoModelForCausalLM): its logits
+    against bigtrain's own for the run, and its tokenizer's ids against the run's."""
+    import numpy as np
+    import torch
+    import transformers
+
+    from bigtrain.data.spec import DatasetSpec
+    from bigtrain.inference.restore import export_run, open_run
+    from bigtrain.models import hub
+    from bigtrain.models.hub import build_hub
+    from bigtrain.models.schemas import HubConfig
+
+    torch.manual_seed(0)
+    ids = np.random.default_rng(0).integers(0, 250, (2, 32)).astype("int64")
+    small = {"vocab_size": 256, "hidden_size": 64, "intermediate_size": 128,
+             "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+             "max_position_embeddings": 128}
+    configs = {
+        "llama": transformers.LlamaConfig(**small),
+        "qwen2": transformers.Qwen2Config(**small),
+        "mistral": transformers.MistralConfig(**small, sliding_window=None),
+        "gemma": transformers.GemmaConfig(**{**small, "num_key_value_heads": 1}, head_dim=16),
+        "gpt2": transformers.GPT2Config(vocab_size=256, n_embd=64, n_layer=2, n_head=4,
+                                        n_positions=128),
+    }
+    written = {}
+    for name, config in configs.items():
+        model = transformers.AutoModelForCausalLM.from_config(config).eval()
+        folder = tmp / f"hf_{name}"
+        model.save_pretrained(folder, safe_serialization=True)
+        with torch.no_grad():
+            want = model(torch.tensor(ids)).logits.numpy()
+        spec = DatasetSpec(name="chat", task="lm", input_shape=(32,), input_dtype="int32",
+                           num_outputs=256, num_train=1, num_val=1, num_test=1)
+        got = np.asarray(build_hub(HubConfig(preset=str(folder)), spec)(
+            ids.astype("int32"), training=False))
+        written[name] = float(np.abs(got - want).max())
+        print(f"  transformers -> bigtrain, {name}: max |logit difference| "
+              f"{written[name]:.2e}", flush=True)
+    run = tmp / "tuned" / "run"
+    out = export_run(run, "hf", tmp / "tuned_hf")
+    r = open_run(run)
+    ours = hub.merged(r.model, r.spec)
+    window = r.spec.input_shape[0]
+    x = np.random.default_rng(1).integers(0, 250, (2, window)).astype("int64")
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    with torch.no_grad():
+        want = theirs(torch.tensor(x)).logits.numpy()
+    got = np.asarray(ours(x.astype("int32"), training=False))
+    text = "What is the name of the function defined by `def quote(s, safe='/'):`?"
+    tok = transformers.AutoTokenizer.from_pretrained(out)
+    same_ids = tok(text)["input_ids"] == r.tokenizer.encode([text])[0]
+    exported = float(np.abs(got - want).max())
+    print(f"  bigtrain export -> transformers: max |logit difference| {exported:.2e}; "
+          f"tokenizer ids equal: {same_ids}", flush=True)
+    return {"transformers_to_bigtrain_max_abs": written,
+            "export_to_transformers_max_abs": exported, "export_family":
+            type(hub.hub_task(r.model).backbone).__name__, "tokenizer_ids_equal": same_ids,
+            "transformers": transformers.__version__, "torch": torch.__version__}
+
+
 def table_rows(record: dict) -> list[dict]:
     rows = []
     t = record.get("tuning")
@@ -372,6 +439,16 @@ def table_rows(record: dict) -> list[dict]:
                              "(reference: KerasHub CausalLM.fit)",
                      "bigtrain": r["bigtrain"], "reference": r["keras_hub_fit"],
                      "bigtrain / reference": f"{lo['ratio']:.2f}x"})
+    h = record.get("hf")
+    if h:
+        for name, diff in h["transformers_to_bigtrain_max_abs"].items():
+            rows.append({"item": f"max |logit diff|, a {name} checkpoint transformers wrote, "
+                                 "read by model=hub (reference: transformers)",
+                         "bigtrain": diff, "reference": "", "bigtrain / reference": ""})
+        rows.append({"item": f"max |logit diff|, export --format hf ({h['export_family']}) "
+                             "loaded by transformers (reference: bigtrain)",
+                     "bigtrain": h["export_to_transformers_max_abs"], "reference": "",
+                     "bigtrain / reference": f"tokenizer ids equal: {h['tokenizer_ids_equal']}"})
     c = record.get("chat")
     if c:
         rows.append({"item": "chat: time to first token, s (warm)",
@@ -420,6 +497,8 @@ def main() -> None:
                 result["lora"] = lora(tmp, args.reps, args.steps, args.precision)
             elif part == "chat":
                 result["chat"] = chat_speed(tmp)
+            elif part == "hf":
+                result["hf"] = hf_logits(tmp)
             else:
                 raise SystemExit(f"--only: unknown part {part!r}")
             run.write(result, table_rows)

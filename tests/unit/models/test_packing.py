@@ -141,3 +141,24 @@ def test_remat_recomputes_a_packed_block_with_its_segments():
     for a, b in zip(*grads, strict=True):
         np.testing.assert_allclose(np.asarray(tf.convert_to_tensor(a)),
                                    np.asarray(tf.convert_to_tensor(b)), atol=1e-5)
+
+
+def test_packed_windows_in_bf16_give_the_fp32_loss_to_bf16_precision():
+    import keras
+
+    from bigtrain.models import build_model
+    from bigtrain.models.schemas import TransformerConfig
+    from bigtrain.train.objective import Objective
+
+    spec = DatasetSpec(name="chat", task="lm", input_shape=(32,), input_dtype="int32",
+                       num_outputs=50, num_train=1, num_val=1, num_test=1, masked=True)
+    obj = Objective("lm", 50, masked=True)
+    xp, yp = chat.pack(examples(), seq_len=32, pad_id=0)
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        keras.utils.set_random_seed(0)
+        model = build_model(TransformerConfig(d_model=32, num_heads=4, num_layers=2,
+                                              dropout=0.0, positions="rotary"), spec, precision)
+        losses[precision] = loss(model, obj, xp, yp, True)
+    assert np.isfinite(losses["bf16"])
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=2e-2)

@@ -123,3 +123,22 @@ def test_the_adapter_format_refuses_what_it_cannot_hold_by_name(tmp_path):
     qwen.enable_lora(2)
     with pytest.raises(ConfigError, match="model.train_layers"):
         save_adapter(qwen, tmp_path / "c", "base", ["token_embedding"])
+
+
+def test_a_hub_handle_with_only_pickled_weights_is_refused_without_loading(monkeypatch,
+                                                                           tmp_path):
+    """hf://org/name of a Transformers model whose weights are only pytorch_model.bin: the
+    hub's file list is asked, nothing is loaded (the hub is simulated: no network)."""
+    from keras_hub.src.utils import preset_utils
+
+    from bigtrain.models import hub
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    files = {"config.json", "pytorch_model.bin"}
+    monkeypatch.setattr(preset_utils, "get_file", lambda preset, path: str(tmp_path / path))
+    monkeypatch.setattr(preset_utils, "check_file_exists", lambda preset, path: path in files)
+    with pytest.raises(ConfigError) as err:
+        hub.locate("hf://someone/pickled-llama")
+    assert err.value.key == "model.preset" and "pickle" in str(err.value)
+    files.add("model.safetensors")
+    assert hub.locate("hf://someone/pickled-llama") == "hf://someone/pickled-llama"
