@@ -75,11 +75,21 @@ class Session:
             self.messages = self.messages[dropped:]
         tic = time.perf_counter()
         out = generate(self.run, [prompt], self.max_new, sampling or self.sampling,
-                       stop=self.stops)
+                       stop=self.stops, start_token=False)
         seconds = time.perf_counter() - tic
-        answer = out.outputs[0].text[len(prompt):].strip()
+        answer = _without_partial_stop(out.outputs[0].text[len(prompt):], self.stops).strip()
         self.messages.append({"role": "assistant", "content": answer})
         return Turn(answer, out.tokens, seconds, dropped)
+
+
+def _without_partial_stop(text: str, stops: list[str]) -> str:
+    """`text` without a beginning of a stop string at its end (an answer cut by max_new
+    just as it closed its turn)."""
+    for stop in stops:
+        for k in range(len(stop) - 1, 0, -1):
+            if text.endswith(stop[:k]):
+                return text[:-k]
+    return text
 
 
 def open_session(run_dir: Path, sampling: Sampling, max_new: int, system: str = "",

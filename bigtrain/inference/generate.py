@@ -356,11 +356,13 @@ class Generation:
 
 def generate(run, prompts: Sequence[str], max_new: int, sampling: Sampling = Sampling(),
              num_samples: int = 1, stop: Sequence[str] = (), checkpoint: str = "auto",
-             cache: bool = True) -> Generation:
+             cache: bool = True, start_token: bool = True) -> Generation:
     """Continue each prompt `num_samples` times with a run's language model, in one batch;
     the outputs in order: prompt by prompt, sample by sample. `run`: a run dir (its
     `checkpoint` is restored), or a run already opened (`restore.open_run`: a process that
-    generates again reuses the compiled decode functions)."""
+    generates again reuses the compiled decode functions). `start_token`: a KerasHub model's
+    prompt begins with its tokenizer's start token, as KerasHub packs text; false for a
+    prompt rendered by a chat template, which puts in what the model trained with."""
     check_request(sampling, num_samples, stop)
     prompts = list(prompts) or [""]
     from bigtrain.inference.restore import Restored, open_run
@@ -386,7 +388,8 @@ def generate(run, prompts: Sequence[str], max_new: int, sampling: Sampling = Sam
     from bigtrain.models import hub
 
     if hub.holds_hub_task(r.model):
-        return _generate_with_keras_hub(r, prompts, max_new, sampling, num_samples, stop)
+        return _generate_with_keras_hub(r, prompts, max_new, sampling, num_samples, stop,
+                                        start_token)
     encode, decode_ids = vocabulary(r.preprocessing, r.run_dir)
     encoded = [[int(i) for i in encode(p)] or [0] for p in prompts]  # "": start from id 0
     contexts = [ids[-window:] for ids in encoded]  # too long: truncated on the left
@@ -437,7 +440,8 @@ def keras_hub_sampler(sampling: Sampling):
 
 
 def _generate_with_keras_hub(r, prompts: list[str], max_new: int, sampling: Sampling,
-                             num_samples: int, stop: Sequence[str]) -> Generation:
+                             num_samples: int, stop: Sequence[str],
+                             start_token: bool = True) -> Generation:
     """A fine-tuned KerasHub causal LM (model=hub) decodes with KerasHub's own cached
     `generate`: the adapters merged into a float32 copy, the base preset's preprocessor
     (its tokenizer) attached, the sampler chosen by `sampling`. Prompt and new tokens share
@@ -456,12 +460,15 @@ def _generate_with_keras_hub(r, prompts: list[str], max_new: int, sampling: Samp
     if held is None:  # merged and set up once per restored run: a chat's turns reuse it
         with r.ema_weights():
             task = hub.hub_task(hub.merged(r.model, r.spec))
-        # packed and unpacked here rather than inside `generate`, to know the ids it decoded
-        pre = type(task).preprocessor_cls.from_preset(hub.locate(r.config.model.preset),
-                                                      sequence_length=window)
         task.preprocessor = None
-        held = _HUB_TASKS[r.model] = {"task": task, "pre": pre, "sampling": None}
-    task, pre = held["task"], held["pre"]
+        held = _HUB_TASKS[r.model] = {"task": task, "pre": {}, "sampling": None}
+    task = held["task"]
+    if start_token not in held["pre"]:
+        # packed and unpacked here rather than inside `generate`, to know the ids it decoded
+        held["pre"][start_token] = type(task).preprocessor_cls.from_preset(
+            hub.locate(r.config.model.preset), sequence_length=window,
+            add_start_token=start_token)
+    pre = held["pre"][start_token]
     if held["sampling"] != sampling:  # compiling resets KerasHub's traced generate
         task.compile(sampler=keras_hub_sampler(sampling))
         held["sampling"] = sampling

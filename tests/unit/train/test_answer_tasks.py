@@ -108,3 +108,11 @@ def test_normalize_is_squads():
     assert at.normalize("  The Eiffel-Tower, in PARIS. ") == "eiffeltower in paris"
     assert at.normalize("an apple a day") == "apple day"
     assert not math.isnan(len(at.normalize("")))
+
+
+def test_a_chat_answer_cut_as_it_closes_its_turn_loses_the_partial_marker():
+    from bigtrain.inference.chat import _without_partial_stop
+
+    assert _without_partial_stop("Lima<|im_en", ["<|im_end|>"]) == "Lima"
+    assert _without_partial_stop("Lima<", ["<|im_end|>", "\n"]) == "Lima"
+    assert _without_partial_stop("Lima", ["<|im_end|>"]) == "Lima"
