@@ -22,7 +22,9 @@ def chat(
         "{\"messages\": [...]} (the last one a user turn) or {\"prompt\": TEXT}; one JSON "
         "answer per line on stdout"),
     system: str = typer.Option("", "--system", help="A system message for the conversation"),
-    max_new: int = typer.Option(256, "--max-new", min=1, help="The longest answer, in tokens"),
+    max_new: int | None = typer.Option(
+        None, "--max-new", min=1, help="The longest answer, in tokens (default: half the "
+        "run's window, at most 256; the window is the dataset.seq_len it trained with)"),
     temperature: float = typer.Option(0.7, "--temperature", min=0.0,
                                       help="Divide the logits by this; 0 = greedy"),
     top_k: int = typer.Option(0, "--top-k", min=0,
@@ -48,10 +50,16 @@ def chat(
         quiet_tensorflow()
         session = open_session(run_dir, sampling, max_new, system, checkpoint)
         if records is not None:
+            from bigtrain.core.errors import ConfigError
+            from bigtrain.inference.chat import TooLong
+
             for n, conversation in records:
                 session.reset()
                 session.messages = conversation[:-1]
-                turn = session.say(conversation[-1]["content"])
+                try:
+                    turn = session.say(conversation[-1]["content"])
+                except TooLong as ex:
+                    raise ConfigError("--messages", f"{messages} line {n}: {ex}") from None
                 typer.echo(json.dumps({"line": n, "answer": turn.answer, "tokens": turn.tokens,
                                        "seconds": round(turn.seconds, 4)}, ensure_ascii=False))
             return
@@ -78,7 +86,13 @@ def _interactive(session) -> None:
         if command.startswith("/"):
             typer.echo(f"unknown command {command}; {HELP_LINE}", err=True)
             continue
-        turn = session.say(text)
+        from bigtrain.inference.chat import TooLong
+
+        try:
+            turn = session.say(text)
+        except TooLong as ex:
+            typer.echo(f"not sent: {ex}", err=True)
+            continue
         typer.echo(f"assistant> {turn.answer}")
         note = f"({turn.tokens} tokens in {turn.seconds:.2f} s"
         if turn.dropped:

@@ -115,7 +115,7 @@ def chat_examples(console, report: dict, shown: list, spec, tok) -> None:
     def decode(ids: list[int]) -> str:
         if tok is None:
             return bytes(i for i in ids if 0 <= i < 256).decode("utf-8", errors="replace")
-        return tok.decode(ids)
+        return tok.decode(ids, keep_special=True)  # a start or end token is shown too
 
     console.print(f"template {report['template']}, loss on "
                   f"{'the answers' if report['train_on'] == 'assistant' else 'every token'}: "

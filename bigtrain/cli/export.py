@@ -19,7 +19,9 @@ def export(
                       "KerasHub preset directory, a Hugging Face Transformers folder, or the "
                       "LoRA adapter alone in PEFT's format"),
     out: Path | None = typer.Option(None, "--out",
-                                    help="Where to write (default: RUN_DIR/export/)"),
+                                    help="Where to write (default: RUN_DIR/export/<format>, or "
+                                    "RUN_DIR/export/model.keras). A folder is replaced "
+                                    "whole: only a new one or an earlier export is taken"),
     checkpoint: str = CHECKPOINT,
 ) -> None:
     """Export a checkpoint: a TensorFlow SavedModel that takes raw inputs (signatures

@@ -97,6 +97,10 @@ def _say_native_notices_once() -> None:
     _NATIVE_SAID = True
 
 
+#: tokenizer config keys whose lists are sets (their order changes from run to run)
+_SET_VALUED = ("unsplittable_tokens",)
+
+
 class Tokenizer:
     """One KerasHub tokenizer layer and the ids sequences are packed with."""
 
@@ -171,11 +175,15 @@ class Tokenizer:
             return []
         return self.encode_tf(tf.constant(list(texts), tf.string)).to_list()
 
-    def decode(self, ids: list[int]) -> str:
-        """Text of `ids`, the padding, start and end ids left out."""
+    def decode(self, ids: list[int], keep_special: bool = False) -> str:
+        """Text of `ids`, the start and end ids left out (`keep_special`: kept), and the
+        padding id where it is a special token: KerasHub's Qwen and Llama 3 tokenizers pad
+        with id 0, which is a real token ('!') of their vocabularies."""
         import tensorflow as tf
 
-        special = {self.pad_id, self.start_id, self.end_id}
+        special = set() if keep_special else {self.start_id, self.end_id}
+        if not keep_special and self._pad_is_special():
+            special.add(self.pad_id)
         kept = [int(i) for i in ids if int(i) not in special and 0 <= int(i) < self.vocab_size]
         if not kept:
             return ""
@@ -190,6 +198,13 @@ class Tokenizer:
             self._decode = decode
         out = self._decode(tf.ragged.constant([kept], dtype=tf.int32)).numpy()[0]
         return out.decode("utf-8", errors="replace") if isinstance(out, bytes) else str(out)
+
+    def _pad_is_special(self) -> bool:
+        """Whether the padding id is a special token (not a piece of text)."""
+        specials = getattr(self.layer, "special_token_ids", None)
+        if specials is None:  # a tokenizer of bigtrain's own kinds: its pad is [PAD] or <pad>
+            return True
+        return self.pad_id in {int(i) for i in specials}
 
     # ------------------------------------------------------------------ records
     def describe(self) -> dict[str, Any]:
@@ -207,6 +222,9 @@ class Tokenizer:
                 self.layer.save_to_preset(tmp)
                 h = hashlib.sha256(type(self.layer).__name__.encode())
                 config = {k: v for k, v in self.layer.get_config().items() if k != "name"}
+                for key in _SET_VALUED:  # KerasHub lists a set's members in hash order
+                    if isinstance(config.get(key), list):
+                        config[key] = sorted(config[key], key=str)
                 h.update(json.dumps(config, sort_keys=True, default=str).encode())
                 assets = Path(tmp) / "assets"
                 for f in sorted(p for p in assets.rglob("*") if p.is_file()):
@@ -221,6 +239,9 @@ class Tokenizer:
         def write(tmp: Path) -> None:
             self.layer.save_to_preset(str(tmp))
             meta = {k: v for k, v in self.describe().items() if k != "dir"}
+            if self.chat_template:  # a run's data is rebuilt with the template it came with
+                meta["chat_template"] = self.chat_template
+                meta["special_strings"] = self.special_strings
             (tmp / META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
         return replace_dir(Path(directory), write)
@@ -441,6 +462,8 @@ def load(path_or_handle, key: str = "dataset.tokenizer") -> Tokenizer:
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         tok = Tokenizer(layer, meta["kind"], meta["pad_id"], meta["start_id"], meta["end_id"])
+        tok.chat_template = meta.get("chat_template")
+        tok.special_strings = dict(meta.get("special_strings") or {})
     else:
         tok = Tokenizer.from_keras_hub(layer, _kind_of_layer(layer))
     if (folder / "config.json").is_file():

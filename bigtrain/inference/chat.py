@@ -28,11 +28,15 @@ class Turn:
     dropped: int  # earlier messages dropped to fit the window
 
 
+class TooLong(ValueError):
+    """A message that does not fit the window with room for the answer."""
+
+
 @dataclass
 class Session:
     run: object  # bigtrain.inference.restore.Restored
     sampling: Sampling
-    max_new: int = 256
+    max_new: int | None = None  # None: half the window, at most 256
     system: str = ""
     messages: list[dict] = field(default_factory=list)
 
@@ -46,9 +50,12 @@ class Session:
         self.fmt = Format(chat["template"], dict(chat.get("specials") or {}))
         self.encode, _ = vocabulary(pre, self.run.run_dir)
         self.window = self.run.spec.input_shape[0]
+        if self.max_new is None:
+            self.max_new = min(256, self.window // 2)
         if self.max_new >= self.window:
             raise ConfigError("--max-new", f"{self.max_new} leaves no room for a prompt in "
-                              f"the model's window of {self.window} tokens")
+                              f"the run's window of {self.window} tokens (the dataset.seq_len "
+                              "it trained with); use less")
         eos = self.fmt.specials.get("eos_token")
         self.stops = [s for s in {self.fmt.turn_end(), eos} if s]
 
@@ -63,14 +70,26 @@ class Session:
         while True:
             text = chat_templates.render(self.fmt.template, head + turns, True,
                                          self.fmt.specials)
-            if len(self.encode(text)) + self.max_new <= self.window or len(turns) <= 1:
+            n = len(self.encode(text))
+            if n + self.max_new <= self.window:
                 return text, dropped
+            if len(turns) <= 1:
+                raise TooLong(f"the message is {n} tokens with the template; with "
+                              f"--max-new {self.max_new} that is beyond the run's window of "
+                              f"{self.window} tokens (its dataset.seq_len): write less, or "
+                              "lower --max-new")
             turns = turns[2:] if len(turns) > 2 else turns[1:]  # a user turn and its answer
             dropped += 2
 
     def say(self, text: str, sampling: Sampling | None = None) -> Turn:
+        """The answer to `text` after the conversation so far; TooLong (nothing changed) if
+        the message cannot fit the window with room for the answer."""
         self.messages.append({"role": "user", "content": text})
-        prompt, dropped = self._prompt()
+        try:
+            prompt, dropped = self._prompt()
+        except TooLong:
+            self.messages.pop()
+            raise
         if dropped:
             self.messages = self.messages[dropped:]
         tic = time.perf_counter()
@@ -92,7 +111,7 @@ def _without_partial_stop(text: str, stops: list[str]) -> str:
     return text
 
 
-def open_session(run_dir: Path, sampling: Sampling, max_new: int, system: str = "",
+def open_session(run_dir: Path, sampling: Sampling, max_new: int | None, system: str = "",
                  checkpoint: str = "auto") -> Session:
     from bigtrain.data import preprocess
     from bigtrain.inference.restore import open_run

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +262,49 @@ def evaluate_run(run_dir: Path, split: str = "val", checkpoint: str = "auto",
     return result
 
 
+#: what an export leaves in a folder it writes: a later export may replace that folder
+EXPORT_MARK = ".bigtrain-export"
+
+
+def _check_out(out: Path, run_dir: Path, base: str | None) -> None:
+    """An export replaces the folder it writes: never the run dir or the base model (or a
+    folder holding either), never a folder of other files; an earlier export (it holds
+    EXPORT_MARK) is replaced."""
+    target = Path(out).expanduser().resolve()
+    guarded = [("the run dir", Path(run_dir).resolve())]
+    if base and "://" not in base and Path(base).expanduser().exists():
+        guarded.append(("the base model", Path(base).expanduser().resolve()))
+    for what, path in guarded:
+        if target == path or target in path.parents:
+            raise ConfigError("--out", f"{out} is {what} or holds it, and an export replaces "
+                              "the folder it writes: choose another folder")
+    if target.is_dir() and any(target.iterdir()) and not (target / EXPORT_MARK).exists():
+        raise ConfigError("--out", f"{out} exists and holds files that are not an earlier "
+                          "export, which an export would replace: choose a new folder (or "
+                          "delete it first)")
+
+
+def _marked(write: Callable[[Path], Any], fmt: str, run_dir: Path):
+    """`write` for replace_dir, leaving EXPORT_MARK in the folder."""
+    def marked(d: Path) -> None:
+        write(d)
+        (d / EXPORT_MARK).write_text(json.dumps({"run": str(Path(run_dir).resolve()),
+                                                 "format": fmt}) + "\n", encoding="utf-8")
+    return marked
+
+
+def _turn_end_ids(r, chat: dict) -> list[int]:
+    """The token id that closes an assistant turn in the run's chat template (Transformers
+    stops generating at it), where it is one token; [] otherwise."""
+    if not chat.get("template") or r.tokenizer is None:
+        return []
+    from bigtrain.train.answer_tasks import Format
+
+    end = Format(chat["template"], dict(chat.get("specials") or {})).turn_end().strip()
+    ids = r.tokenizer.encode([end])[0] if end else []
+    return [int(ids[0])] if len(ids) == 1 else []
+
+
 def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str = "auto"
                ) -> Path:
     """Write a SavedModel whose signatures take raw inputs (see bigtrain.inference.serving), a
@@ -275,7 +319,9 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
     out = Path(out or Path(run_dir) / "export" / default)
     if fmt == "keras" and out.suffix != ".keras":
         raise ConfigError("--out", f"{out} must end in .keras for --format keras")
-    trained = _read_config(Path(run_dir)).model.name
+    config = _read_config(Path(run_dir))
+    trained = config.model.name
+    _check_out(out, Path(run_dir), getattr(config.model, "preset", None))
     if fmt in ("preset", "hf", "adapter") and trained != "hub":  # before the model is built
         what = {"preset": "a KerasHub preset", "hf": "a Transformers folder",
                 "adapter": "a LoRA adapter in PEFT's format"}[fmt]
@@ -297,7 +343,7 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
                 written.extend(peft.save_adapter(backbone, d, r.config.model.preset,
                                                  list(r.config.model.train_layers)))
 
-            files.replace_dir(out, write)
+            files.replace_dir(out, _marked(write, fmt, run_dir))
             log.info("exported the %s to %s (a LoRA adapter in PEFT's format on %d modules; "
                      "the base: %s)", r.describe(), out, len(written), r.config.model.preset)
             return out
@@ -305,10 +351,12 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
         if fmt == "savedmodel":
             serving = Serving(r.preprocessing, model, r.tokenizer) if is_hub else r.serving()
             names = export_savedmodel(serving, out)
+            (Path(out) / EXPORT_MARK).write_text(json.dumps(
+                {"run": str(Path(run_dir).resolve()), "format": fmt}) + "\n", encoding="utf-8")
             what = "signatures " + ", ".join(names)
         elif fmt == "preset":
-            files.replace_dir(out, lambda d: hub.save_preset(
-                model, d, r.config.model.preset, r.spec.input_shape[0]))
+            files.replace_dir(out, _marked(lambda d: hub.save_preset(
+                model, d, r.config.model.preset, r.spec.input_shape[0]), fmt, run_dir))
             what = "a KerasHub preset, adapters merged"
         elif fmt == "hf":
             from bigtrain.models import hf_export
@@ -316,10 +364,11 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
             hf_export.check_family(hub.hub_task(model).backbone)
             chat = (r.preprocessing.get("input") or {}).get("chat") or {}
             base = hub.transformers_folder(r.config.model.preset)
-            files.replace_dir(out, lambda d: hf_export.save_transformers(
+            files.replace_dir(out, _marked(lambda d: hf_export.save_transformers(
                 hub.hub_task(model), d, base,
                 tokenizer=r.tokenizer.layer if r.tokenizer is not None else None,
-                chat_template=chat.get("template")))
+                chat_template=chat.get("template"), stop_ids=_turn_end_ids(r, chat)),
+                fmt, run_dir))
             what = ("a Transformers folder (safetensors, float32), adapters merged"
                     + (f"; chat template {chat.get('template_name')}" if chat else ""))
         else:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,8 @@ from bigtrain.core import files
 from bigtrain.core.errors import ConfigError
 from bigtrain.data import chat_templates
 from bigtrain.train import answer_tasks
+
+log = logging.getLogger("bigtrain")
 
 
 def chat_facts(pre: dict) -> dict:
@@ -67,6 +70,11 @@ def evaluate_tasks(run_dir: Path, tasks: Sequence[Path], checkpoint: str = "auto
         raise ConfigError("--task", f"{run_dir} trained a {preprocess.spec_of(pre).task} "
                           "model; answer tasks score a language model")
     items = {Path(t): answer_tasks.read_items(Path(t)) for t in tasks}  # before loading
+    for path, its in items.items():
+        fewest = min(sum(it.kind == k for it in its) for k in {it.kind for it in its})
+        if shots > fewest - 1:
+            log.warning("--shots %d: %s has %d line(s) of its rarest kind, so its items get "
+                        "%d example(s) at most", shots, path, fewest, fewest - 1)
     r = open_run(run_dir, checkpoint)
     fmt, fmt_name = format_for(r.preprocessing, template)
     encode, decode = vocabulary(r.preprocessing, r.run_dir)
@@ -83,6 +91,7 @@ def evaluate_tasks(run_dir: Path, tasks: Sequence[Path], checkpoint: str = "auto
               "checkpoint": r.checkpoint, "checkpoint_kind": r.kind, "step": r.step,
               "metrics": metrics, "seconds": time.perf_counter() - tic, "time": time.time()}
     names = "_".join(answer_tasks.task_name(t) for t in tasks)[:80]
-    files.atomic_write_text(Path(run_dir) / f"eval_task_{names}_{r.checkpoint_tag}.json",
-                            json.dumps(result, indent=2) + "\n")
+    files.atomic_write_text(
+        Path(run_dir) / f"eval_task_{names}_{shots}shot_{r.checkpoint_tag}.json",
+        json.dumps(result, indent=2) + "\n")
     return result

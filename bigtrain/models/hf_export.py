@@ -56,10 +56,12 @@ def check_family(backbone) -> None:
 
 
 def save_transformers(task, directory: Path, base_folder: Path | None, tokenizer=None,
-                      chat_template: str | None = None) -> None:
+                      chat_template: str | None = None, stop_ids: list[int] = ()) -> None:
     """Write `task` (adapters already merged) into `directory` as a Transformers folder.
     `base_folder`: the local Transformers folder the run started from (its tokenizer files
-    are copied), None for a KerasHub preset, whose `tokenizer` layer is exported instead."""
+    are copied), None for a KerasHub preset, whose `tokenizer` layer is exported instead.
+    `stop_ids`: where generation ends besides the model's end token (the chat template's
+    end of turn), written into generation_config.json's eos_token_id."""
     from keras_hub.src.utils.transformers.export import hf_exporter
 
     backbone = task.backbone
@@ -95,6 +97,24 @@ def save_transformers(task, directory: Path, base_folder: Path | None, tokenizer
     config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     if chat_template:
         write_chat_template(directory, chat_template)
+    _generation_stops(directory, config, stop_ids)
+
+
+def _generation_stops(directory: Path, config: dict, stop_ids) -> None:
+    """generation_config.json's eos_token_id: the model's end token and `stop_ids` (a chat
+    template's end of turn), so transformers' generate ends an answer where the run does."""
+    path = Path(directory) / "generation_config.json"
+    gen = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    eos = gen.get("eos_token_id", config.get("eos_token_id"))
+    ends = [e for e in (eos if isinstance(eos, list) else [eos]) if isinstance(e, int)]
+    ends += [i for i in stop_ids if i not in ends]
+    if not ends:
+        return
+    gen["eos_token_id"] = ends if len(ends) > 1 else ends[0]
+    for key in ("bos_token_id", "pad_token_id"):
+        if key in config and key not in gen:
+            gen[key] = config[key]
+    path.write_text(json.dumps(gen, indent=2) + "\n", encoding="utf-8")
 
 
 def write_chat_template(directory: Path, template: str) -> None:

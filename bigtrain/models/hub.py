@@ -473,7 +473,27 @@ def merged(model, spec, dtype: str = "float32") -> keras.Model:
     with tempfile.TemporaryDirectory(prefix="bigtrain-merge-") as d:
         task.save_to_preset(d)
         plain = type(task).from_preset(d, preprocessor=None, dtype=dtype)
+    _merge_in_float32(task, plain)
     return wrap(plain, spec, pad_id, model._bigtrain_wrap["image"])
+
+
+def _merge_in_float32(task, plain) -> None:
+    """Keras merges an adapter into its kernel in the layer's compute dtype when it saves
+    (bfloat16 in a bf16 run): set each adapted kernel of `plain` to kernel + scale * A @ B
+    computed in float32 from the trained variables instead."""
+    adapted = {lyr.path: lyr for lyr in task._flatten_layers(include_self=False)
+               if getattr(lyr, "lora_enabled", False)}
+    if not adapted:
+        return
+    for lyr in plain._flatten_layers(include_self=False):
+        source = adapted.get(lyr.path)
+        if source is None:
+            continue
+        a = np.asarray(source.lora_kernel_a, np.float32)
+        b = np.asarray(source.lora_kernel_b, np.float32)
+        merged = np.asarray(source._kernel, np.float32) + \
+            (float(source.lora_alpha) / source.lora_rank) * np.matmul(a, b)
+        lyr._kernel.assign(merged.astype(lyr._kernel.dtype))
 
 
 def _pad_id_of(model) -> int:

@@ -269,6 +269,14 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
 
 
+def metric_names(items: list[Item]) -> list[str]:
+    """The metrics `Scorer.score` reports for these items (item counts left out)."""
+    kinds = {it.kind for it in items}
+    return ([*(["perplexity"] if "perplexity" in kinds else []),
+             *(["choice_accuracy", "choice_accuracy_norm"] if "choice" in kinds else []),
+             *(["exact"] if "exact" in kinds else [])])
+
+
 def task_name(path: Path) -> str:
     return Path(path).stem
 

@@ -183,6 +183,11 @@ def task_evaluation(t, c: Components):
                           f"dataset's task is {splits.spec.task}")
     items = {Path(p).expanduser(): answer_tasks.read_items(Path(p).expanduser())
              for p in t.eval_tasks}
+    names = [f"val_task_{answer_tasks.task_name(path)}_{metric}" for path, its in items.items()
+             for metric in answer_tasks.metric_names(its)]
+    if t.monitor.startswith("val_task_") and t.monitor not in names:
+        raise ConfigError("trainer.monitor", f"{t.monitor!r} is not a metric of "
+                          f"trainer.eval_tasks; allowed: {', '.join(names)}")
     chat = ((splits.preprocessing or {}).get("input") or {}).get("chat") or {}
     fmt = answer_tasks.Format(chat.get("template"), dict(chat.get("specials") or {}))
     tok = splits.tokenizer

@@ -347,3 +347,48 @@ def test_bigtrain_data_shows_the_vocabulary_decoded_examples_and_tokens_per_char
     per_char = float(shown.split("tokens per character")[1].split()[0])
     assert 0.2 < per_char < 1
     assert "decoded" in shown and "'" in shown.split("decoded")[1]  # texts, quoted
+
+
+def test_a_pad_id_that_is_a_real_token_is_decoded_as_text():
+    """KerasHub's Qwen tokenizer pads with id 0, which is '!' in Qwen's vocabulary: decoding
+    keeps it (it is text); a pad id that is a special token is left out."""
+    import keras_hub
+    from keras_hub.src.tokenizers.byte_pair_tokenizer import bytes_to_unicode
+
+    from bigtrain.data.tokenizers import Tokenizer
+
+    symbols = [ch for _, ch in sorted(zip(*bytes_to_unicode(), strict=True))]
+    symbols.remove("!")
+    vocab = {"!": 0, **{s: i + 1 for i, s in enumerate(symbols)}}
+    vocab["<|endoftext|>"] = len(vocab)
+    vocab["Ġt"] = len(vocab)
+    layer = keras_hub.models.QwenTokenizer(vocabulary=vocab, merges=["Ġ t"], dtype="int32")
+    tok = Tokenizer.from_keras_hub(layer)
+    assert tok.pad_id == 0
+    ids = tok.encode(["Hi! there!"])[0]
+    assert 0 in ids and tok.decode(ids) == "Hi! there!"
+    end = tok.end_id
+    assert tok.decode([*ids, end]) == "Hi! there!"
+    assert tok.decode([*ids, end], keep_special=True) == "Hi! there!<|endoftext|>"
+
+
+def test_a_tokenizers_digest_does_not_depend_on_the_order_of_its_special_token_set():
+    """KerasHub lists unsplittable_tokens from a set: their order changes with the hash seed,
+    and a resume compares digests."""
+    import keras_hub
+    from hub_presets import byte_level_bpe
+
+    from bigtrain.data.tokenizers import Tokenizer
+
+    base = byte_level_bpe()
+    vocab, merges = dict(base.vocabulary), list(base.merges)
+    for t in ("<|im_start|>", "<|im_end|>"):
+        vocab.setdefault(t, len(vocab))
+    digests = set()
+    for order in (["<|im_start|>", "<|im_end|>", "<|endoftext|>"],
+                  ["<|endoftext|>", "<|im_end|>", "<|im_start|>"]):
+        layer = keras_hub.tokenizers.BytePairTokenizer(
+            vocabulary=dict(vocab), merges=list(merges), unsplittable_tokens=order,
+            dtype="int32")
+        digests.add(Tokenizer.from_keras_hub(layer).sha256())
+    assert len(digests) == 1

@@ -94,12 +94,25 @@ def test_a_lora_chat_run_trains_on_answers_and_scores_tasks_at_each_eval(root, t
 
 
 def test_export_hf_reads_back_to_the_runs_logits_with_the_bases_tokenizer(root, tuned):
+    from bigtrain.core.errors import ConfigError
     from bigtrain.inference.restore import export_run, open_run
     from bigtrain.models import hub
     from bigtrain.models.hub import build_hub
     from bigtrain.models.schemas import HubConfig
 
+    for wrong in (tuned, root / "qwen", root):  # the run, the base, a folder holding them
+        with pytest.raises(ConfigError, match="an export replaces"):
+            export_run(tuned, "hf", wrong)
+    (root / "mine").mkdir(exist_ok=True)
+    (root / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="not an earlier export"):
+        export_run(tuned, "hf", root / "mine")
+    assert (root / "mine" / "notes.txt").read_text() == "keep me"
     out = export_run(tuned, "hf", root / "export-hf")
+    assert export_run(tuned, "hf", out) == out  # an earlier export is replaced
+    end = json.loads((out / "generation_config.json").read_text())["eos_token_id"]
+    im_end = json.loads((root / "qwen" / "config.json").read_text())["eos_token_id"]
+    assert end == im_end or im_end in end
     for name in ("tokenizer.json", "config.json", "model.safetensors", "chat_template.jinja"):
         assert (out / name).is_file(), name
     assert (out / "tokenizer.json").read_bytes() == (root / "qwen" / "tokenizer.json").read_bytes()
@@ -118,7 +131,8 @@ def test_eval_task_and_chat_messages_from_the_command_line(root, tuned):
                    cwd=root)
     assert proc.returncode == 0, proc.stderr
     assert "task_capitals_exact" in proc.stdout and "1-shot" in proc.stdout
-    written = list(tuned.glob("eval_task_capitals_*.json"))
+    written = list(tuned.glob("eval_task_capitals_1shot_*.json"))
+    assert written
     metrics = json.loads(written[0].read_text())["metrics"]
     assert metrics["task_capitals_exact_items"] == 8
     msgs = root / "msgs.jsonl"
@@ -130,6 +144,20 @@ def test_eval_task_and_chat_messages_from_the_command_line(root, tuned):
     answers = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [a["line"] for a in answers] == [1, 2]
     assert all(isinstance(a["answer"], str) and 1 <= a["tokens"] <= 8 for a in answers)
+    # a message that cannot fit the window with room for the answer is refused by line
+    msgs.write_text(json.dumps({"prompt": "capital " * 200}) + "\n")
+    proc = run_cli("chat", str(tuned), "--messages", str(msgs), "--max-new", "8", cwd=root)
+    assert proc.returncode == 2 and "line 1: the message is" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_eval_on_a_split_rebuilds_the_chat_data_with_the_runs_own_template(root, tuned):
+    proc = run_cli("eval", str(tuned), "--split", "val", "--checkpoint", "latest", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "changed since the run" not in proc.stderr and "template chatml" not in proc.stderr
+    final = [r for r in read_jsonl(tuned / "metrics.jsonl") if "val_loss" in r][-1]
+    got = json.loads(next(tuned.glob("eval_val_*.json")).read_text())["metrics"]
+    assert got["val_loss"] == pytest.approx(final["val_loss"], rel=1e-5)
 
 
 def test_chat_in_a_real_terminal_answers_resets_and_exits(root, tuned):

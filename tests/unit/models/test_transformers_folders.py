@@ -142,3 +142,25 @@ def test_a_hub_handle_with_only_pickled_weights_is_refused_without_loading(monke
     assert err.value.key == "model.preset" and "pickle" in str(err.value)
     files.add("model.safetensors")
     assert hub.locate("hf://someone/pickled-llama") == "hf://someone/pickled-llama"
+
+
+def test_merging_the_adapters_of_a_bf16_run_is_exact_in_float32(tmp_path):
+    """Keras merges an adapter in the layer's compute dtype when it saves; merged() holds
+    kernel + scale * A @ B in float32, as the adapter file and PEFT have it."""
+    from bigtrain.models import build_model
+    from bigtrain.models.hub import hub_task, merged
+
+    folder = hf_folders.qwen2(tmp_path / "qwen")
+    spec = lm_spec(300, 16)
+    model = build_model(HubConfig(preset=str(folder), lora_rank=2), spec, "bf16")
+    rng = np.random.default_rng(0)
+    layers = [lyr for lyr in hub_task(model).backbone._flatten_layers(include_self=False)
+              if getattr(lyr, "lora_enabled", False)]
+    for lyr in layers:
+        lyr.lora_kernel_b.assign(rng.standard_normal(lyr.lora_kernel_b.shape) * 0.1)
+    plain = {lyr.path: lyr for lyr in hub_task(merged(model, spec))._flatten_layers(
+        include_self=False)}
+    for lyr in layers:
+        want = np.asarray(lyr._kernel) + (lyr.lora_alpha / lyr.lora_rank) * np.matmul(
+            np.asarray(lyr.lora_kernel_a), np.asarray(lyr.lora_kernel_b))
+        np.testing.assert_allclose(np.asarray(plain[lyr.path].kernel), want, atol=1e-6)

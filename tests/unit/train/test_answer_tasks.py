@@ -116,3 +116,23 @@ def test_a_chat_answer_cut_as_it_closes_its_turn_loses_the_partial_marker():
     assert _without_partial_stop("Lima<|im_en", ["<|im_end|>"]) == "Lima"
     assert _without_partial_stop("Lima<", ["<|im_end|>", "\n"]) == "Lima"
     assert _without_partial_stop("Lima", ["<|im_end|>"]) == "Lima"
+
+
+def test_a_misspelt_task_metric_in_the_monitor_is_refused_with_the_names(tmp_path):
+    from types import SimpleNamespace
+
+    from bigtrain.data.spec import DatasetSpec
+    from bigtrain.train.fit import task_evaluation
+
+    path = write(tmp_path, [{"prompt": "p", "answer": "a"}])
+    spec = DatasetSpec(name="chat", task="lm", input_shape=(32,), input_dtype="int32",
+                       num_outputs=256, num_train=1, num_val=1, num_test=1)
+    c = SimpleNamespace(splits=SimpleNamespace(spec=spec, preprocessing={}, tokenizer=None),
+                        model=None)
+    trainer = SimpleNamespace(eval_tasks=[str(path)], eval_task_shots=0,
+                              monitor="val_task_tt_exact")
+    with pytest.raises(ConfigError) as err:
+        task_evaluation(trainer, c)
+    assert err.value.key == "trainer.monitor" and "val_task_t_exact" in str(err.value)
+    trainer.monitor = "val_task_t_exact"
+    assert callable(task_evaluation(trainer, c))
