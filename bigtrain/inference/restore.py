@@ -113,7 +113,41 @@ def _read_config(run_dir: Path):
     if resolved is None:
         raise ConfigError("RUN_DIR", f"{run_dir} is not a bigtrain run dir (no readable "
                           "config.yaml); pass the directory a `bigtrain fit` wrote")
-    return from_resolved(resolved)
+    return from_resolved(_from_launch_dir(resolved, Path(run_dir)))
+
+
+def _launch_dir(run_dir: Path) -> str | None:
+    """The working directory `bigtrain fit` ran in (Hydra's record), or None."""
+    try:
+        hydra = yaml.safe_load((Path(run_dir) / ".hydra" / "hydra.yaml").read_text())
+        return hydra["hydra"]["runtime"]["cwd"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+
+
+def _from_launch_dir(resolved: dict, run_dir: Path) -> dict:
+    """The run's config with the relative paths of a local base model (model.preset) and
+    of its answer tasks (trainer.eval_tasks) that do not exist from here looked up in the
+    directory the run was launched from: a run dir works from anywhere."""
+    cwd = _launch_dir(run_dir)
+    if cwd is None:
+        return resolved
+
+    def moved(path):
+        if not isinstance(path, str) or not path or os.path.isabs(os.path.expanduser(path)) \
+                or "://" in path or _exists(path):
+            return path
+        there = os.path.join(cwd, os.path.expanduser(path))
+        return there if _exists(there) else path
+
+    model, trainer = resolved.get("model") or {}, resolved.get("trainer") or {}
+    if "preset" in model and (os.sep in str(model["preset"])
+                              or str(model["preset"]).startswith(".")
+                              or os.path.exists(os.path.join(cwd, str(model["preset"])))):
+        model["preset"] = moved(model["preset"])
+    if isinstance(trainer.get("eval_tasks"), list):
+        trainer["eval_tasks"] = [moved(p) for p in trainer["eval_tasks"]]
+    return resolved
 
 
 def _exists(path: str) -> bool:

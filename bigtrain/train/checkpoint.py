@@ -154,7 +154,7 @@ class Checkpointer:
         if not self._base:
             return
         saved = self._ckpt.base.numpy().decode()
-        if saved != self._base:
+        if _base_content(saved) != _base_content(self._base):
             from bigtrain.core.errors import ConfigError
             from bigtrain.models.hub import describe_base
 
@@ -276,3 +276,16 @@ def _candidates(directory: Path) -> list[str]:
             return -1
 
     return sorted(paths, key=number, reverse=True)
+
+
+def _base_content(record: str):
+    """What identifies a base model in its record (bigtrain.models.hub.base_record): its
+    class and content hash, not the handle it was named by (a relative path, a moved
+    folder)."""
+    import json
+
+    try:
+        r = json.loads(record)
+    except ValueError:
+        return record
+    return (r.get("class"), r.get("sha256")) if isinstance(r, dict) else record
