@@ -123,6 +123,10 @@ def chat_examples(console, report: dict, shown: list, spec, tok) -> None:
                   f"windows {100 * report['filled_share']:.1f}% filled; "
                   f"{report['cut']} cut, {report['dropped']} dropped for length")
     what = "window" if report.get("packed") else "example"
+    # without a terminal the colours are gone: the trained tokens are bracketed instead
+    marks = ("", "") if console.is_terminal else ("⟦", "⟧")
+    if marks[0]:
+        console.print("(not a terminal: the trained tokens are shown between ⟦ and ⟧)")
     for i, (x, y) in enumerate(shown):
         if x.ndim == 2:  # a packed window: ids, segments, positions
             n = int(x[:, 1].max())
@@ -133,7 +137,10 @@ def chat_examples(console, report: dict, shown: list, spec, tok) -> None:
             console.print(Rule(f"{what} {i} (trained tokens in bold green)"))
         text = Text()
         for piece, trained in trained_runs(x, y, decode):
-            text.append(piece, style="bold green" if trained else "dim")
+            if trained:
+                text.append(marks[0] + piece + marks[1], style="bold green")
+            else:
+                text.append(piece, style="dim")
         console.print(text)
 
 

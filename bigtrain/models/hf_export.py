@@ -36,7 +36,10 @@ ARCHITECTURES = {
 #: tokenizer files of a Transformers folder copied from the base as they are
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                     "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json",
-                    "generation_config.json")
+                    "generation_config.json",
+                    # the base's terms travel with a model derived from it
+                    "LICENSE", "LICENSE.txt", "LICENSE.md", "NOTICE", "USE_POLICY.md",
+                    "README.md")
 
 
 def check_family(backbone) -> None:
@@ -80,7 +83,8 @@ def save_transformers(task, directory: Path, base_folder: Path | None, tokenizer
         config.setdefault("use_sliding_window", False)
         config.setdefault("sliding_window", getattr(backbone, "sliding_window_size", 4096))
         config.setdefault("max_window_layers", backbone.num_layers)
-    config.setdefault("torch_dtype", "float32")
+    config.setdefault("torch_dtype", "float32")  # Transformers 4 reads this key,
+    config.setdefault("dtype", "float32")  # Transformers 5 this one
     if base_folder is not None:
         base = hf.read_config(base_folder)
         for key in ("bos_token_id", "eos_token_id", "pad_token_id", "max_position_embeddings",

@@ -79,13 +79,21 @@ def read_items(path: Path) -> list[Item]:
         if not isinstance(prompt, str):
             raise ConfigError(key, f"{where}: needs a 'prompt' (or 'question') text")
         system = rec.get("system") if isinstance(rec.get("system"), str) else ""
+        kinds = [k for k in ("choices", "response", "answer") if k in rec]
+        if "response" in rec and "answer" in rec and "choices" not in rec:
+            raise ConfigError(key, f"{where}: has both 'response' (perplexity) and 'answer' "
+                              "(exact); a line is one kind: keep one of them")
+        if "choices" in rec and "response" in rec:
+            raise ConfigError(key, f"{where}: has both 'choices' and 'response'; a line is "
+                              f"one kind (found {', '.join(kinds)})")
         if "choices" in rec:
             choices, answer = rec["choices"], rec.get("answer")
             if not (isinstance(choices, list) and len(choices) >= 2
                     and all(isinstance(c, str) and c for c in choices)):
                 raise ConfigError(key, f"{where}: 'choices' must be a list of at least 2 "
                                   "non-empty texts")
-            if not isinstance(answer, int) or not 0 <= answer < len(choices):
+            if isinstance(answer, bool) or not isinstance(answer, int) \
+                    or not 0 <= answer < len(choices):
                 raise ConfigError(key, f"{where}: 'answer' must be the index of the right "
                                   f"choice (0 to {len(choices) - 1})")
             items.append(Item("choice", prompt, n, choices=choices, answer=answer,

@@ -203,3 +203,8 @@ def test_bigtrain_data_shows_the_rendered_example_with_the_trained_tokens_highli
     # the answer (and the end of its turn) in bold green, the prompt dimmed
     assert re.search(r"\x1b\[1;32mok \d+<\|im_end\|>", out), out
     assert re.search(r"\x1b\[2m<\|im_start\|>user", out), out
+    # piped (no terminal, no colour): the trained tokens are bracketed
+    proc = run_cli("data", "dataset=chat", f"dataset.path={path}", "dataset.seq_len=96",
+                   "--examples", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"⟦ok \d+<\|im_end\|>\n?⟧", proc.stdout), proc.stdout

@@ -95,6 +95,8 @@ def test_few_shot_examples_are_other_lines_of_the_same_kind(tmp_path):
     ({"prompt": "p", "choices": ["a"], "answer": 0}, "at least 2"),
     ({"prompt": "p", "choices": ["a", "b"], "answer": 2}, "index of the right choice"),
     ({"prompt": "p"}, "has none of 'response'"),
+    ({"prompt": "p", "choices": ["a", "b"], "answer": True}, "index of the right choice"),
+    ({"prompt": "p", "response": "r", "answer": "a"}, "both 'response'"),
 ])
 def test_a_bad_task_line_is_named_with_file_and_line(tmp_path, line, words):
     path = tmp_path / "t.jsonl"
