@@ -84,7 +84,7 @@ def _actions(engine: Engine, splits, t, state: LoopState, hooks: list[Hook], che
     on_steps after the saves; preemption last, with the step's work all done. A profiler
     trace (`trace_dir`, trainer.profile_steps) stops first and starts last."""
     spe = state.steps_per_epoch
-    filled = (splits.report or {}).get("filled_share")
+    filled = (getattr(splits, "report", None) or {}).get("filled_share")
     interval = Interval(engine.objective, t.batch_size, splits.spec.tokens_per_example, mfu,
                         filled)
     val_data = splits.eval_batches("val", t.eval_batch_size)
