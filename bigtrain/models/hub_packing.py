@@ -16,15 +16,12 @@ from keras import ops
 
 from bigtrain.core.errors import ConfigError
 from bigtrain.models import packing
+from bigtrain.models.fuse import _set
 
 #: the backbones whose every attention mask and position layer is covered here
 FAMILIES = ("GPT2Backbone", "Llama3Backbone", "MistralBackbone", "QwenBackbone",
             "GemmaBackbone")
 _MASKS = ("_compute_self_attention_mask", "_compute_attention_mask")
-
-
-def _set(layer, name: str, fn) -> None:
-    object.__setattr__(layer, name, fn)  # a plain instance attribute, out of Keras's tracking
 
 
 def _within_segments(original):
